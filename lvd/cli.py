@@ -1,0 +1,145 @@
+"""The lvd command line: run, web, worker, migrate, create-app.
+
+Each command imports what it needs when it runs, so `lvd worker` never loads Quart and
+`lvd web` never loads the worker's actors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "command"):
+        parser.print_help()
+        raise SystemExit(2)
+    raise SystemExit(args.command(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lvd", description="Live Validation Dashboard")
+    commands = parser.add_subparsers(title="commands")
+
+    run = commands.add_parser("run", help="find or start PostgreSQL and Redis, then web + worker")
+    run.add_argument("--state-dir", type=Path, default=Path(".lvd"), help="embedded servers' data")
+    run.set_defaults(command=_run)
+
+    web = commands.add_parser("web", help="serve the web app (hypercorn)")
+    web.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+    web.set_defaults(command=_web)
+
+    worker = commands.add_parser("worker", help="check Redis and PostgreSQL, then run a worker")
+    worker.add_argument(
+        "--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "1"))
+    )
+    worker.add_argument("--threads", type=int, default=int(os.environ.get("WORKER_THREADS", "8")))
+    worker.set_defaults(command=_worker)
+
+    migrate = commands.add_parser("migrate", help="create the database if missing and migrate it")
+    migrate.set_defaults(command=_migrate)
+
+    create = commands.add_parser("create-app", help="create an app and print its write key")
+    create.add_argument("app_id")
+    create.add_argument("--name", default=None)
+    create.set_defaults(command=_create_app)
+    return parser
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from lvd.devservices import redact_url
+    from web.core.db import prepare_database
+    from web.core.settings import Settings
+
+    settings = Settings.from_env()
+    applied = asyncio.run(prepare_database(settings.database_url))
+    shown = ", ".join(f"{v:04d}" for v in applied) or "none (up to date)"
+    print(f"Database {redact_url(settings.database_url)}: migrations applied: {shown}")
+    return 0
+
+
+def _create_app(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from web.core.apps import create_app
+    from web.core.errors import Rejected
+    from web.core.settings import Settings
+
+    async def create() -> int:
+        conn = await asyncpg.connect(Settings.from_env().database_url, timeout=10)
+        try:
+            app = await create_app(conn, args.app_id, args.name)
+        except Rejected as exc:
+            print(f"lvd create-app: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await conn.close()
+        print(f"Created app {app.id} ({app.name})")
+        print(f"Write key: {app.write_key}")
+        print(f"Send events to: POST /api/logs/{app.id}")
+        return 0
+
+    return asyncio.run(create())
+
+
+def _web(args: argparse.Namespace) -> int:
+    from web.core.settings import Settings
+
+    settings = Settings.from_env()
+    command = [
+        executable("hypercorn"),
+        "web.app:create_app()",
+        "--bind",
+        f"{settings.host}:{settings.port}",
+        "--worker-class",
+        "uvloop",
+        "--workers",
+        str(args.workers),
+    ]
+    os.execvp(command[0], command)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from lvd.checks import check_services
+    from web.core.settings import Settings
+
+    problems = check_services(Settings.from_env())
+    if problems:
+        for problem in problems:
+            print(f"lvd worker: {problem}", file=sys.stderr)
+        return 1
+    env = dict(os.environ)
+    # An idle consumer backs off up to worker_timeout: 50 ms keeps the first event after
+    # a quiet spell fast. A deeper prefetch keeps the threads busy under load.
+    env.setdefault("dramatiq_worker_timeout", "50")
+    env.setdefault("dramatiq_queue_prefetch", "64")
+    command = [
+        executable("dramatiq"),
+        "workers.actors",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    os.execvpe(command[0], command, env)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lvd.runner import run_everything
+
+    return run_everything(PROJECT_ROOT, args.state_dir)
+
+
+def executable(name: str) -> str:
+    """A console script of this environment, even when its bin folder is not on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)

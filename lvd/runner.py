@@ -1,0 +1,47 @@
+"""`lvd run`: find or start the services, migrate, then run the Procfile's web and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+
+from lvd.devservices import DevServices, redact_url
+
+# The release step runs here, before the long-running processes, not beside them.
+LONG_RUNNING = ("web", "worker")
+
+
+def run_everything(project_root: Path, state_dir: Path) -> int:
+    from web.core.db import prepare_database
+
+    procfile = parse_procfile((project_root / "Procfile").read_text(encoding="utf-8"))
+    with DevServices(state_dir.resolve()) as services:
+        endpoints = services.start()
+        env = {
+            **os.environ,
+            "DATABASE_URL": endpoints.database_url,
+            "REDIS_URL": endpoints.redis_url,
+            "HOST": os.environ.get("HOST", "127.0.0.1"),
+            "PORT": os.environ.get("PORT", "5001"),
+            # The console scripts of this environment come first, activated or not.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for line in endpoints.descriptions:
+            print(f"lvd: {line}")
+        applied = asyncio.run(prepare_database(endpoints.database_url))
+        database = redact_url(endpoints.database_url)
+        print(f"lvd: database {database} (migrations applied: {len(applied)})")
+        print(f"lvd: broker   {redact_url(endpoints.redis_url)}")
+        print(f"lvd: dashboard http://{env['HOST']}:{env['PORT']}/  (Ctrl-C stops everything)")
+
+        manager = Manager()
+        for name in LONG_RUNNING:
+            manager.add_process(name, procfile.processes[name], env=env, cwd=str(project_root))
+        manager.loop()
+        return manager.returncode or 0

@@ -1,0 +1,70 @@
+"""create_app(): settings, blueprints and the lifespan that opens the pool, broker and hub."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from quart import Quart
+
+from web import apps, dashboard, health, ingest, stream
+from web.context import Services
+from web.core.db import create_pool
+from web.core.directory import AppDirectory
+from web.core.jobs import BatchingEnqueuer, build_broker
+from web.core.logs import configure_logging
+from web.core.settings import Settings
+from web.errors import register_error_handlers
+from web.hub import Hub
+from web.security import install_security
+
+log = logging.getLogger(__name__)
+
+# A web request may wait this long on Redis; past it the answer is 503, not a hang.
+WEB_REDIS_SOCKET_TIMEOUT = 1.0
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    configure_logging(json=settings.log_json)
+    app = Quart(__name__, template_folder="../templates", static_folder="../static")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.limits.max_request_bytes,
+        BODY_TIMEOUT=30,
+        JSON_SORT_KEYS=False,
+    )
+    for module in (health, ingest, apps, dashboard, stream):
+        app.register_blueprint(module.blueprint)
+    register_error_handlers(app)
+    install_security(app)
+
+    @app.before_serving
+    async def open_services() -> None:
+        pool = await create_pool(settings.database_url, min_size=2, max_size=10)
+        await _require_schema(pool)
+        broker = build_broker(settings, socket_timeout=WEB_REDIS_SOCKET_TIMEOUT, retries=0)
+        enqueuer = BatchingEnqueuer(
+            broker, max_batch=settings.enqueue_batch_size, timeout=settings.enqueue_timeout
+        )
+        hub = Hub(settings.database_url, pool)
+        await hub.start()
+        app.extensions["lvd"] = Services(settings, pool, enqueuer, AppDirectory(pool), hub)
+        log.info("Serving on http://%s:%d", settings.host, settings.port)
+
+    @app.after_serving
+    async def close_services() -> None:
+        services: Services | None = app.extensions.pop("lvd", None)
+        if services is None:
+            return
+        await services.hub.close()
+        await services.enqueuer.close()
+        await services.pool.close()
+
+    return app
+
+
+async def _require_schema(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        ready = await conn.fetchval("SELECT to_regclass('log_entries') IS NOT NULL")
+    if not ready:
+        raise RuntimeError("the database has no tables yet: run `lvd migrate` first")

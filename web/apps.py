@@ -1,0 +1,59 @@
+"""Apps: the JSON API under /api/apps and the create form on the home page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from quart import Blueprint, Response, jsonify, redirect, request, url_for
+from werkzeug.wrappers.response import Response as WerkzeugResponse
+
+from web.context import services
+from web.core import queries
+from web.core.apps import app_as_json, create_app
+from web.core.errors import Rejected
+
+blueprint = Blueprint("apps", __name__)
+
+
+@blueprint.post("/api/apps")
+async def create_app_api() -> tuple[Response, int]:
+    body = await _json_object()
+    async with services().pool.acquire() as conn:
+        app = await create_app(conn, body.get("id"), body.get("name"))
+    return jsonify(app_as_json(app)), 201
+
+
+@blueprint.get("/api/apps")
+async def list_apps_api() -> Response:
+    async with services().pool.acquire() as conn:
+        apps = await queries.select_apps(conn)
+    return jsonify({"apps": [app_as_json(app) for app in apps]})
+
+
+@blueprint.get("/api/apps/<app_id>")
+async def get_app_api(app_id: str) -> Response:
+    async with services().pool.acquire() as conn:
+        app = await queries.select_app(conn, app_id)
+    if app is None:
+        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+    return jsonify(app_as_json(app))
+
+
+@blueprint.post("/apps")
+async def create_app_form() -> WerkzeugResponse:
+    form = await request.form
+    async with services().pool.acquire() as conn:
+        app = await create_app(conn, form.get("id", ""), form.get("name"))
+    return redirect(url_for("dashboard.app_page", app_id=app.id), 303)
+
+
+async def _json_object() -> dict[str, Any]:
+    raw = await request.get_data(cache=False, as_text=False)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Rejected(400, "invalid_top_level", "the body must be a JSON object")
+    return body

@@ -1,0 +1,46 @@
+"""Creating apps: one rule for the API, the web form and the command line."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from web.core import queries
+from web.core.errors import Rejected
+
+APP_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MAX_APP_NAME_LENGTH = 200
+
+
+def new_write_key() -> str:
+    return "wk_" + secrets.token_urlsafe(24)
+
+
+async def create_app(conn: queries.Connection, app_id: object, name: object) -> queries.App:
+    """Create an app with a fresh write key; Rejected when the id is malformed or taken."""
+    if not isinstance(app_id, str) or not APP_ID_PATTERN.match(app_id):
+        raise Rejected(
+            400,
+            "invalid_app_id",
+            "an app id is 1 to 63 lowercase letters, digits, '-' or '_', starting with a"
+            " letter or digit",
+        )
+    display_name = name if isinstance(name, str) and name.strip() else app_id
+    if len(display_name) > MAX_APP_NAME_LENGTH:
+        raise Rejected(
+            400, "invalid_app_name", f"a name is at most {MAX_APP_NAME_LENGTH} characters"
+        )
+    app = await queries.insert_app(conn, app_id, display_name.strip(), new_write_key())
+    if app is None:
+        raise Rejected(409, "app_exists", f"an app with id {app_id!r} already exists")
+    return app
+
+
+def app_as_json(app: queries.App) -> dict[str, object]:
+    return {
+        "id": app.id,
+        "name": app.name,
+        "write_key": app.write_key,
+        "require_write_key": app.require_write_key,
+        "created_at": app.created_at.isoformat(),
+    }

@@ -1,0 +1,114 @@
+"""Database plumbing: create the database if missing, apply migrations, build pools."""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+log = logging.getLogger(__name__)
+
+_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+# Any constant works: it only has to be the same in every process that migrates.
+_MIGRATION_LOCK = 7_305_001
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def create_database_if_missing(url: str) -> bool:
+    """Create the URL's database when it does not exist; True when it was created."""
+    name = database_name(url)
+    if not _DATABASE_NAME.match(name):
+        raise ValueError(f"refusing to create a database named {name!r}")
+    conn = await asyncpg.connect(with_database(url, "postgres"), timeout=10)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        # An identifier cannot be a bind parameter; the name was checked against a strict pattern.
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        log.info("Created database %s", name)
+        return True
+    except asyncpg.DuplicateDatabaseError:  # another process won the race
+        return False
+    finally:
+        await conn.close()
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped in the package, in order."""
+    folder = resources.files("web.core") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = re.match(r"^(\d{4})_(.+)\.sql$", entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply pending migrations, each in its own transaction; returns the versions applied."""
+    applied: list[int] = []
+    # The advisory lock lets web, worker and release start together without racing.
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, name, sql in migration_files():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                )
+            log.info("Applied migration %04d_%s", version, name)
+            applied.append(version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def prepare_database(url: str) -> list[int]:
+    """Everything `release` does: create the database if needed, then migrate it."""
+    await create_database_if_missing(url)
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Read and write jsonb with orjson."""
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog", format="text"
+    )
+
+
+def _encode_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=init_connection, timeout=10
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,13 @@
+"""The one exception core code raises to refuse a request: an HTTP status and a code."""
+
+from __future__ import annotations
+
+
+class Rejected(Exception):
+    """The request cannot go on; web/errors.py turns this into the HTTP answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message

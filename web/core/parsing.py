@@ -1,0 +1,212 @@
+"""Request bytes to a list of event objects, or a ParseError with an HTTP status and a code."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from web.core.errors import Rejected
+from web.core.settings import Limits
+from web.core.validation.envelope import ID_KEYS
+
+ACCEPTED_MEDIA_TYPES = ("application/json", "text/plain")
+
+
+class ParseError(Rejected):
+    """The request body cannot be read as events; nothing from it is stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    event: dict[str, Any]
+    event_id: str | None  # the client's id, when it sent one
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    events: list[ParsedEvent]
+    is_batch: bool
+
+
+def check_media_type(content_type: str | None) -> None:
+    # navigator.sendBeacon and some SDKs send JSON as text/plain, so that is accepted too.
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type in ACCEPTED_MEDIA_TYPES or media_type.endswith("+json"):
+        return
+    shown = media_type or "none"
+    raise ParseError(
+        415, "unsupported_media_type", f"Content-Type must be application/json, got {shown}"
+    )
+
+
+def decompress(raw: bytes, content_encoding: str | None, limits: Limits) -> bytes:
+    """Undo gzip/deflate, refusing output over the request limit (a gzip bomb stops early)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return raw
+    if encoding not in ("gzip", "deflate"):
+        raise ParseError(
+            415, "unsupported_encoding", f"Content-Encoding must be gzip or deflate, got {encoding}"
+        )
+    wbits = 31 if encoding == "gzip" else 15
+    inflater = zlib.decompressobj(wbits)
+    try:
+        body = inflater.decompress(raw, limits.max_request_bytes + 1)
+    except zlib.error as exc:
+        raise ParseError(
+            400, "invalid_encoding", f"the body is not valid {encoding}: {exc}"
+        ) from None
+    if len(body) > limits.max_request_bytes or inflater.unconsumed_tail:
+        raise ParseError(
+            413,
+            "request_too_large",
+            f"the decompressed body exceeds the limit of {limits.max_request_bytes} bytes",
+        )
+    return body
+
+
+def parse_json(body: bytes, limits: Limits) -> Any:
+    if not body.strip():
+        raise ParseError(400, "empty_body", "the request body is empty")
+    if len(body) > limits.max_request_bytes:
+        raise ParseError(
+            413,
+            "request_too_large",
+            f"the body exceeds the limit of {limits.max_request_bytes} bytes",
+        )
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(str(exc), body[exc.pos : exc.pos + 9]) from None
+    _check_depth_and_nulls(value, limits.max_json_depth)
+    return value
+
+
+def parse_events(
+    raw: bytes,
+    *,
+    content_type: str | None,
+    content_encoding: str | None,
+    limits: Limits,
+    allow_batch: bool = True,
+) -> ParsedBody:
+    """Read one event object, or (when allowed) an array of them."""
+    check_media_type(content_type)
+    value = parse_json(decompress(raw, content_encoding, limits), limits)
+    if isinstance(value, dict):
+        return ParsedBody([_parsed_event(value, 0, limits)], is_batch=False)
+    if isinstance(value, list) and allow_batch:
+        return ParsedBody(events_of_batch(value, limits), is_batch=True)
+    expected = "an event object or an array of events" if allow_batch else "an event object"
+    raise ParseError(
+        400, "invalid_top_level", f"the body must be {expected}, got {_json_type(value)}"
+    )
+
+
+def events_of_batch(items: list[Any], limits: Limits) -> list[ParsedEvent]:
+    if not items:
+        raise ParseError(400, "empty_batch", "the batch holds no events")
+    if len(items) > limits.max_events_per_request:
+        raise ParseError(
+            413,
+            "too_many_events",
+            f"a request holds at most {limits.max_events_per_request} events, got {len(items)}",
+        )
+    events = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ParseError(
+                400, "invalid_event", f"event {index} must be an object, got {_json_type(item)}"
+            )
+        events.append(_parsed_event(item, index, limits))
+    return events
+
+
+def _parsed_event(event: dict[str, Any], index: int, limits: Limits) -> ParsedEvent:
+    size = len(orjson.dumps(event))
+    if size > limits.max_event_bytes:
+        raise ParseError(
+            413,
+            "event_too_large",
+            f"event {index} is {size} bytes; one event may be at most {limits.max_event_bytes}",
+        )
+    return ParsedEvent(event, client_event_id(event, index, limits))
+
+
+def client_event_id(event: dict[str, Any], index: int, limits: Limits) -> str | None:
+    """The client's id for the event, which makes its retries idempotent."""
+    for key in ID_KEYS:
+        value = event.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ParseError(
+                400,
+                "invalid_event_id",
+                f"event {index}: {key} must be a string, got {_json_type(value)}",
+            )
+        text = str(value).strip()
+        if not text or len(text) > limits.max_event_id_length:
+            raise ParseError(
+                400,
+                "invalid_event_id",
+                f"event {index}: {key} must be 1 to {limits.max_event_id_length} characters",
+            )
+        return text
+    return None
+
+
+def _check_depth_and_nulls(value: Any, max_depth: int) -> None:
+    # Iterative walk: a recursive one is what turns deep input into a RecursionError.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > max_depth:
+                raise _too_deep(max_depth)
+            for key, child in item.items():
+                if "\x00" in key:
+                    raise _null_character()
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > max_depth:
+                raise _too_deep(max_depth)
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and "\x00" in item:
+            raise _null_character()
+
+
+def _json_error(detail: str, at_error: bytes) -> ParseError:
+    if "UTF-8" in detail or "surrogate" in detail:
+        return ParseError(400, "invalid_utf8", f"the body is not valid UTF-8 text: {detail}")
+    if "depth limit" in detail:
+        return ParseError(400, "too_deep", "the JSON is nested too deeply")
+    if "infinity" in detail.lower() or at_error.lstrip(b"-").startswith((b"NaN", b"Infinity")):
+        return ParseError(400, "invalid_number", f"numbers must be finite: {detail}")
+    return ParseError(400, "invalid_json", f"the body is not valid JSON: {detail}")
+
+
+def _too_deep(max_depth: int) -> ParseError:
+    return ParseError(400, "too_deep", f"the JSON is nested deeper than {max_depth} levels")
+
+
+def _null_character() -> ParseError:
+    # PostgreSQL text and jsonb cannot hold U+0000: refused here, it cannot poison the queue.
+    return ParseError(400, "null_character", "strings must not contain the character U+0000")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

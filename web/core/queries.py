@@ -1,0 +1,194 @@
+"""All SQL: async functions that take a connection first and return frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class Connection(Protocol):
+    """What queries need of an asyncpg connection or pooled proxy (asyncpg ships no types)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    id: str
+    name: str
+    write_key: str
+    require_write_key: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppSummary:
+    app: App
+    total: int
+    invalid: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewLogEntry:
+    """One judged event as a worker writes it; payload and errors are JSON text."""
+
+    app_id: str
+    event_id: str
+    event_name: str | None
+    payload_json: str
+    validation_status: str
+    errors_json: str
+    plan_version: int | None
+    session: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    id: int
+    app_id: str
+    event_id: str
+    event_name: str | None
+    payload: dict[str, Any]
+    validation_status: str
+    errors: list[dict[str, Any]]
+    plan_version: int | None
+    session: str | None
+    received_at: datetime
+    created_at: datetime
+
+
+_APP_COLUMNS = "id, name, write_key, require_write_key, created_at"
+_ENTRY_COLUMNS = (
+    "id, app_id, event_id, event_name, payload, validation_status, errors, plan_version,"
+    " session, received_at, created_at"
+)
+# The only statuses a filter may name; anything else never reaches SQL.
+STATUSES = ("valid", "invalid")
+
+
+async def insert_app(conn: Connection, app_id: str, name: str, write_key: str) -> App | None:
+    """Create an app; None when the id is taken."""
+    row = await conn.fetchrow(
+        f"INSERT INTO apps (id, name, write_key) VALUES ($1, $2, $3)"
+        f" ON CONFLICT (id) DO NOTHING RETURNING {_APP_COLUMNS}",
+        app_id,
+        name,
+        write_key,
+    )
+    return App(**dict(row)) if row else None
+
+
+async def select_app(conn: Connection, app_id: str) -> App | None:
+    row = await conn.fetchrow(f"SELECT {_APP_COLUMNS} FROM apps WHERE id = $1", app_id)
+    return App(**dict(row)) if row else None
+
+
+async def select_apps(conn: Connection) -> list[App]:
+    rows = await conn.fetch(f"SELECT {_APP_COLUMNS} FROM apps ORDER BY id")
+    return [App(**dict(row)) for row in rows]
+
+
+async def select_app_summaries(conn: Connection) -> list[AppSummary]:
+    rows = await conn.fetch(
+        "SELECT a.id, a.name, a.write_key, a.require_write_key, a.created_at,"
+        " count(e.id) AS total,"
+        " count(e.id) FILTER (WHERE e.validation_status = 'invalid') AS invalid"
+        " FROM apps a LEFT JOIN log_entries e ON e.app_id = a.id"
+        " GROUP BY a.id ORDER BY a.id"
+    )
+    summaries = []
+    for row in rows:
+        values = dict(row)
+        total, invalid = values.pop("total"), values.pop("invalid")
+        summaries.append(AppSummary(App(**values), total, invalid))
+    return summaries
+
+
+async def insert_log_entries(conn: Connection, entries: Sequence[NewLogEntry]) -> list[int]:
+    """Insert many events in one statement; returns the ids of the rows that were new.
+
+    A redelivered message or a client retry hits the unique (app_id, event_id) and
+    inserts nothing, which is what makes at-least-once delivery store exactly once.
+    """
+    rows = await conn.fetch(
+        "INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status,"
+        " errors, plan_version, session, received_at)"
+        " SELECT app_id, event_id, event_name, payload::jsonb, status, errors::jsonb,"
+        " plan_version, session, received_at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+        " $7::integer[], $8::text[], $9::timestamptz[])"
+        " AS t(app_id, event_id, event_name, payload, status, errors, plan_version, session,"
+        " received_at)"
+        " ON CONFLICT (app_id, event_id) DO NOTHING RETURNING id",
+        [e.app_id for e in entries],
+        [e.event_id for e in entries],
+        [e.event_name for e in entries],
+        [e.payload_json for e in entries],
+        [e.validation_status for e in entries],
+        [e.errors_json for e in entries],
+        [e.plan_version for e in entries],
+        [e.session for e in entries],
+        [e.received_at for e in entries],
+    )
+    return [row["id"] for row in rows]
+
+
+async def notify(conn: Connection, channel: str, payload: str) -> None:
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+async def select_log_entries(
+    conn: Connection,
+    app_id: str,
+    *,
+    status: str | None = None,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> list[LogEntry]:
+    """An app's events, newest first, optionally filtered by status and bounded by id."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries"
+        " WHERE app_id = $1"
+        " AND ($2::text IS NULL OR validation_status = $2)"
+        " AND ($3::bigint IS NULL OR id < $3)"
+        " AND ($4::bigint IS NULL OR id > $4)"
+        " ORDER BY id DESC LIMIT $5",
+        app_id,
+        status,
+        before_id,
+        after_id,
+        limit,
+    )
+    return [LogEntry(**dict(row)) for row in rows]
+
+
+async def select_log_entries_by_ids(conn: Connection, ids: Sequence[int]) -> list[LogEntry]:
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE id = ANY($1::bigint[]) ORDER BY id",
+        list(ids),
+    )
+    return [LogEntry(**dict(row)) for row in rows]
+
+
+async def select_log_entries_after(conn: Connection, after_id: int, limit: int) -> list[LogEntry]:
+    """Every app's events above an id, oldest first: how a listener catches up."""
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE id > $1 ORDER BY id LIMIT $2",
+        after_id,
+        limit,
+    )
+    return [LogEntry(**dict(row)) for row in rows]
+
+
+async def select_max_log_entry_id(conn: Connection) -> int:
+    value = await conn.fetchval("SELECT coalesce(max(id), 0) FROM log_entries")
+    return int(value)

@@ -1,0 +1,100 @@
+"""Settings: the only module that reads os.environ; everything else receives a Settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/lvd"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed: the process must not start."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Published ingest limits (README and OpenAPI quote these)."""
+
+    max_event_bytes: int = 32 * 1024
+    max_request_bytes: int = 500 * 1024
+    max_events_per_request: int = 500
+    max_json_depth: int = 64
+    max_event_name_length: int = 255
+    max_event_id_length: int = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    host: str = "127.0.0.1"
+    port: int = 5001
+    limits: Limits = field(default_factory=Limits)
+    # Seconds an ingest request waits for Redis before answering 503.
+    enqueue_timeout: float = 2.0
+    # Events coalesced into one queue message at most (one Redis round trip, one INSERT).
+    enqueue_batch_size: int = 200
+    # Dramatiq: a dead worker's messages come back after this many ms without a heartbeat.
+    heartbeat_timeout_ms: int = 15_000
+    # Out of a million broker commands, how many run maintenance (requeue of dead workers' work).
+    maintenance_chance: int = 10_000
+    # Rows the live page shows and the stream back-fills at most.
+    page_size: int = 100
+    log_json: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment, failing fast on anything malformed."""
+        env = os.environ if env is None else env
+        database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        redis_url = env.get("REDIS_URL") or env.get("BROKER_URL") or DEFAULT_REDIS_URL
+        _require_scheme("DATABASE_URL", database_url, {"postgresql", "postgres"})
+        _require_scheme("REDIS_URL", redis_url, {"redis", "rediss", "unix"})
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            host=env.get("HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 5001),
+            enqueue_timeout=_float(env, "LVD_ENQUEUE_TIMEOUT", 2.0),
+            enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
+            heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 15_000),
+            maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 10_000),
+            page_size=_int(env, "LVD_PAGE_SIZE", 100),
+            log_json=env.get("LVD_LOG_FORMAT", "text").lower() == "json",
+        )
+
+
+def _require_scheme(name: str, url: str, schemes: set[str]) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in schemes:
+        raise SettingsError(f"{name} must start with one of {sorted(schemes)}, got {scheme!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value

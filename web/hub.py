@@ -1,0 +1,149 @@
+"""The live feed: one LISTEN connection per web process, fanned out to bounded subscriber queues."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from web.core import queries
+from web.core.db import init_connection
+from web.core.jobs import EVENTS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+# Rows a subscriber may have waiting before it is cut off and made to reconnect; a slow
+# client then costs a bounded amount of memory and back-fills what it missed.
+SUBSCRIBER_QUEUE_SIZE = 1000
+_CATCH_UP_PAGE = 1000
+_RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(eq=False)
+class Subscription:
+    app_id: str
+    status: str | None
+    queue: asyncio.Queue[queries.LogEntry] = field(
+        default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+    )
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wants(self, entry: queries.LogEntry) -> bool:
+        return entry.app_id == self.app_id and self.status in (None, entry.validation_status)
+
+    def offer(self, entry: queries.LogEntry) -> None:
+        try:
+            self.queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class Hub:
+    """Turns committed-row notifications into rows for every interested subscriber."""
+
+    def __init__(self, database_url: str, pool: asyncpg.Pool) -> None:
+        self._database_url = database_url
+        self._pool = pool
+        self._subscriptions: set[Subscription] = set()
+        self._pending_ids: asyncio.Queue[list[int] | None] = asyncio.Queue()
+        self._last_id = 0
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.connected = asyncio.Event()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
+
+    async def start(self) -> None:
+        async with self._pool.acquire() as conn:
+            self._last_id = await queries.select_max_log_entry_id(conn)
+        await self._listen()
+        self._tasks.append(asyncio.create_task(self._deliver_forever(), name="hub-deliver"))
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, app_id: str, status: str | None) -> AsyncIterator[Subscription]:
+        subscription = Subscription(app_id, status)
+        self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self._database_url, timeout=10)
+        await init_connection(conn)
+        await conn.add_listener(EVENTS_CHANNEL, self._on_notification)
+        conn.add_termination_listener(self._on_connection_lost)
+        self._listener = conn
+        self.connected.set()
+
+    def _on_notification(
+        self, conn: asyncpg.Connection, pid: int, channel: str, payload: str
+    ) -> None:
+        ids = [int(part) for part in payload.split(",") if part.isdigit()]
+        self._pending_ids.put_nowait(ids)
+
+    def _on_connection_lost(self, conn: asyncpg.Connection) -> None:
+        self.connected.clear()
+        if not self._closing:
+            log.warning("Live feed lost its database connection; reconnecting")
+            self._tasks.append(asyncio.create_task(self._reconnect(), name="hub-reconnect"))
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while not self._closing:
+            delay = _RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)]
+            await asyncio.sleep(delay)
+            attempt += 1
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.info("Live feed reconnect attempt %d failed: %s", attempt, exc)
+                continue
+            log.info("Live feed reconnected after %d attempt(s)", attempt)
+            # None asks the delivery task to back-fill what committed while we were away.
+            self._pending_ids.put_nowait(None)
+            return
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            ids = await self._pending_ids.get()
+            try:
+                await self._deliver(ids)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The rows are still in the database; the next catch-up finds them.
+                log.warning("Live feed could not read new rows: %s", exc)
+
+    async def _deliver(self, ids: list[int] | None) -> None:
+        async with self._pool.acquire() as conn:
+            if ids is None:
+                while entries := await queries.select_log_entries_after(
+                    conn, self._last_id, _CATCH_UP_PAGE
+                ):
+                    self._fan_out(entries)
+                return
+            if self._subscriptions:
+                self._fan_out(await queries.select_log_entries_by_ids(conn, ids))
+            elif ids:
+                self._last_id = max(self._last_id, *ids)
+
+    def _fan_out(self, entries: list[queries.LogEntry]) -> None:
+        for entry in entries:
+            self._last_id = max(self._last_id, entry.id)
+            for subscription in self._subscriptions:
+                if subscription.wants(entry):
+                    subscription.offer(entry)

@@ -1,0 +1,75 @@
+"""Security by default: write keys for ingest, same-origin checks for forms, strict headers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from quart import Quart, Response, request
+
+from web.core import queries
+from web.core.errors import Rejected
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self';"
+    " frame-ancestors 'none'"
+)
+# Ingest is called cross-origin by browser SDKs on purpose; everything else is same-origin.
+CROSS_ORIGIN_PATHS = ("/api/logs/", "/v1/", "/batch")
+_UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def check_write_key(app: queries.App, authorization: str | None, header_key: str | None) -> None:
+    """Refuse a wrong key always, and a missing one when the app requires a key."""
+    presented = header_key or _basic_user(authorization)
+    if presented is None:
+        if app.require_write_key:
+            raise Rejected(401, "write_key_required", f"app {app.id!r} requires its write key")
+        return
+    # Constant-time, so response timing reveals nothing about the key.
+    if not hmac.compare_digest(presented.encode(), app.write_key.encode()):
+        raise Rejected(
+            401, "invalid_write_key", f"that write key does not belong to app {app.id!r}"
+        )
+
+
+def _basic_user(authorization: str | None) -> str | None:
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Rejected(401, "invalid_write_key", "the Authorization header is malformed") from None
+    return decoded.split(":", 1)[0] or None
+
+
+def install_security(app: Quart) -> None:
+    @app.before_request
+    async def refuse_cross_site_writes() -> None:
+        # CSRF defence: a browser always says where a request comes from; API clients
+        # such as curl send neither header and are not subject to CSRF.
+        if request.method not in _UNSAFE_METHODS or request.path.startswith(CROSS_ORIGIN_PATHS):
+            return
+        site = request.headers.get("Sec-Fetch-Site")
+        origin = request.headers.get("Origin")
+        if site is not None and site not in ("same-origin", "none"):
+            raise Rejected(403, "cross_site_request", "cross-site requests may not change state")
+        if origin is not None and origin != request.host_url.rstrip("/"):
+            raise Rejected(403, "cross_site_request", "cross-origin requests may not change state")
+
+    @app.after_request
+    async def add_security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if request.path.startswith(CROSS_ORIGIN_PATHS):
+            headers["Access-Control-Allow-Origin"] = "*"
+            headers["Access-Control-Allow-Headers"] = (
+                "Content-Type, Content-Encoding, Authorization, X-Write-Key, X-LVD-Session"
+            )
+            headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        return response

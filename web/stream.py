@@ -1,0 +1,81 @@
+"""Server-sent events: an app's new rows, rendered with the same partial as the page."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from quart import Blueprint, Response, render_template, request, stream_with_context
+
+from web.context import services
+from web.core import queries
+from web.core.errors import Rejected
+from web.dashboard import status_filter
+
+blueprint = Blueprint("stream", __name__)
+
+KEEPALIVE_SECONDS = 15.0
+# Tells EventSource how soon to reconnect after the stream ends (milliseconds).
+RETRY_MS = 1000
+
+
+def sse_frame(data: str, *, event: str, event_id: int) -> bytes:
+    """One SSE message; every line of the payload gets its own data: field."""
+    lines = [f"id: {event_id}", f"event: {event}"]
+    lines += [f"data: {line}" for line in data.splitlines() or [""]]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+@blueprint.get("/apps/<app_id>/stream")
+async def app_stream(app_id: str) -> Response:
+    status = status_filter()
+    after_id = _resume_point()
+    svc = services()
+    app = await svc.apps.get(app_id)
+    if app is None:
+        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+
+    @stream_with_context
+    async def frames() -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        # Subscribe before back-filling: rows committed in between are then in the queue,
+        # and the id check below drops the ones the back-fill already sent.
+        async with svc.hub.subscribe(app_id, status) as subscription:
+            last_sent = after_id
+            async with svc.pool.acquire() as conn:
+                missed = await queries.select_log_entries(
+                    conn, app_id, status=status, after_id=after_id, limit=svc.settings.page_size
+                )
+            for entry in reversed(missed):
+                yield await _row_frame(entry)
+                last_sent = entry.id
+            while not subscription.overflowed.is_set():
+                try:
+                    entry = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                if entry.id > last_sent:
+                    yield await _row_frame(entry)
+                    last_sent = entry.id
+            # A client too slow to keep up is cut off; it reconnects with Last-Event-ID
+            # and back-fills, so memory stays bounded and nothing is missed.
+
+    response = Response(frames(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    response.timeout = None  # Quart would otherwise end the stream after 60 s
+    return response
+
+
+async def _row_frame(entry: queries.LogEntry) -> bytes:
+    html = await render_template("_event_row.html", entry=entry)
+    return sse_frame(html, event="event", event_id=entry.id)
+
+
+def _resume_point() -> int:
+    """The last row id the client has: Last-Event-ID on reconnect, else ?after= from the page."""
+    for raw in (request.headers.get("Last-Event-ID"), request.args.get("after")):
+        if raw is not None and raw.isdigit():
+            return int(raw)
+    return 0
