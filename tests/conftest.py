@@ -1,0 +1,181 @@
+"""Shared fixtures: real PostgreSQL and Redis (found or started), a throwaway database per run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import redis
+
+from lvd.devservices import DevServices
+from web.core import queries
+from web.core.apps import create_app
+from web.core.db import create_pool, prepare_database, with_database
+from web.core.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+# Redis database index the tests own; it is flushed at the start of a run.
+TEST_REDIS_DB = 13
+
+
+def skip_or_fail(reason: str) -> None:
+    """Missing tools skip a test on a laptop, but fail it in CI, where they must exist."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[tuple[str, str]]:
+    """The PostgreSQL server and Redis the suite uses: from the environment, found, or started."""
+    with DevServices(PROJECT_ROOT / ".lvd" / "test-services") as services:
+        endpoints = services.start()
+        yield endpoints.database_url, endpoints.redis_url
+
+
+@pytest.fixture(scope="session")
+def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
+    server_url, redis_url = service_urls
+    database_url = with_database(server_url, f"lvd_test_{os.getpid()}")
+    asyncio.run(prepare_database(database_url))
+    parts = urlsplit(redis_url)
+    redis_url = urlunsplit(parts._replace(path=f"/{TEST_REDIS_DB}"))
+    redis.Redis.from_url(redis_url).flushdb()
+    yield Settings(database_url=database_url, redis_url=redis_url)
+    asyncio.run(_drop_database(server_url, database_url))
+
+
+async def _drop_database(server_url: str, database_url: str) -> None:
+    conn = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        name = urlsplit(database_url).path.lstrip("/")
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    db_pool = await create_pool(settings.database_url, min_size=1, max_size=5)
+    yield db_pool
+    await db_pool.close()
+
+
+@pytest.fixture
+async def clean_db(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE log_entries, apps CASCADE")
+
+
+@pytest.fixture
+async def test_app_row(pool: asyncpg.Pool, clean_db: None) -> queries.App:
+    async with pool.acquire() as conn:
+        return await create_app(conn, "test-app", "Test app")
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+@dataclass
+class LiveServer:
+    """A real web process (hypercorn) and a real worker process (dramatiq) for this run."""
+
+    base_url: str
+    web: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+    log_dir: Path
+    settings: Settings
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+        )
+
+
+def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log_file = log_path.open("wb")
+    return subprocess.Popen(
+        args, env=env, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT
+    )
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the process serving {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    log_dir = tmp_path_factory.mktemp("live-server")
+    port = free_port()
+    env = env_for(settings, HOST="127.0.0.1", PORT=str(port))
+    lvd = str(Path(sys.executable).parent / "lvd")
+    worker = start_process([lvd, "worker", "--threads", "4"], env, log_dir / "worker.log")
+    web = start_process([lvd, "web"], env, log_dir / "web.log")
+    server = LiveServer(f"http://127.0.0.1:{port}", web, worker, log_dir, replace(settings))
+    try:
+        wait_for_http(f"{server.base_url}/healthz", web)
+        yield server
+    finally:
+        stop_process(web)
+        stop_process(worker)
+
+
+async def wait_for_rows(
+    pool: asyncpg.Pool, app_id: str, count: int, timeout: float = 10.0
+) -> list[queries.LogEntry]:
+    """Poll until the app has at least `count` stored events (tests only: the product pushes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with pool.acquire() as conn:
+            rows = await queries.select_log_entries(conn, app_id, limit=max(count, 100))
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
