@@ -7,7 +7,7 @@ import logging
 import asyncpg
 from quart import Quart
 
-from web import apps, dashboard, health, ingest, stream
+from web import apps, dashboard, health, ingest, plan_pages, plans, stream
 from web.context import Services
 from web.core.db import create_pool
 from web.core.directory import AppDirectory
@@ -31,9 +31,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_request_bytes,
         BODY_TIMEOUT=30,
-        JSON_SORT_KEYS=False,
     )
-    for module in (health, ingest, apps, dashboard, stream):
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documents in their order
+    for module in (health, ingest, apps, plans, plan_pages, dashboard, stream):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     install_security(app)
@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None) -> Quart:
         enqueuer = BatchingEnqueuer(
             broker, max_batch=settings.enqueue_batch_size, timeout=settings.enqueue_timeout
         )
-        hub = Hub(settings.database_url, pool)
+        directory = AppDirectory(pool)
+        hub = Hub(settings.database_url, pool, on_app_changed=directory.forget)
         await hub.start()
-        app.extensions["lvd"] = Services(settings, pool, enqueuer, AppDirectory(pool), hub)
+        app.extensions["lvd"] = Services(settings, pool, enqueuer, directory, hub)
         log.info("Serving on http://%s:%d", settings.host, settings.port)
 
     @app.after_serving

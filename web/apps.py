@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from quart import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
@@ -12,13 +9,14 @@ from web.context import services
 from web.core import queries
 from web.core.apps import app_as_json, create_app
 from web.core.errors import Rejected
+from web.requests import json_body
 
 blueprint = Blueprint("apps", __name__)
 
 
 @blueprint.post("/api/apps")
 async def create_app_api() -> tuple[Response, int]:
-    body = await _json_object()
+    body = await json_body()
     async with services().pool.acquire() as conn:
         app = await create_app(conn, body.get("id"), body.get("name"))
     return jsonify(app_as_json(app)), 201
@@ -46,14 +44,3 @@ async def create_app_form() -> WerkzeugResponse:
     async with services().pool.acquire() as conn:
         app = await create_app(conn, form.get("id", ""), form.get("name"))
     return redirect(url_for("dashboard.app_page", app_id=app.id), 303)
-
-
-async def _json_object() -> dict[str, Any]:
-    raw = await request.get_data(cache=False, as_text=False)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Rejected(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise Rejected(400, "invalid_top_level", "the body must be a JSON object")
-    return body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from quart import Quart, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -24,9 +25,11 @@ def wants_json() -> bool:
     )
 
 
-async def error_response(status: int, code: str, message: str) -> Response:
+async def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> Response:
     if wants_json():
-        response = jsonify({"error": {"code": code, "message": message}})
+        response = jsonify({"error": {"code": code, "message": message, **(details or {})}})
     else:
         html = await render_template("error.html", status=status, code=code, message=message)
         response = Response(html, mimetype="text/html")
@@ -37,7 +40,7 @@ async def error_response(status: int, code: str, message: str) -> Response:
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(Rejected)
     async def rejected(exc: Rejected) -> Response:
-        return await error_response(exc.status, exc.code, exc.message)
+        return await error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.errorhandler(EnqueueUnavailable)
     async def queue_unavailable(exc: EnqueueUnavailable) -> Response:

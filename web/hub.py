@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -13,6 +13,7 @@ import asyncpg
 from web.core import queries
 from web.core.db import init_connection
 from web.core.jobs import EVENTS_CHANNEL
+from web.core.plans import PLANS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,17 @@ class Subscription:
 class Hub:
     """Turns committed-row notifications into rows for every interested subscriber."""
 
-    def __init__(self, database_url: str, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        pool: asyncpg.Pool,
+        on_app_changed: Callable[[str | None], None] = lambda app_id: None,
+    ) -> None:
         self._database_url = database_url
         self._pool = pool
+        # Called with an app id when its plan changes, and with None after a reconnect,
+        # when notifications may have been missed.
+        self._on_app_changed = on_app_changed
         self._subscriptions: set[Subscription] = set()
         self._pending_ids: asyncio.Queue[list[int] | None] = asyncio.Queue()
         self._last_id = 0
@@ -87,6 +96,7 @@ class Hub:
         conn = await asyncpg.connect(self._database_url, timeout=10)
         await init_connection(conn)
         await conn.add_listener(EVENTS_CHANNEL, self._on_notification)
+        await conn.add_listener(PLANS_CHANNEL, self._on_plan_changed)
         conn.add_termination_listener(self._on_connection_lost)
         self._listener = conn
         self.connected.set()
@@ -96,6 +106,11 @@ class Hub:
     ) -> None:
         ids = [int(part) for part in payload.split(",") if part.isdigit()]
         self._pending_ids.put_nowait(ids)
+
+    def _on_plan_changed(
+        self, conn: asyncpg.Connection, pid: int, channel: str, payload: str
+    ) -> None:
+        self._on_app_changed(payload)
 
     def _on_connection_lost(self, conn: asyncpg.Connection) -> None:
         self.connected.clear()
@@ -115,6 +130,7 @@ class Hub:
                 log.info("Live feed reconnect attempt %d failed: %s", attempt, exc)
                 continue
             log.info("Live feed reconnected after %d attempt(s)", attempt)
+            self._on_app_changed(None)
             # None asks the delivery task to back-fill what committed while we were away.
             self._pending_ids.put_nowait(None)
             return

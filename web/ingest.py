@@ -15,7 +15,7 @@ from web.core import queries
 from web.core.errors import Rejected
 from web.core.jobs import QueuedEvent
 from web.core.parsing import ParsedEvent, parse_events
-from web.core.validation import Verdict, validate
+from web.core.validation import CompiledPlan, Verdict, validate
 from web.core.validation.envelope import event_name_of
 from web.security import check_write_key
 
@@ -38,14 +38,15 @@ async def ingest(app_id: str) -> Response:
         content_encoding=request.headers.get("Content-Encoding"),
         limits=settings.limits,
     )
-    app = await services().apps.get(app_id)
-    if app is None:
+    view = await services().apps.get(app_id)
+    if view is None:
         raise Rejected(404, "unknown_app", f"no app with id {app_id!r}: create it first")
+    app = view.app
     check_write_key(app, request.headers.get("Authorization"), request.headers.get("X-Write-Key"))
 
     received_at = datetime.now(UTC).isoformat()
     session = _session()
-    judged = [_judge(app, parsed, received_at, session) for parsed in body.events]
+    judged = [_judge(app, view.plan, parsed, received_at, session) for parsed in body.events]
     task_id = await services().enqueuer.enqueue([queued for queued, _ in judged])
 
     results = [_result(queued, verdict, task_id) for queued, verdict in judged]
@@ -54,11 +55,15 @@ async def ingest(app_id: str) -> Response:
 
 
 def _judge(
-    app: queries.App, parsed: ParsedEvent, received_at: str, session: str | None
+    app: queries.App,
+    plan: CompiledPlan | None,
+    parsed: ParsedEvent,
+    received_at: str,
+    session: str | None,
 ) -> tuple[QueuedEvent, Verdict]:
     event = parsed.event
     name = event_name_of(event)
-    verdict = validate(event)
+    verdict = validate(event, plan)
     shown_name = name if isinstance(name, str) else None
     log.info("Processing event: %s", shown_name or "(no name)")
     log.info(

@@ -31,8 +31,7 @@ async def app_stream(app_id: str) -> Response:
     status = status_filter()
     after_id = _resume_point()
     svc = services()
-    app = await svc.apps.get(app_id)
-    if app is None:
+    if await svc.apps.get(app_id) is None:
         raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
 
     @stream_with_context

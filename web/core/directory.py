@@ -1,35 +1,69 @@
-"""An in-process cache of apps, so ingest does not query the database on every request."""
+"""An in-process cache of apps and their compiled plans, so ingest rarely touches the database."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import asyncpg
 
 from web.core import queries
+from web.core.plans import compile_version
+from web.core.validation.plan import CompiledPlan
 
-# Seconds a looked-up app is trusted; unknown ids are never cached, so a new app works at once.
+# Seconds a looked-up app is trusted without a change notification; unknown ids are never
+# cached, so a new app works at once. Plan changes arrive by NOTIFY well before this.
 APP_CACHE_SECONDS = 5.0
+COMPILED_PLANS_KEPT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AppView:
+    app: queries.App
+    plan: CompiledPlan | None
 
 
 class AppDirectory:
     def __init__(self, pool: asyncpg.Pool, ttl: float = APP_CACHE_SECONDS) -> None:
         self._pool = pool
         self._ttl = ttl
-        self._apps: dict[str, tuple[float, queries.App]] = {}
+        self._apps: dict[str, tuple[float, AppView]] = {}
+        # Plan versions never change once saved, so a compiled one is good forever.
+        self._plans: OrderedDict[tuple[str, int], CompiledPlan] = OrderedDict()
 
-    async def get(self, app_id: str) -> queries.App | None:
+    async def get(self, app_id: str) -> AppView | None:
         cached = self._apps.get(app_id)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         async with self._pool.acquire() as conn:
             app = await queries.select_app(conn, app_id)
-        if app is None:
-            self._apps.pop(app_id, None)
-        else:
-            self._apps[app_id] = (now, app)
-        return app
+            if app is None:
+                self._apps.pop(app_id, None)
+                return None
+            view = AppView(app, await self._plan(conn, app))
+        self._apps[app_id] = (now, view)
+        return view
 
-    def forget(self, app_id: str) -> None:
-        self._apps.pop(app_id, None)
+    async def _plan(self, conn: queries.Connection, app: queries.App) -> CompiledPlan | None:
+        if app.plan_version is None:
+            return None
+        key = (app.id, app.plan_version)
+        plan = self._plans.get(key)
+        if plan is None:
+            saved = await queries.select_plan_version(conn, app.id, app.plan_version)
+            if saved is None:
+                return None
+            plan = self._plans[key] = compile_version(saved)
+            if len(self._plans) > COMPILED_PLANS_KEPT:
+                self._plans.popitem(last=False)
+        self._plans.move_to_end(key)
+        return plan
+
+    def forget(self, app_id: str | None) -> None:
+        """Drop one app's cached view, or every app's when app_id is None."""
+        if app_id is None:
+            self._apps.clear()
+        else:
+            self._apps.pop(app_id, None)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Rejected(Exception):
     """The request cannot go on; web/errors.py turns this into the HTTP answer."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details or {}

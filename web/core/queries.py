@@ -15,6 +15,7 @@ class Connection(Protocol):
     async def fetchrow(self, query: str, *args: Any) -> Any: ...
     async def fetchval(self, query: str, *args: Any) -> Any: ...
     async def execute(self, query: str, *args: Any) -> str: ...
+    def transaction(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,15 @@ class App:
     name: str
     write_key: str
     require_write_key: bool
+    created_at: datetime
+    plan_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanVersion:
+    app_id: str
+    version: int
+    document: dict[str, Any]
     created_at: datetime
 
 
@@ -63,7 +73,7 @@ class LogEntry:
     created_at: datetime
 
 
-_APP_COLUMNS = "id, name, write_key, require_write_key, created_at"
+_APP_COLUMNS = "id, name, write_key, require_write_key, created_at, plan_version"
 _ENTRY_COLUMNS = (
     "id, app_id, event_id, event_name, payload, validation_status, errors, plan_version,"
     " session, received_at, created_at"
@@ -96,7 +106,7 @@ async def select_apps(conn: Connection) -> list[App]:
 
 async def select_app_summaries(conn: Connection) -> list[AppSummary]:
     rows = await conn.fetch(
-        "SELECT a.id, a.name, a.write_key, a.require_write_key, a.created_at,"
+        "SELECT a.id, a.name, a.write_key, a.require_write_key, a.created_at, a.plan_version,"
         " count(e.id) AS total,"
         " count(e.id) FILTER (WHERE e.validation_status = 'invalid') AS invalid"
         " FROM apps a LEFT JOIN log_entries e ON e.app_id = a.id"
@@ -192,3 +202,71 @@ async def select_log_entries_after(conn: Connection, after_id: int, limit: int) 
 async def select_max_log_entry_id(conn: Connection) -> int:
     value = await conn.fetchval("SELECT coalesce(max(id), 0) FROM log_entries")
     return int(value)
+
+
+async def lock_app(conn: Connection, app_id: str) -> App | None:
+    """The app, row-locked until the caller's transaction ends (serialises plan versions)."""
+    row = await conn.fetchrow(f"SELECT {_APP_COLUMNS} FROM apps WHERE id = $1 FOR UPDATE", app_id)
+    return App(**dict(row)) if row else None
+
+
+async def insert_plan_version(conn: Connection, app_id: str, document: Any) -> PlanVersion:
+    """Store the next version of an app's plan and make it current; lock the app first."""
+    row = await conn.fetchrow(
+        "WITH next AS ("
+        "  SELECT coalesce(max(version), 0) + 1 AS version FROM tracking_plans WHERE app_id = $1"
+        "), saved AS ("
+        "  INSERT INTO tracking_plans (app_id, version, document)"
+        "  SELECT $1, version, $2::jsonb FROM next"
+        "  RETURNING app_id, version, document, created_at"
+        "), current AS ("
+        "  UPDATE apps SET plan_version = (SELECT version FROM saved) WHERE id = $1"
+        ") SELECT app_id, version, document, created_at FROM saved",
+        app_id,
+        document,
+    )
+    return PlanVersion(**dict(row))
+
+
+async def select_plan_version(
+    conn: Connection, app_id: str, version: int | None = None
+) -> PlanVersion | None:
+    """One version of an app's plan; the current one when version is None."""
+    row = await conn.fetchrow(
+        "SELECT p.app_id, p.version, p.document, p.created_at FROM tracking_plans p"
+        " JOIN apps a ON a.id = p.app_id"
+        " WHERE p.app_id = $1 AND p.version = coalesce($2::integer, a.plan_version)",
+        app_id,
+        version,
+    )
+    return PlanVersion(**dict(row)) if row else None
+
+
+async def select_plan_versions(conn: Connection, app_id: str) -> list[PlanVersion]:
+    rows = await conn.fetch(
+        "SELECT app_id, version, document, created_at FROM tracking_plans"
+        " WHERE app_id = $1 ORDER BY version DESC",
+        app_id,
+    )
+    return [PlanVersion(**dict(row)) for row in rows]
+
+
+async def select_payload_samples(
+    conn: Connection, app_id: str, per_event: int, recent: int = 10_000
+) -> dict[str, list[dict[str, Any]]]:
+    """Up to per_event recent payloads for each event name, among the app's recent events."""
+    rows = await conn.fetch(
+        "SELECT event_name, payload FROM ("
+        "  SELECT event_name, payload,"
+        "   row_number() OVER (PARTITION BY event_name ORDER BY id DESC) AS n"
+        "  FROM (SELECT id, event_name, payload FROM log_entries"
+        "        WHERE app_id = $1 AND event_name IS NOT NULL ORDER BY id DESC LIMIT $3) recent"
+        ") ranked WHERE n <= $2",
+        app_id,
+        per_event,
+        recent,
+    )
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        samples.setdefault(row["event_name"], []).append(row["payload"])
+    return samples

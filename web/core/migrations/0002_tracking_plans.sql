@@ -1,0 +1,11 @@
+-- Tracking plans: every change is a new version; nothing is edited in place.
+CREATE TABLE tracking_plans (
+    app_id text NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+    version integer NOT NULL CHECK (version > 0),
+    document jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (app_id, version)
+);
+
+-- The version ingest judges against; NULL until the app's first plan is saved.
+ALTER TABLE apps ADD COLUMN plan_version integer;
