@@ -48,6 +48,36 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create the database if missing and migrate it")
     migrate.set_defaults(command=_migrate)
 
+    plan = commands.add_parser("plan", help="tracking plans as code: push and pull over the API")
+    plan_commands = plan.add_subparsers(title="plan commands", required=True)
+    push = plan_commands.add_parser("push", help="save a plan file as the app's next version")
+    push.add_argument("app_id")
+    push.add_argument("file", type=Path)
+    push.set_defaults(command=_plan_push)
+    pull = plan_commands.add_parser("pull", help="print (or write) the app's current plan")
+    pull.add_argument("app_id")
+    pull.add_argument("--output", "-o", type=Path, default=None)
+    pull.add_argument("--version", type=int, default=None)
+    pull.set_defaults(command=_plan_pull)
+    for sub in (push, pull):
+        sub.add_argument(
+            "--url",
+            default=os.environ.get("LVD_URL", "http://127.0.0.1:5001"),
+            help="the server (default $LVD_URL or http://127.0.0.1:5001)",
+        )
+
+    load = commands.add_parser("loadtest", help="open-loop load, then check every 202 was stored")
+    load.add_argument("--url", default=os.environ.get("LVD_URL", "http://127.0.0.1:5001"))
+    load.add_argument("--app", required=True, help="the app id to send to")
+    load.add_argument("--rate", required=True, help="requests per second or minute: 100/s, 500/min")
+    load.add_argument("--duration", type=float, required=True, help="seconds")
+    load.add_argument("--batch", type=int, default=1, help="events per request")
+    load.add_argument("--invalid-share", type=float, default=0.0, help="0.1 = every tenth invalid")
+    load.add_argument("--connections", type=int, default=64)
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
+    load.add_argument("--no-verify", action="store_true", help="skip the database check")
+    load.set_defaults(command=_loadtest)
+
     create = commands.add_parser("create-app", help="create an app and print its write key")
     create.add_argument("app_id")
     create.add_argument("--name", default=None)
@@ -89,6 +119,48 @@ def _create_app(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(create())
+
+
+def _plan_push(args: argparse.Namespace) -> int:
+    from lvd.plan_files import push_plan
+
+    return push_plan(args.url, args.app_id, args.file)
+
+
+def _plan_pull(args: argparse.Namespace) -> int:
+    from lvd.plan_files import pull_plan
+
+    return pull_plan(args.url, args.app_id, args.output, args.version)
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    import orjson
+
+    from lvd import loadtest
+    from web.core.settings import Settings
+
+    async def run() -> dict[str, object]:
+        report = await loadtest.send_load(
+            args.url,
+            args.app,
+            loadtest.parse_rate(args.rate),
+            args.duration,
+            batch=args.batch,
+            invalid_share=args.invalid_share,
+            connections=args.connections,
+            progress=not args.json,
+        )
+        if not args.no_verify:
+            await loadtest.verify_storage(report, Settings.from_env().database_url, args.app)
+        return report.summary()
+
+    summary = asyncio.run(run())
+    if args.json:
+        print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(loadtest.format_report(summary))
+    failed = summary["lost"] or summary["doubled"] or summary["stored_but_refused"]
+    return 1 if failed and not args.no_verify else 0
 
 
 def _web(args: argparse.Namespace) -> int:

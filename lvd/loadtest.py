@@ -1,0 +1,294 @@
+"""`lvd loadtest`: open-loop load on the ingest API, then a check that every 202 was stored once.
+
+Open loop: request i is due at start + i / rate whatever the server does, and its latency is
+measured from that due time, so a slow server cannot hide its queueing (no coordinated
+omission). The HTTP client is a minimal keep-alive HTTP/1.1 client on asyncio streams: on
+a 2-core machine a heavier client would take the CPU the server is being measured with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute))?\s*$")
+
+
+def parse_rate(text: str) -> float:
+    """Requests per second from `100/s`, `500/min` or a bare number (per second)."""
+    match = _RATE.match(text.lower())
+    if not match:
+        raise ValueError(f"a rate looks like 100/s or 500/min, got {text!r}")
+    value = float(match[1])
+    per_minute = (match[2] or "s").startswith("m")
+    rate = value / 60 if per_minute else value
+    if rate <= 0:
+        raise ValueError("the rate must be positive")
+    return rate
+
+
+def due_times(rate: float, duration: float) -> list[float]:
+    """Seconds after the start at which each request is due."""
+    count = math.floor(rate * duration)
+    return [i / rate for i in range(count)]
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values; 0.0 for none."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+@dataclass
+class Outcome:
+    status: int
+    latency: float  # seconds from the due time to the full response
+    event_ids: list[str]
+
+
+@dataclass
+class Report:
+    requested: int
+    duration: float
+    outcomes: list[Outcome] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    stored_once: int = 0
+    lost: list[str] = field(default_factory=list)
+    doubled: list[str] = field(default_factory=list)
+    stored_but_refused: list[str] = field(default_factory=list)
+    queue_latencies: list[float] = field(default_factory=list)
+    drain_seconds: float = 0.0
+
+    @property
+    def accepted_ids(self) -> list[str]:
+        return [i for o in self.outcomes if o.status == 202 for i in o.event_ids]
+
+    def summary(self) -> dict[str, Any]:
+        latencies = sorted(o.latency for o in self.outcomes)
+        queue = sorted(self.queue_latencies)
+        statuses = Counter(str(o.status) for o in self.outcomes)
+        events_sent = sum(len(o.event_ids) for o in self.outcomes)
+        return {
+            "requests": self.requested,
+            "responses": len(self.outcomes),
+            "achieved_rate": round(len(self.outcomes) / self.duration, 1) if self.duration else 0,
+            "events_sent": events_sent,
+            "events_per_second": round(events_sent / self.duration, 1) if self.duration else 0,
+            "status_counts": dict(statuses),
+            "client_errors": dict(self.errors),
+            "latency_ms": {
+                "p50": _ms(percentile(latencies, 0.50)),
+                "p95": _ms(percentile(latencies, 0.95)),
+                "p99": _ms(percentile(latencies, 0.99)),
+                "max": _ms(latencies[-1] if latencies else 0.0),
+            },
+            "accepted_events": len(self.accepted_ids),
+            "stored_once": self.stored_once,
+            "lost": len(self.lost),
+            "doubled": len(self.doubled),
+            "stored_but_refused": len(self.stored_but_refused),
+            "queue_to_db_ms": {
+                "p50": _ms(percentile(queue, 0.50)),
+                "p99": _ms(percentile(queue, 0.99)),
+                "max": _ms(queue[-1] if queue else 0.0),
+            },
+            "drain_seconds": round(self.drain_seconds, 2),
+        }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def make_event(index: int, invalid: bool, run_id: str) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": f"{run_id}-{index}",
+        "eventName": "load_test_event",
+        "userId": index,
+        "timestamp": "2025-12-10T15:45:00Z",
+        "properties": {"step": index % 10, "source": "lvd loadtest"},
+    }
+    if invalid:
+        event["timestamp"] = "not a date"
+    return event
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection: send a request, read a Content-Length response."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self._writer is None or self._writer.is_closing():
+            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        assert self._reader is not None
+        head = f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
+        head += f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        self._writer.write(head.encode() + body)
+        status_line = await self._reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split(b" ", 2)[1])
+        length, close = 0, False
+        while (line := await self._reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and "close" in value.lower():
+                close = True
+        payload = await self._reader.readexactly(length)
+        if close:
+            await self.close()
+        return status, payload
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+async def send_load(
+    url: str,
+    app_id: str,
+    rate: float,
+    duration: float,
+    *,
+    batch: int = 1,
+    invalid_share: float = 0.0,
+    connections: int = 64,
+    progress: bool = True,
+    run_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Report:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = f"/api/logs/{app_id}"
+    run_id = run_id or uuid.uuid4().hex[:12]
+    due = due_times(rate, duration)
+    report = Report(requested=len(due), duration=duration)
+    idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(HttpConnection(host, port))
+    invalid_every = round(1 / invalid_share) if invalid_share > 0 else 0
+    started = time.perf_counter()
+
+    async def one(index: int, due_at: float) -> None:
+        events = [
+            make_event(
+                index * batch + k,
+                bool(invalid_every) and (index * batch + k) % invalid_every == 0,
+                run_id,
+            )
+            for k in range(batch)
+        ]
+        body = orjson.dumps(events if batch > 1 else events[0])
+        conn = await idle.get()
+        try:
+            status, _ = await conn.post(path, body, headers or {})
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+            report.errors[type(exc).__name__] += 1
+            await conn.close()
+            status = 0
+        finally:
+            idle.put_nowait(conn)
+        latency = time.perf_counter() - (started + due_at)
+        report.outcomes.append(Outcome(status, latency, [e["event_id"] for e in events]))
+
+    tasks = []
+    for index, due_at in enumerate(due):
+        delay = started + due_at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(index, due_at)))
+        if progress and index % max(1, int(rate)) == 0:
+            _progress(index, len(due), len(report.outcomes))
+    await asyncio.gather(*tasks)
+    report.duration = time.perf_counter() - started
+    if progress:
+        _progress(len(due), len(due), len(report.outcomes))
+        print(file=sys.stderr)
+    while not idle.empty():
+        await idle.get_nowait().close()
+    return report
+
+
+def _progress(sent: int, total: int, answered: int) -> None:
+    width = 30
+    filled = int(width * sent / total) if total else width
+    bar = "#" * filled + "-" * (width - filled)
+    print(f"\r[{bar}] sent {sent}/{total}, answered {answered}", end="", file=sys.stderr)
+
+
+async def verify_storage(
+    report: Report, database_url: str, app_id: str, *, drain_limit: float = 60.0
+) -> None:
+    """Wait for the queue to drain, then count each sent id in the database."""
+    accepted = set(report.accepted_ids)
+    refused = {i for o in report.outcomes if o.status != 202 for i in o.event_ids}
+    conn = await asyncpg.connect(database_url)
+    try:
+        started = time.perf_counter()
+        while True:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM log_entries WHERE app_id = $1 AND event_id = ANY($2::text[])",
+                app_id,
+                list(accepted),
+            )
+            if found >= len(accepted) or time.perf_counter() - started > drain_limit:
+                break
+            await asyncio.sleep(0.1)
+        report.drain_seconds = time.perf_counter() - started
+        rows = await conn.fetch(
+            "SELECT event_id, count(*) AS copies,"
+            " max(extract(epoch FROM created_at - received_at)) AS queue_seconds"
+            " FROM log_entries WHERE app_id = $1 AND event_id = ANY($2::text[])"
+            " GROUP BY event_id",
+            app_id,
+            list(accepted | refused),
+        )
+    finally:
+        await conn.close()
+    copies = {row["event_id"]: row["copies"] for row in rows}
+    report.stored_once = sum(1 for i in accepted if copies.get(i) == 1)
+    report.lost = sorted(i for i in accepted if i not in copies)
+    report.doubled = sorted(i for i, n in copies.items() if n > 1)
+    report.stored_but_refused = sorted(i for i in refused if i in copies)
+    report.queue_latencies = [
+        float(row["queue_seconds"]) for row in rows if row["event_id"] in accepted
+    ]
+
+
+def format_report(summary: dict[str, Any]) -> str:
+    latency, queue = summary["latency_ms"], summary["queue_to_db_ms"]
+    lines = [
+        f"requests      {summary['responses']}/{summary['requests']} answered,"
+        f" {summary['achieved_rate']} req/s, {summary['events_per_second']} events/s",
+        f"status codes  {summary['status_counts']}"
+        + (f"  client errors {summary['client_errors']}" if summary["client_errors"] else ""),
+        f"latency ms    p50 {latency['p50']}  p95 {latency['p95']}  p99 {latency['p99']}"
+        f"  max {latency['max']}",
+        f"storage       {summary['accepted_events']} accepted, {summary['stored_once']} stored"
+        f" once, {summary['lost']} lost, {summary['doubled']} doubled,"
+        f" {summary['stored_but_refused']} stored though refused"
+        f" (drained in {summary['drain_seconds']} s)",
+        f"queue->db ms  p50 {queue['p50']}  p99 {queue['p99']}  max {queue['max']}",
+    ]
+    return "\n".join(lines)
