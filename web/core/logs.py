@@ -21,12 +21,19 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class _LvdHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler this module installed, so a second call does not add another."""
+
+
 def configure_logging(*, json: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """Send INFO and above to stderr; handlers others installed (pytest's) stay in place."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if any(isinstance(handler, _LvdHandler) for handler in root.handlers):
+        return
+    handler = _LvdHandler(sys.stderr)
     if json:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.addHandler(handler)
