@@ -60,6 +60,7 @@ class Hub:
         self._subscriptions: set[Subscription] = set()
         self._pending_ids: asyncio.Queue[list[int] | None] = asyncio.Queue()
         self._last_id = 0
+        self._caught_up: set[int] = set()
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -147,15 +148,21 @@ class Hub:
     async def _deliver(self, ids: list[int] | None) -> None:
         async with self._pool.acquire() as conn:
             if ids is None:
+                # Rows that commit between LISTEN resuming and this query come back here
+                # and again by notification; remember them so they go out once.
+                self._caught_up.clear()
                 while entries := await queries.select_log_entries_after(
                     conn, self._last_id, _CATCH_UP_PAGE
                 ):
                     self._fan_out(entries)
+                    self._caught_up.update(entry.id for entry in entries)
                 return
-            if self._subscriptions:
-                self._fan_out(await queries.select_log_entries_by_ids(conn, ids))
-            elif ids:
-                self._last_id = max(self._last_id, *ids)
+            fresh = [row_id for row_id in ids if row_id not in self._caught_up]
+            self._caught_up.difference_update(ids)
+            if self._subscriptions and fresh:
+                self._fan_out(await queries.select_log_entries_by_ids(conn, fresh))
+            elif fresh:
+                self._last_id = max(self._last_id, *fresh)
 
     def _fan_out(self, entries: list[queries.LogEntry]) -> None:
         for entry in entries:

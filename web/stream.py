@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import deque
 from collections.abc import AsyncIterator
 
 from quart import Blueprint, Response, render_template, request, stream_with_context
@@ -17,12 +19,17 @@ blueprint = Blueprint("stream", __name__)
 KEEPALIVE_SECONDS = 15.0
 # Tells EventSource how soon to reconnect after the stream ends (milliseconds).
 RETRY_MS = 1000
+# Row ids a stream remembers having sent, to skip repeats (the hub may deliver a row that the
+# back-fill already sent); a bound, so a day-long stream does not grow.
+REMEMBERED_IDS = 10_000
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def sse_frame(data: str, *, event: str, event_id: int) -> bytes:
     """One SSE message; every line of the payload gets its own data: field."""
     lines = [f"id: {event_id}", f"event: {event}"]
-    lines += [f"data: {line}" for line in data.splitlines() or [""]]
+    # SSE ends a line at CR, LF or CRLF only; str.splitlines would also split on U+2028 etc.
+    lines += [f"data: {line}" for line in _LINE_BREAK.split(data)]
     return ("\n".join(lines) + "\n\n").encode()
 
 
@@ -40,23 +47,25 @@ async def app_stream(app_id: str) -> Response:
         # Subscribe before back-filling: rows committed in between are then in the queue,
         # and the id check below drops the ones the back-fill already sent.
         async with svc.hub.subscribe(app_id, status) as subscription:
-            last_sent = after_id
+            sent = SentIds(REMEMBERED_IDS)
             async with svc.pool.acquire() as conn:
                 missed = await queries.select_log_entries(
                     conn, app_id, status=status, after_id=after_id, limit=svc.settings.page_size
                 )
             for entry in reversed(missed):
                 yield await _row_frame(entry)
-                last_sent = entry.id
+                sent.add(entry.id)
             while not subscription.overflowed.is_set():
                 try:
                     entry = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue
-                if entry.id > last_sent:
+                # Not a high-water mark: two workers can commit ids out of order, and the
+                # later-committed lower id must still be shown.
+                if entry.id not in sent:
                     yield await _row_frame(entry)
-                    last_sent = entry.id
+                    sent.add(entry.id)
             # A client too slow to keep up is cut off; it reconnects with Last-Event-ID
             # and back-fills, so memory stays bounded and nothing is missed.
 
@@ -65,6 +74,24 @@ async def app_stream(app_id: str) -> Response:
     response.headers["X-Accel-Buffering"] = "no"
     response.timeout = None  # Quart would otherwise end the stream after 60 s
     return response
+
+
+class SentIds:
+    """A bounded set of the most recent row ids a stream has sent."""
+
+    def __init__(self, size: int) -> None:
+        self._order: deque[int] = deque()
+        self._ids: set[int] = set()
+        self._size = size
+
+    def __contains__(self, row_id: int) -> bool:
+        return row_id in self._ids
+
+    def add(self, row_id: int) -> None:
+        self._ids.add(row_id)
+        self._order.append(row_id)
+        if len(self._order) > self._size:
+            self._ids.discard(self._order.popleft())
 
 
 async def _row_frame(entry: queries.LogEntry) -> bytes:

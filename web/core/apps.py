@@ -18,7 +18,7 @@ def new_write_key() -> str:
 
 async def create_app(conn: queries.Connection, app_id: object, name: object) -> queries.App:
     """Create an app with a fresh write key; Rejected when the id is malformed or taken."""
-    if not isinstance(app_id, str) or not APP_ID_PATTERN.match(app_id):
+    if not isinstance(app_id, str) or not APP_ID_PATTERN.fullmatch(app_id):
         raise Rejected(
             400,
             "invalid_app_id",

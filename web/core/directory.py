@@ -29,6 +29,9 @@ class AppDirectory:
         self._pool = pool
         self._ttl = ttl
         self._apps: dict[str, tuple[float, AppView]] = {}
+        # Bumped by every forget(): a lookup that started before a change must not cache
+        # what it read, or it would undo the forget.
+        self._epoch = 0
         # Plan versions never change once saved, so a compiled one is good forever.
         self._plans: OrderedDict[tuple[str, int], CompiledPlan] = OrderedDict()
 
@@ -37,13 +40,15 @@ class AppDirectory:
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
+        epoch = self._epoch
         async with self._pool.acquire() as conn:
             app = await queries.select_app(conn, app_id)
             if app is None:
                 self._apps.pop(app_id, None)
                 return None
             view = AppView(app, await self._plan(conn, app))
-        self._apps[app_id] = (now, view)
+        if epoch == self._epoch:
+            self._apps[app_id] = (now, view)
         return view
 
     async def _plan(self, conn: queries.Connection, app: queries.App) -> CompiledPlan | None:
@@ -63,6 +68,7 @@ class AppDirectory:
 
     def forget(self, app_id: str | None) -> None:
         """Drop one app's cached view, or every app's when app_id is None."""
+        self._epoch += 1
         if app_id is None:
             self._apps.clear()
         else:

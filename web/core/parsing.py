@@ -65,6 +65,11 @@ def decompress(raw: bytes, content_encoding: str | None, limits: Limits) -> byte
             "request_too_large",
             f"the decompressed body exceeds the limit of {limits.max_request_bytes} bytes",
         )
+    if not inflater.eof or inflater.unused_data:
+        # A stream cut short never reaches its checksum; bytes after it are not part of it.
+        raise ParseError(
+            400, "invalid_encoding", f"the {encoding} body is truncated or has trailing data"
+        )
     return body
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class Settings:
             database_url=database_url,
             redis_url=redis_url,
             host=env.get("HOST") or "127.0.0.1",
-            port=_int(env, "PORT", 5001),
+            port=_port(env),
             enqueue_timeout=_float(env, "LVD_ENQUEUE_TIMEOUT", 2.0),
             enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
             heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 15_000),
@@ -87,6 +88,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _port(env: Mapping[str, str]) -> int:
+    port = _int(env, "PORT", 5001)
+    if port > 65535:
+        raise SettingsError(f"PORT must be at most 65535, got {port}")
+    return port
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if not raw:
@@ -95,6 +103,6 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {value}")
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name} must be a positive finite number, got {raw!r}")
     return value

@@ -13,7 +13,9 @@ NAME_KEYS = ("eventName", "event", "event_name")
 ID_KEYS = ("event_id", "messageId", "uuid")
 MAX_NAME_LENGTH = 255
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
+)
 
 
 def event_name_of(event: Mapping[str, Any]) -> Any:

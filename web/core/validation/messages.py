@@ -101,6 +101,9 @@ def _explain(
     if rule == "pattern":
         pattern = details.get("pattern")
         return pattern, f"{who} must match the pattern {pattern}, got {_short(value)}"
+    if rule == "multipleOf":
+        factor = details.get("multiple_of")
+        return factor, f"{who} must be a multiple of {factor}, got {got}"
     if rule == "format":
         fmt = str(details.get("format"))
         return fmt, f"{who} must be {_FORMAT_NAMES.get(fmt, f'a valid {fmt}')}, got {got}"
@@ -115,7 +118,6 @@ def _explain(
         "maxItems": f"{who} must have at most {limit} items, got {_length(value)}",
         "minProperties": f"{who} must have at least {limit} properties, got {_length(value)}",
         "maxProperties": f"{who} must have at most {limit} properties, got {_length(value)}",
-        "multipleOf": f"{who} must be a multiple of {details.get('multiple_of')}, got {got}",
         "uniqueItems": f"{who} must not contain the same item twice",
         "falseSchema": f"{who} is not allowed by the plan",
     }

@@ -17,6 +17,17 @@ PLAN_KEYS = frozenset(
     {"events", "common", "allow_unplanned", "naming", "$defs", "$schema", "description"}
 )
 DEFAULT_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# The dialects a plan may name. Anything else would make the server fetch a URL of the plan
+# author's choosing, so it is refused rather than retrieved.
+KNOWN_DIALECTS = frozenset(
+    {
+        "https://json-schema.org/draft/2020-12/schema",
+        "https://json-schema.org/draft/2019-09/schema",
+        "http://json-schema.org/draft-07/schema",
+        "http://json-schema.org/draft-06/schema",
+        "http://json-schema.org/draft-04/schema",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +158,20 @@ def _with_plan_context(schema: Any, plan: Mapping[str, Any]) -> Any:
 
 
 def _validator(schema: Any, plan: Mapping[str, Any]) -> jsonschema_rs.Validator:
-    return jsonschema_rs.validator_for(_with_plan_context(schema, plan), validate_formats=True)
+    # offline: a $ref to a URL is an error, never a request from the server.
+    return jsonschema_rs.validator_for(
+        _with_plan_context(schema, plan), validate_formats=True, offline=True
+    )
+
+
+def _known_dialect(uri: Any) -> bool:
+    return (
+        isinstance(uri, str)
+        and uri.rstrip("#").replace(
+            "https://json-schema.org/draft-0", "http://json-schema.org/draft-0"
+        )
+        in KNOWN_DIALECTS
+    )
 
 
 def _schema_problems(
@@ -158,6 +182,14 @@ def _schema_problems(
     if not isinstance(schema, dict):
         return [PlanProblem(pointer(at), "a schema must be a JSON object (or true/false)")]
     full = _with_plan_context(schema, plan)
+    if not _known_dialect(full["$schema"]):
+        return [
+            PlanProblem(
+                pointer([*at, "$schema"]),
+                "unknown $schema: use https://json-schema.org/draft/2020-12/schema (the default)"
+                " or http://json-schema.org/draft-07/schema#",
+            )
+        ]
     try:
         jsonschema_rs.meta.validate(full)
     except jsonschema_rs.ValidationError as exc:
