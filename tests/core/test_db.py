@@ -1,0 +1,179 @@
+"""web/core/db.py: database creation, ordered idempotent migrations, URL helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from tests.conftest import free_port
+from web.core.db import (
+    create_database_if_missing,
+    database_name,
+    migrate,
+    migration_files,
+    prepare_database,
+    with_database,
+)
+from web.core.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "web" / "core" / "migrations"
+
+
+async def _drop(url: str) -> None:
+    conn = await asyncpg.connect(with_database(url, "postgres"), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def throwaway_url(settings: Settings) -> AsyncIterator[str]:
+    """The URL of a database that does not exist yet; dropped afterwards if a test made it."""
+    name = f"lvd_throwaway_{os.getpid()}_{secrets.token_hex(4)}"
+    url = with_database(settings.database_url, name)
+    yield url
+    await _drop(url)
+
+
+async def _exists(url: str) -> bool:
+    conn = await asyncpg.connect(with_database(url, "postgres"), timeout=10)
+    try:
+        found = await conn.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", database_name(url)
+        )
+    finally:
+        await conn.close()
+    return bool(found == 1)
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("postgresql://127.0.0.1:5432/lvd", "lvd"),
+        ("postgresql://u:p@db:5433/other_db?sslmode=disable", "other_db"),
+        ("postgres:///sockets_db?host=/tmp", "sockets_db"),
+        ("postgresql://127.0.0.1:5432", "postgres"),
+        ("postgresql://127.0.0.1:5432/", "postgres"),
+    ],
+)
+def test_database_name_is_the_url_path(url: str, name: str) -> None:
+    assert database_name(url) == name
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("postgresql://127.0.0.1:5432/lvd", "postgres"),
+        ("postgresql://u:p@db:5433/a?sslmode=require", "b"),
+        ("postgresql://127.0.0.1:5432", "x"),
+        ("postgres:///a?host=/run/pg", "b"),
+        ("postgresql://u@/a?host=/tmp/sock", "b"),
+    ],
+)
+def test_with_database_replaces_only_the_path(url: str, name: str) -> None:
+    result = with_database(url, name)
+    assert database_name(result) == name
+    assert urlsplit(result).path == f"/{name}"
+    assert urlsplit(result)._replace(path="") == urlsplit(url)._replace(path="")
+
+
+def test_migration_files_are_ordered_and_match_the_folder() -> None:
+    files = migration_files()
+    versions = [version for version, _, _ in files]
+    assert versions, "at least the initial migration ships"
+    assert versions == sorted(versions)
+    assert len(set(versions)) == len(versions), "two migrations share a number"
+    assert files[0][:2] == (1, "initial")
+    on_disk = sorted(
+        p.name for p in MIGRATIONS_DIR.iterdir() if re.match(r"^\d{4}_.+\.sql$", p.name)
+    )
+    assert [f"{v:04d}_{name}.sql" for v, name, _ in files] == on_disk
+    for (_, _, sql), filename in zip(files, on_disk, strict=True):
+        assert sql == (MIGRATIONS_DIR / filename).read_text(encoding="utf-8")
+    assert "CREATE TABLE log_entries" in files[0][2]
+
+
+async def test_create_database_if_missing_returns_true_then_false(throwaway_url: str) -> None:
+    assert await _exists(throwaway_url) is False
+    assert await create_database_if_missing(throwaway_url) is True
+    assert await _exists(throwaway_url) is True
+    assert await create_database_if_missing(throwaway_url) is False
+    assert await _exists(throwaway_url) is True
+
+
+async def test_migrate_is_idempotent(throwaway_url: str) -> None:
+    all_versions = [version for version, _, _ in migration_files()]
+    await create_database_if_missing(throwaway_url)
+    conn = await asyncpg.connect(throwaway_url, timeout=10)
+    try:
+        assert await migrate(conn) == all_versions
+        assert await migrate(conn) == []
+        rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert [(r["version"], r["name"]) for r in rows] == [
+            (version, name) for version, name, _ in migration_files()
+        ]
+        tables = {
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert {"apps", "log_entries", "schema_migrations"} <= tables
+        # The advisory lock is released: another session can take it at once.
+        locked = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        assert locked == 0
+    finally:
+        await conn.close()
+
+
+async def test_prepare_database_creates_migrates_then_does_nothing(throwaway_url: str) -> None:
+    all_versions = [version for version, _, _ in migration_files()]
+    assert await prepare_database(throwaway_url) == all_versions
+    assert await prepare_database(throwaway_url) == []
+    assert await _exists(throwaway_url) is True
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        'x"; DROP DATABASE postgres; --',
+        'lvd" WITH TEMPLATE template0',
+        "lvd test",
+        "semi;colon",
+        "quote'",
+        "dollar$sign",
+        "1starts_with_digit",
+        "-starts-with-dash",
+        "caf\u00e9",
+        "a" * 64,
+    ],
+)
+async def test_create_database_if_missing_refuses_a_malicious_name(name: str) -> None:
+    # Nothing listens on this port: a refusal that connected first would fail differently.
+    url = with_database(f"postgresql://127.0.0.1:{free_port()}", name)
+    with pytest.raises(ValueError, match="refusing to create a database named"):
+        await create_database_if_missing(url)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["l{token}", "lvd_test-{token}", "A{token}".ljust(62, "b"), "_{token}"],
+)
+async def test_create_database_if_missing_allows_a_plain_name(
+    template: str, settings: Settings
+) -> None:
+    url = with_database(settings.database_url, template.format(token=secrets.token_hex(4)))
+    assert len(database_name(url)) <= 63
+    try:
+        assert await create_database_if_missing(url) is True
+        assert await _exists(url) is True
+    finally:
+        await _drop(url)

@@ -1,0 +1,216 @@
+"""The import rules of ARCHITECTURE.md, each checked in a fresh interpreter, and who reads env."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_PACKAGES = ("web", "workers", "lvd")
+# Valid URLs nothing has to answer: importing must not connect anywhere.
+IMPORT_ENV = {
+    "DATABASE_URL": "postgresql://127.0.0.1:9/lvd_boundaries",
+    "REDIS_URL": "redis://127.0.0.1:9/0",
+}
+QUART_SIDE = ("quart", "hypercorn", "werkzeug", "flask")
+CORE_MODULES = (
+    "web.core.parsing",
+    "web.core.validation",
+    "web.core.queries",
+    "web.core.jobs",
+    "web.core.settings",
+    "web.core.db",
+    "web.core.apps",
+    "web.core.directory",
+    "web.core.errors",
+    "web.core.logs",
+)
+
+
+@functools.cache
+def modules_after_import(module: str) -> frozenset[str]:
+    """Every module in sys.modules after a fresh interpreter imports `module`."""
+    code = f"import json, sys, {module}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **IMPORT_ENV},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"importing {module} failed:\n{result.stderr}"
+    return frozenset(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def in_package(modules: frozenset[str], *packages: str) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in packages)
+
+
+def web_outside_core(modules: frozenset[str]) -> list[str]:
+    return sorted(
+        m
+        for m in modules
+        if m.startswith("web.") and m != "web.core" and not m.startswith("web.core.")
+    )
+
+
+def test_boundaries_web_app_imports_no_workers() -> None:
+    modules = modules_after_import("web.app")
+    assert "web.app" in modules and "quart" in modules  # the probe sees what it should
+    assert in_package(modules, "workers") == []
+
+
+@pytest.mark.parametrize("module", ["workers.actors", "workers.store", "workers.broker"])
+def test_boundaries_workers_import_no_quart_and_only_web_core(module: str) -> None:
+    modules = modules_after_import(module)
+    assert module in modules and "web.core.jobs" in modules
+    assert in_package(modules, *QUART_SIDE) == []
+    assert web_outside_core(modules) == []
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_boundaries_web_core_imports_no_quart_and_no_workers(module: str) -> None:
+    modules = modules_after_import(module)
+    assert module in modules
+    assert in_package(modules, *QUART_SIDE) == []
+    assert in_package(modules, "workers") == []
+    assert web_outside_core(modules) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        # The engine does no I/O: no driver, no queue, no event loop.
+        ("web.core.validation", ("asyncio", "asyncpg", "redis", "dramatiq")),
+        ("web.core.parsing", ("asyncio", "asyncpg", "redis", "dramatiq")),
+        ("web.core.settings", ("asyncio", "asyncpg", "redis", "dramatiq")),
+    ],
+)
+def test_boundaries_pure_core_modules_load_no_io_libraries(
+    module: str, absent: tuple[str, ...]
+) -> None:
+    assert in_package(modules_after_import(module), *absent) == []
+
+
+def test_boundaries_web_package_import_is_empty() -> None:
+    modules = modules_after_import("web")
+    assert in_package(modules, *QUART_SIDE, "workers") == []
+    assert (PROJECT_ROOT / "web" / "__init__.py").read_text(encoding="utf-8").strip() == ""
+
+
+# ---------------------------------------------------------------- who reads the environment
+
+# lvd/ is the command line: it launches processes and hands them the environment. Reading
+# these launcher knobs (and passing os.environ on) is its job; app settings are not.
+LAUNCHER_FILES = {"lvd/cli.py", "lvd/runner.py", "lvd/devservices.py"}
+LAUNCHER_VARIABLES = {
+    "WEB_CONCURRENCY",  # lvd web --workers
+    "WORKER_PROCESSES",  # lvd worker --processes
+    "WORKER_THREADS",  # lvd worker --threads
+    "HOST",  # lvd run: passed on to the Procfile's processes
+    "PORT",
+    "PATH",  # lvd run: this environment's console scripts first
+    "LVD_URL",  # lvd plan / lvd loadtest: the server a client command talks to
+}
+ENV_FUNCTIONS = {"getenv", "getenvb", "putenv", "unsetenv"}
+ENV_MAPPINGS = {"environ", "environb"}
+
+
+def env_reads(path: Path) -> list[tuple[int, str, str | None]]:
+    """(line, what, variable name when literal) for every environment access in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, str, str | None]] = []
+    parents: dict[ast.AST, ast.AST] = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            for alias in node.names:
+                if alias.name in ENV_FUNCTIONS | ENV_MAPPINGS:
+                    found.append((node.lineno, f"from os import {alias.name}", None))
+        if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+            continue
+        if node.value.id != "os" or node.attr not in ENV_FUNCTIONS | ENV_MAPPINGS:
+            continue
+        found.append((node.lineno, f"os.{node.attr}", _variable_name(node, parents)))
+    return found
+
+
+def _variable_name(node: ast.Attribute, parents: dict[ast.AST, ast.AST]) -> str | None:
+    parent = parents.get(node)
+    if isinstance(parent, ast.Subscript) and isinstance(parent.slice, ast.Constant):
+        return str(parent.slice.value)
+    if isinstance(parent, ast.Call) and parent.args and isinstance(parent.args[0], ast.Constant):
+        return str(parent.args[0].value)  # os.getenv("X")
+    if isinstance(parent, ast.Attribute) and parent.attr == "get":
+        call = parents.get(parent)
+        if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant):
+            return str(call.args[0].value)  # os.environ.get("X")
+    return None
+
+
+@functools.cache
+def all_env_reads() -> dict[str, list[tuple[int, str, str | None]]]:
+    reads = {}
+    for package in SOURCE_PACKAGES:
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            found = env_reads(path)
+            if found:
+                reads[path.relative_to(PROJECT_ROOT).as_posix()] = found
+    return reads
+
+
+def test_boundaries_env_detector_finds_settings() -> None:
+    reads = all_env_reads()
+    assert [what for _, what, _ in reads["web/core/settings.py"]] == ["os.environ"]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import os\nos.environ['A']\n", [(2, "os.environ", "A")]),
+        ("import os\nos.environ.get('B', 'x')\n", [(2, "os.environ", "B")]),
+        ("import os\nos.getenv('C')\n", [(2, "os.getenv", "C")]),
+        ("from os import environ\n", [(1, "from os import environ", None)]),
+        ("from os import getenv as g\n", [(1, "from os import getenv", None)]),
+        ("import os\ndict(os.environ)\n", [(2, "os.environ", None)]),
+        ("import os\nos.path.join('a')\n", []),
+    ],
+)
+def test_boundaries_env_detector_patterns(
+    tmp_path: Path, source: str, expected: list[tuple[int, str, str | None]]
+) -> None:
+    path = tmp_path / "sample.py"
+    path.write_text(source, encoding="utf-8")
+    assert env_reads(path) == expected
+
+
+def test_boundaries_only_settings_reads_env_in_web_and_workers() -> None:
+    readers = {path for path in all_env_reads() if not path.startswith("lvd/")}
+    assert readers == {"web/core/settings.py"}
+
+
+def test_boundaries_lvd_reads_env_only_in_launcher_files() -> None:
+    readers = {path for path in all_env_reads() if path.startswith("lvd/")}
+    assert readers <= LAUNCHER_FILES, readers - LAUNCHER_FILES
+
+
+def test_boundaries_lvd_reads_only_launcher_variables() -> None:
+    named = {
+        name
+        for path, reads in all_env_reads().items()
+        if path.startswith("lvd/")
+        for _, _, name in reads
+        if name is not None
+    }
+    assert named <= LAUNCHER_VARIABLES, named - LAUNCHER_VARIABLES

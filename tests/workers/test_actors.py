@@ -1,0 +1,134 @@
+"""workers/actors.py: importing it builds the global broker from the environment and the actor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from web.core.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+INSPECT = """
+import json, dramatiq, workers.actors
+broker = dramatiq.get_broker()
+actor = broker.get_actor("store_events")
+kwargs = broker.client.connection_pool.connection_kwargs
+print(json.dumps({
+    "broker": type(broker).__name__,
+    "is_actors_broker": broker is workers.actors.store_events.broker,
+    "host": kwargs.get("host"),
+    "port": kwargs.get("port"),
+    "db": kwargs.get("db"),
+    "socket_timeout": kwargs.get("socket_timeout"),
+    "heartbeat_timeout": broker.heartbeat_timeout,
+    "maintenance_chance": broker.maintenance_chance,
+    "queues": sorted(broker.get_declared_queues()),
+    "middleware": [type(m).__name__ for m in broker.middleware],
+    "actor": actor.actor_name,
+    "queue": actor.queue_name,
+    "max_retries": actor.options.get("max_retries"),
+    "min_backoff": actor.options.get("min_backoff"),
+    "max_backoff": actor.options.get("max_backoff"),
+    "encoder": type(dramatiq.get_encoder()).__name__,
+}))
+"""
+
+
+def inspect_actors(settings: Settings, **extra: str) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        **extra,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", INSPECT],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
+
+
+@pytest.fixture(scope="module")
+def actors_default(settings: Settings) -> dict[str, Any]:
+    return inspect_actors(settings)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("broker", "RedisBroker"),
+        ("is_actors_broker", True),
+        ("actor", "store_events"),
+        ("queue", "events"),
+        ("queues", ["events"]),
+        ("max_retries", 50),
+        ("min_backoff", 200),
+        ("max_backoff", 30_000),
+        ("encoder", "OrjsonEncoder"),
+        ("heartbeat_timeout", 15_000),
+        ("maintenance_chance", 10_000),
+        ("socket_timeout", 5.0),
+    ],
+)
+def test_actors_import_registers_store_events(
+    actors_default: dict[str, Any], key: str, expected: object
+) -> None:
+    assert actors_default[key] == expected
+
+
+def test_actors_import_builds_the_broker_from_redis_url(
+    actors_default: dict[str, Any], settings: Settings
+) -> None:
+    url = urlsplit(settings.redis_url)
+    assert (actors_default["host"], actors_default["port"]) == (url.hostname, url.port)
+    assert actors_default["db"] == int(url.path.lstrip("/") or 0)
+
+
+def test_actors_import_installs_the_worker_middleware(actors_default: dict[str, Any]) -> None:
+    middleware = actors_default["middleware"]
+    for name in ("AsyncIO", "CurrentMessage", "DatabasePool", "Retries"):
+        assert name in middleware
+    # The pool is opened on the AsyncIO loop, so that middleware must run first.
+    assert middleware.index("AsyncIO") < middleware.index("DatabasePool")
+
+
+def test_actors_import_reads_tuning_from_env(settings: Settings) -> None:
+    found = inspect_actors(settings, LVD_HEARTBEAT_TIMEOUT_MS="4321", LVD_MAINTENANCE_CHANCE="77")
+    assert (found["heartbeat_timeout"], found["maintenance_chance"]) == (4321, 77)
+
+
+def test_actors_import_falls_back_to_broker_url(settings: Settings) -> None:
+    url = urlsplit(settings.redis_url)
+    broker_url = f"redis://{url.hostname}:{url.port}/9"
+    found = inspect_actors(settings, REDIS_URL="", BROKER_URL=broker_url)
+    assert (found["host"], found["port"], found["db"]) == (url.hostname, url.port, 9)
+
+
+def test_actors_import_with_bad_env_fails_fast(settings: Settings) -> None:
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": "http://x"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import workers.actors"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "SettingsError: REDIS_URL must start with one of" in result.stderr

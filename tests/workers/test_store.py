@@ -1,0 +1,431 @@
+"""workers/store.py against real PostgreSQL: idempotent inserts, NOTIFY only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from web.core import queries
+from web.core.db import create_pool
+from web.core.jobs import EVENTS_CHANNEL, QueuedEvent
+from web.core.settings import Settings
+from workers.store import NOTIFY_PAYLOAD_LIMIT, entry_from_message, id_payloads, store_events
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RECEIVED = "2025-12-10T15:45:00.123456+00:00"
+
+
+def message_event(
+    event_id: str,
+    *,
+    app_id: str = "test-app",
+    status: str = "valid",
+    errors: list[dict[str, Any]] | None = None,
+    session: str | None = None,
+    plan_version: int | None = None,
+) -> dict[str, Any]:
+    """One event as it travels in a store_events message (built the way ingest builds it)."""
+    return QueuedEvent(
+        app_id=app_id,
+        event_id=event_id,
+        event_name=f"name-{event_id}",
+        payload=orjson.dumps({"eventName": f"name-{event_id}", "event_id": event_id}).decode(),
+        status=status,
+        errors=orjson.dumps([] if errors is None else errors).decode(),
+        plan_version=plan_version,
+        session=session,
+        received_at=RECEIVED,
+    ).as_message_data()
+
+
+class Listener:
+    """LISTEN on the events channel over its own connection (a pooled one would UNLISTEN)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.payloads: list[str] = []
+
+    def on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.payloads.append(payload)
+
+    def notified_ids(self) -> list[int]:
+        return [int(text) for payload in self.payloads for text in payload.split(",")]
+
+    def payloads_with(self, ids: list[int]) -> list[str]:
+        """Payloads naming any of the ids: events other runs' workers store are ignored."""
+        wanted = {str(i) for i in ids}
+        return [p for p in self.payloads if wanted & set(p.split(","))]
+
+    async def settle(self, predicate: Callable[[], bool], seconds: float = 2.0) -> bool:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+
+@pytest.fixture
+async def listener(settings: Settings) -> AsyncIterator[Listener]:
+    conn = await asyncpg.connect(settings.database_url, timeout=10)
+    listening = Listener(conn)
+    await conn.add_listener(EVENTS_CHANNEL, listening.on_notification)
+    yield listening
+    await conn.close()
+
+
+async def rows_of(pool: asyncpg.Pool, app_id: str = "test-app") -> list[queries.LogEntry]:
+    async with pool.acquire() as conn:
+        return await queries.select_log_entries(conn, app_id, limit=10_000)
+
+
+# ---------------------------------------------------------------- storing
+
+
+async def test_store_events_stores_every_column(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    errors = [
+        {
+            "path": "/eventName",
+            "rule": "required",
+            "message": "missing required property eventName (or event, event_name)",
+            "expected": None,
+            "actual": None,
+            "severity": "error",
+        }
+    ]
+    events = [
+        message_event("ok-1", session="qa-session", plan_version=4),
+        message_event("bad-1", status="invalid", errors=errors),
+    ]
+    ids = await store_events(pool, events)
+    assert len(ids) == 2
+    async with pool.acquire() as conn:
+        rows = await queries.select_log_entries_by_ids(conn, ids)
+    by_event = {row.event_id: row for row in rows}
+    ok, bad = by_event["ok-1"], by_event["bad-1"]
+    assert (ok.app_id, ok.event_name, ok.validation_status) == ("test-app", "name-ok-1", "valid")
+    assert ok.errors == []
+    assert (ok.session, ok.plan_version) == ("qa-session", 4)
+    assert ok.payload == {"eventName": "name-ok-1", "event_id": "ok-1"}
+    assert ok.received_at == datetime(2025, 12, 10, 15, 45, 0, 123456, tzinfo=UTC)
+    assert (bad.validation_status, bad.errors) == ("invalid", errors)
+    assert (bad.session, bad.plan_version) == (None, None)
+
+
+async def test_store_events_redelivery_stores_nothing_twice(
+    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+) -> None:
+    events = [message_event(f"re-{i}") for i in range(5)]
+    first = await store_events(pool, events)
+    assert await listener.settle(lambda: bool(listener.payloads_with(first)))
+    listener.payloads.clear()
+    second = await store_events(pool, events)
+    third = await store_events(pool, list(reversed(events)))
+    await asyncio.sleep(0.3)
+    assert len(first) == 5
+    assert (second, third) == ([], [])
+    assert sorted(row.event_id for row in await rows_of(pool)) == [f"re-{i}" for i in range(5)]
+    assert listener.payloads_with(first) == [], "a redelivery announced rows again"
+
+
+async def test_store_events_partly_new_message_returns_only_new_ids(
+    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+) -> None:
+    (old,) = await store_events(pool, [message_event("p-1")])
+    new = await store_events(pool, [message_event("p-1"), message_event("p-2")])
+    assert len(new) == 1 and new[0] > old
+    assert await listener.settle(lambda: bool(listener.payloads_with(new)))
+    assert listener.payloads_with(new) == [str(new[0])]
+    assert listener.payloads_with([old]) == [str(old)]
+
+
+async def test_store_events_empty_message_stores_nothing(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    assert await store_events(pool, []) == []
+    assert await rows_of(pool) == []
+
+
+# ---------------------------------------------------------------- notifying
+
+
+@pytest.mark.parametrize("count", [1, 3, 50])
+async def test_store_events_notifies_exactly_the_new_ids(
+    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener, count: int
+) -> None:
+    ids = await store_events(pool, [message_event(f"n{count}-{i}") for i in range(count)])
+    assert await listener.settle(lambda: bool(listener.payloads_with(ids)))
+    await asyncio.sleep(0.05)
+    assert listener.payloads_with(ids) == [",".join(str(i) for i in ids)]
+
+
+async def test_store_events_notifies_only_after_commit(
+    pool: asyncpg.Pool,
+    test_app_row: queries.App,
+    listener: Listener,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_notify = queries.notify
+    seen_before_commit: list[bool] = []
+    visible_before_commit: list[int] = []
+
+    async def notify_then_look(conn: queries.Connection, channel: str, payload: str) -> None:
+        await real_notify(conn, channel, payload)
+        # Still inside the worker's transaction: nobody may hear of these rows yet.
+        await asyncio.sleep(0.3)
+        seen_before_commit.append(payload in listener.payloads)
+        async with pool.acquire() as other:
+            visible_before_commit.append(
+                await other.fetchval(
+                    "SELECT count(*) FROM log_entries WHERE id = ANY($1::bigint[])",
+                    [int(i) for i in payload.split(",")],
+                )
+            )
+
+    monkeypatch.setattr(queries, "notify", notify_then_look)
+    ids = await store_events(pool, [message_event("c-1"), message_event("c-2")])
+    assert seen_before_commit == [False]
+    assert visible_before_commit == [0]
+    assert await listener.settle(lambda: bool(listener.payloads_with(ids)))
+    assert listener.payloads_with(ids) == [f"{ids[0]},{ids[1]}"]
+
+
+async def test_store_events_failed_transaction_stores_and_announces_nothing(
+    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+) -> None:
+    events = [message_event("fk-ok"), message_event("fk-orphan", app_id="no-such-app")]
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await store_events(pool, events)
+    await asyncio.sleep(0.3)
+    assert await rows_of(pool) == []
+    # Ids another run's worker may announce exist; ids of the rolled-back rows do not.
+    notified = listener.notified_ids()
+    if notified:
+        async with pool.acquire() as conn:
+            existing = await conn.fetchval(
+                "SELECT count(*) FROM log_entries WHERE id = ANY($1::bigint[])", notified
+            )
+        assert existing == len(set(notified)), "a notification named rows that never committed"
+
+
+async def test_store_events_survives_a_terminated_backend(
+    settings: Settings, test_app_row: queries.App
+) -> None:
+    single = await create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with single.acquire() as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+        admin = await asyncpg.connect(settings.database_url, timeout=10)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.1)
+        ids = await store_events(single, [message_event("stale-1")])
+        assert len(ids) == 1
+        assert [row.event_id for row in await rows_of(single)] == ["stale-1"]
+    finally:
+        await single.close()
+
+
+class StaleConnection:
+    """A pooled connection whose server went away: every query fails."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.queries = 0
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        self.queries += 1
+        raise self.error
+
+    async def execute(self, query: str, *args: Any) -> str:
+        self.queries += 1
+        raise self.error
+
+
+class FlakyPool:
+    """Hands out `stale` broken connections first, then real ones from the pool."""
+
+    def __init__(self, pool: asyncpg.Pool, stale: list[StaleConnection]) -> None:
+        self._pool = pool
+        self._stale = stale
+        self.acquired = 0
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        self.acquired += 1
+        if self._stale:
+            yield self._stale.pop(0)
+            return
+        async with self._pool.acquire() as conn:
+            yield conn
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.InterfaceError("connection is closed"),
+    ],
+    ids=["connection-does-not-exist", "interface-error"],
+)
+async def test_store_events_retries_once_on_a_stale_connection(
+    pool: asyncpg.Pool,
+    test_app_row: queries.App,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+) -> None:
+    stale = StaleConnection(error)
+    flaky = FlakyPool(pool, [stale])
+    with caplog.at_level(logging.WARNING, logger="workers.store"):
+        ids = await store_events(flaky, [message_event("stale-1")])
+    assert len(ids) == 1
+    assert (flaky.acquired, stale.queries) == (2, 1)
+    assert [row.event_id for row in await rows_of(pool)] == ["stale-1"]
+    assert any("Retrying once" in r.getMessage() for r in caplog.records)
+
+
+async def test_store_events_second_stale_connection_raises(
+    pool: asyncpg.Pool, test_app_row: queries.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    error = asyncpg.ConnectionDoesNotExistError("gone")
+    flaky = FlakyPool(pool, [StaleConnection(error), StaleConnection(error)])
+    with (
+        caplog.at_level(logging.WARNING, logger="workers.store"),
+        pytest.raises(asyncpg.ConnectionDoesNotExistError),
+    ):
+        await store_events(flaky, [message_event("stale-2")])
+    assert flaky.acquired == 2
+    assert await rows_of(pool) == []
+
+
+async def test_store_events_other_errors_are_not_retried(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    stale = StaleConnection(asyncpg.DataError("bad data"))
+    flaky = FlakyPool(pool, [stale])
+    with pytest.raises(asyncpg.DataError):
+        await store_events(flaky, [message_event("poison")])
+    assert flaky.acquired == 1
+    assert await rows_of(pool) == []
+
+
+# ---------------------------------------------------------------- message contract
+
+
+def test_entry_from_message_reads_what_ingest_enqueues() -> None:
+    data = message_event("m-1", status="invalid", session="s", plan_version=2)
+    entry = entry_from_message(data)
+    assert entry == queries.NewLogEntry(
+        app_id="test-app",
+        event_id="m-1",
+        event_name="name-m-1",
+        payload_json='{"eventName":"name-m-1","event_id":"m-1"}',
+        validation_status="invalid",
+        errors_json="[]",
+        plan_version=2,
+        session="s",
+        received_at=datetime(2025, 12, 10, 15, 45, 0, 123456, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize("missing", ["app_id", "event_id", "payload", "status", "received_at"])
+def test_entry_from_message_missing_field_raises_key_error(missing: str) -> None:
+    data: Mapping[str, Any] = {k: v for k, v in message_event("x").items() if k != missing}
+    with pytest.raises(KeyError, match=missing):
+        entry_from_message(data)
+
+
+# ---------------------------------------------------------------- id payloads
+
+
+@pytest.mark.parametrize(
+    ("ids", "limit", "expected"),
+    [
+        ([], NOTIFY_PAYLOAD_LIMIT, []),
+        ([7], NOTIFY_PAYLOAD_LIMIT, ["7"]),
+        ([1, 2, 3], NOTIFY_PAYLOAD_LIMIT, ["1,2,3"]),
+        ([1, 2, 3], 4, ["1,2", "3"]),
+        ([10, 20, 30, 40], 6, ["10,20", "30,40"]),
+        ([10, 20, 30, 40], 5, ["10", "20", "30", "40"]),
+        # Each payload stays shorter than the limit (it reserves a byte per id for a comma).
+        ([1, 22, 333, 4444], 8, ["1,22", "333", "4444"]),
+        ([1, 22, 333, 4444], 9, ["1,22,333", "4444"]),
+        ([123456789], 3, ["123456789"]),  # one id never gets split, even when too long
+    ],
+)
+def test_id_payloads_chunks(ids: list[int], limit: int, expected: list[str]) -> None:
+    assert list(id_payloads(ids, limit)) == expected
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        list(range(1, 5001)),
+        list(range(10**15, 10**15 + 3000)),
+        [9_223_372_036_854_775_807 - i for i in range(2000)],
+    ],
+    ids=["5000-small", "3000-16-digit", "2000-max-bigint"],
+)
+def test_id_payloads_fit_a_notification_and_keep_every_id_once_in_order(ids: list[int]) -> None:
+    payloads = list(id_payloads(ids))
+    assert len(payloads) > 1
+    assert all(len(p.encode()) < 8000 for p in payloads)
+    assert all(len(p) < NOTIFY_PAYLOAD_LIMIT for p in payloads)
+    assert [int(text) for p in payloads for text in p.split(",")] == ids
+
+
+async def test_store_events_many_ids_are_announced_in_chunks(
+    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+) -> None:
+    ids = await store_events(pool, [message_event(f"bulk-{i}") for i in range(2000)])
+    assert len(ids) == 2000
+    expected = list(id_payloads(ids))
+    assert len(expected) > 1
+    assert await listener.settle(lambda: len(listener.payloads_with(ids)) >= len(expected))
+    assert listener.payloads_with(ids) == expected
+
+
+# ---------------------------------------------------------------- import side effects
+
+
+def test_workers_store_import_has_no_broker_side_effect(settings: Settings) -> None:
+    # A REDIS_URL the settings would refuse: importing workers.broker would fail loudly.
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": "http://not-redis"}
+    code = (
+        "import json, sys, dramatiq.broker, workers.store\n"
+        "print(json.dumps({'modules': sorted(m for m in sys.modules if m.startswith('workers')),"
+        " 'global_broker': dramatiq.broker.global_broker is not None}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found == {"modules": ["workers", "workers.store"], "global_broker": False}
