@@ -128,7 +128,7 @@ def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subpr
 
 
 def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the process serving {url} exited with {process.returncode}")
@@ -152,7 +152,9 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     log_dir = tmp_path_factory.mktemp("live-server")
     port = free_port()
     env = env_for(settings, HOST="127.0.0.1", PORT=str(port))
@@ -169,10 +171,10 @@ def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 async def wait_for_rows(
-    pool: asyncpg.Pool, app_id: str, count: int, timeout: float = 10.0
+    pool: asyncpg.Pool, app_id: str, count: int, within: float = 10.0
 ) -> list[queries.LogEntry]:
     """Poll until the app has at least `count` stored events (tests only: the product pushes)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         async with pool.acquire() as conn:
             rows = await queries.select_log_entries(conn, app_id, limit=max(count, 100))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -11,7 +12,7 @@ from web import apps, dashboard, health, ingest, plan_pages, plans, stream
 from web.context import Services
 from web.core.db import create_pool
 from web.core.directory import AppDirectory
-from web.core.jobs import BatchingEnqueuer, build_broker
+from web.core.jobs import BatchingEnqueuer, build_broker, persistence_warning
 from web.core.logs import configure_logging
 from web.core.settings import Settings
 from web.errors import register_error_handlers
@@ -44,8 +45,14 @@ def create_app(settings: Settings | None = None) -> Quart:
         await _require_schema(pool)
         broker = build_broker(settings, socket_timeout=WEB_REDIS_SOCKET_TIMEOUT, retries=0)
         enqueuer = BatchingEnqueuer(
-            broker, max_batch=settings.enqueue_batch_size, timeout=settings.enqueue_timeout
+            broker,
+            max_batch=settings.enqueue_batch_size,
+            timeout=settings.enqueue_timeout,
+            max_depth=settings.max_queue_depth,
         )
+        warning = await asyncio.to_thread(persistence_warning, broker)
+        if warning:
+            log.warning(warning)
         directory = AppDirectory(pool)
         hub = Hub(settings.database_url, pool, on_app_changed=directory.forget)
         await hub.start()

@@ -11,6 +11,7 @@ from dramatiq.middleware import CurrentMessage
 from web.core.jobs import EVENTS_QUEUE, STORE_EVENTS_ACTOR
 from workers import store
 from workers.broker import database
+from workers.failures import should_retry
 
 log = logging.getLogger("lvd.worker")
 
@@ -20,19 +21,21 @@ SHOWN_IDS = 10
 @dramatiq.actor(
     actor_name=STORE_EVENTS_ACTOR,
     queue_name=EVENTS_QUEUE,
-    # A database outage is retried with capped backoff: about 25 minutes before giving up.
-    max_retries=50,
+    # A database outage is retried forever with backoff capped at 30 s; bad data is not
+    # retried (workers.failures decides which is which).
+    retry_when=should_retry,
     min_backoff=200,
     max_backoff=30_000,
 )
 async def store_events(events: list[dict[str, Any]]) -> None:
-    stored = await store.store_events(database.pool, events)
     message = CurrentMessage.get_current_message()
+    message_id = message.message_id if message else ""
+    stored = await store.store_events(database.pool, events, message_id=message_id)
     event_ids = [event["event_id"] for event in events]
     shown = ", ".join(event_ids[:SHOWN_IDS]) + (" ..." if len(event_ids) > SHOWN_IDS else "")
     log.info(
         "Message %s: stored %d of %d events (%d already stored): %s",
-        message.message_id if message else "?",
+        message_id,
         len(stored),
         len(events),
         len(events) - len(stored),

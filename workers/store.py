@@ -11,6 +11,7 @@ import asyncpg
 
 from web.core import queries
 from web.core.jobs import EVENTS_CHANNEL
+from workers.failures import is_permanent
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,38 @@ def entry_from_message(data: Mapping[str, Any]) -> queries.NewLogEntry:
     )
 
 
-async def store_events(pool: asyncpg.Pool, events: Sequence[Mapping[str, Any]]) -> list[int]:
+async def store_events(
+    pool: asyncpg.Pool, events: Sequence[Mapping[str, Any]], *, message_id: str = ""
+) -> list[int]:
     """Insert the events and announce the new row ids, in one transaction.
 
     The notification is delivered only if the rows commit, so the live view never shows
-    an event that is not stored. Returns the ids of rows that were new.
+    an event that is not stored. Returns the ids of rows that were new. If the data of
+    some event can never be stored, the others are stored and that one is parked in
+    dead_letters, in the same transaction: one bad event never holds back its batch.
     """
     entries = [entry_from_message(event) for event in events]
     try:
-        return await _insert_and_notify(pool, entries)
+        return await _store(pool, events, entries, message_id)
     except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError) as exc:
         # After a PostgreSQL restart, the first query on a stale pooled connection fails.
         log.warning("Retrying once on a fresh connection: %s", exc)
+        return await _store(pool, events, entries, message_id)
+
+
+async def _store(
+    pool: asyncpg.Pool,
+    events: Sequence[Mapping[str, Any]],
+    entries: Sequence[queries.NewLogEntry],
+    message_id: str,
+) -> list[int]:
+    try:
         return await _insert_and_notify(pool, entries)
+    except asyncpg.PostgresError as exc:
+        if not is_permanent(exc):
+            raise
+        log.warning("Message %s: %s; storing its events one by one", message_id, exc)
+        return await _insert_each_and_park_failures(pool, events, entries, message_id)
 
 
 async def _insert_and_notify(
@@ -52,9 +72,44 @@ async def _insert_and_notify(
 ) -> list[int]:
     async with pool.acquire() as conn, conn.transaction():
         ids = await queries.insert_log_entries(conn, entries)
-        for payload in id_payloads(ids):
-            await queries.notify(conn, EVENTS_CHANNEL, payload)
+        await _notify(conn, ids)
     return ids
+
+
+async def _insert_each_and_park_failures(
+    pool: asyncpg.Pool,
+    events: Sequence[Mapping[str, Any]],
+    entries: Sequence[queries.NewLogEntry],
+    message_id: str,
+) -> list[int]:
+    ids: list[int] = []
+    async with pool.acquire() as conn, conn.transaction():
+        for event, entry in zip(events, entries, strict=True):
+            try:
+                async with conn.transaction():  # a savepoint: a failure undoes this event only
+                    ids += await queries.insert_log_entries(conn, [entry])
+            except asyncpg.PostgresError as exc:
+                if not is_permanent(exc):
+                    raise
+                reason = f"{type(exc).__name__}: {exc}"
+                await queries.insert_dead_letters(conn, message_id, [dict(event)], reason, 1)
+                log.error("Message %s: parked event %s: %s", message_id, entry.event_id, reason)
+        await _notify(conn, ids)
+    return ids
+
+
+async def _notify(conn: queries.Connection, ids: Sequence[int]) -> None:
+    for payload in id_payloads(ids):
+        await queries.notify(conn, EVENTS_CHANNEL, payload)
+
+
+async def park_message(
+    pool: asyncpg.Pool, message_id: str, events: Sequence[Any], reason: str, attempts: int
+) -> list[int]:
+    """Record a whole message's events as dead letters (or the raw args if they are not events)."""
+    items = [e if isinstance(e, dict) else {"raw": e} for e in events] or [{"raw": None}]
+    async with pool.acquire() as conn:
+        return await queries.insert_dead_letters(conn, message_id, items, reason, attempts)
 
 
 def id_payloads(ids: Sequence[int], limit: int = NOTIFY_PAYLOAD_LIMIT) -> Iterator[str]:

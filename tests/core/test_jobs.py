@@ -203,7 +203,7 @@ async def enqueue_broker(queue_settings: Settings) -> AsyncIterator[RedisBroker]
 async def test_batching_enqueuer_coalesces_200_concurrent_requests(
     enqueue_broker: RedisBroker, queue_reader: QueueReader
 ) -> None:
-    enqueuer = BatchingEnqueuer(enqueue_broker, max_batch=50, timeout=2.0)
+    enqueuer = BatchingEnqueuer(enqueue_broker, max_batch=50, timeout=2.0, max_depth=100_000)
     event_ids = [f"c-{i}" for i in range(200)]
     try:
         message_ids = await asyncio.gather(*(enqueuer.enqueue([queued(e)]) for e in event_ids))
@@ -240,7 +240,7 @@ async def test_batching_enqueuer_never_splits_a_request(
     requests = [
         [f"r{r}-{uuid.uuid4().hex[:6]}-{i}" for i in range(size)] for r, size in enumerate(sizes)
     ]
-    enqueuer = BatchingEnqueuer(enqueue_broker, max_batch=max_batch, timeout=2.0)
+    enqueuer = BatchingEnqueuer(enqueue_broker, max_batch=max_batch, timeout=2.0, max_depth=100_000)
     try:
         message_ids = await asyncio.gather(
             *(enqueuer.enqueue([queued(e) for e in request]) for request in requests)
@@ -265,7 +265,7 @@ async def test_batching_enqueuer_never_splits_a_request(
 async def test_batching_enqueuer_sequential_requests_get_their_own_messages(
     enqueue_broker: RedisBroker, queue_reader: QueueReader
 ) -> None:
-    enqueuer = BatchingEnqueuer(enqueue_broker, max_batch=200, timeout=2.0)
+    enqueuer = BatchingEnqueuer(enqueue_broker, max_batch=200, timeout=2.0, max_depth=100_000)
     try:
         first = await enqueuer.enqueue([queued("s-1"), queued("s-2")])
         second = await enqueuer.enqueue([queued("s-3")])
@@ -286,7 +286,7 @@ async def test_batching_enqueuer_redis_unreachable_is_unavailable_fast(
 ) -> None:
     dead = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     broker = build_broker(dead, socket_timeout=1.0, retries=0)
-    enqueuer = BatchingEnqueuer(broker, max_batch=200, timeout=2.0)
+    enqueuer = BatchingEnqueuer(broker, max_batch=200, timeout=2.0, max_depth=100_000)
     started = time.monotonic()
     try:
         outcomes = await asyncio.gather(
@@ -350,7 +350,7 @@ async def test_batching_enqueuer_redis_hung_is_unavailable_within_timeout(
     hung = replace(settings, redis_url=f"redis://127.0.0.1:{silent_server.port}/0")
     # A socket timeout longer than the enqueue timeout: the caller's bound must still hold.
     broker = build_broker(hung, socket_timeout=3.0, retries=0)
-    enqueuer = BatchingEnqueuer(broker, max_batch=200, timeout=enqueue_timeout)
+    enqueuer = BatchingEnqueuer(broker, max_batch=200, timeout=enqueue_timeout, max_depth=100_000)
     started = time.monotonic()
     try:
         with pytest.raises(EnqueueUnavailable, match=f"within {enqueue_timeout:g} s"):

@@ -34,7 +34,7 @@ print(json.dumps({
     "middleware": [type(m).__name__ for m in broker.middleware],
     "actor": actor.actor_name,
     "queue": actor.queue_name,
-    "max_retries": actor.options.get("max_retries"),
+    "retry_when": getattr(actor.options.get("retry_when"), "__qualname__", None),
     "min_backoff": actor.options.get("min_backoff"),
     "max_backoff": actor.options.get("max_backoff"),
     "encoder": type(dramatiq.get_encoder()).__name__,
@@ -76,7 +76,7 @@ def actors_default(settings: Settings) -> dict[str, Any]:
         ("actor", "store_events"),
         ("queue", "events"),
         ("queues", ["events"]),
-        ("max_retries", 50),
+        ("retry_when", "should_retry"),
         ("min_backoff", 200),
         ("max_backoff", 30_000),
         ("encoder", "OrjsonEncoder"),
@@ -101,7 +101,7 @@ def test_actors_import_builds_the_broker_from_redis_url(
 
 def test_actors_import_installs_the_worker_middleware(actors_default: dict[str, Any]) -> None:
     middleware = actors_default["middleware"]
-    for name in ("AsyncIO", "CurrentMessage", "DatabasePool", "Retries"):
+    for name in ("AsyncIO", "CurrentMessage", "DatabasePool", "DeadLetters", "Retries"):
         assert name in middleware
     # The pool is opened on the AsyncIO loop, so that middleware must run first.
     assert middleware.index("AsyncIO") < middleware.index("DatabasePool")

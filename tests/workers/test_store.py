@@ -205,22 +205,26 @@ async def test_store_events_notifies_only_after_commit(
     assert listener.payloads_with(ids) == [f"{ids[0]},{ids[1]}"]
 
 
-async def test_store_events_failed_transaction_stores_and_announces_nothing(
+async def test_store_events_unstorable_event_is_parked_and_the_rest_stored(
     pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
 ) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE dead_letters")
     events = [message_event("fk-ok"), message_event("fk-orphan", app_id="no-such-app")]
-    with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await store_events(pool, events)
+    ids = await store_events(pool, events, message_id="msg-fk")
     await asyncio.sleep(0.3)
-    assert await rows_of(pool) == []
-    # Ids another run's worker may announce exist; ids of the rolled-back rows do not.
-    notified = listener.notified_ids()
-    if notified:
-        async with pool.acquire() as conn:
-            existing = await conn.fetchval(
-                "SELECT count(*) FROM log_entries WHERE id = ANY($1::bigint[])", notified
-            )
-        assert existing == len(set(notified)), "a notification named rows that never committed"
+    stored = await rows_of(pool)
+    assert [row.event_id for row in stored] == ["fk-ok"]
+    assert ids == [stored[0].id]
+    async with pool.acquire() as conn:
+        parked = await queries.select_dead_letters(conn)
+    assert [(d.message_id, d.app_id, d.event_id) for d in parked] == [
+        ("msg-fk", "no-such-app", "fk-orphan")
+    ]
+    assert "ForeignKeyViolationError" in parked[0].reason
+    assert parked[0].event == events[1]
+    # The notification names exactly the stored row, never the parked one.
+    assert ids[0] in listener.notified_ids()
 
 
 async def test_store_events_survives_a_terminated_backend(
@@ -319,13 +323,13 @@ async def test_store_events_second_stale_connection_raises(
     assert await rows_of(pool) == []
 
 
-async def test_store_events_other_errors_are_not_retried(
+async def test_store_events_transient_errors_propagate_for_the_actor_to_retry(
     pool: asyncpg.Pool, test_app_row: queries.App
 ) -> None:
-    stale = StaleConnection(asyncpg.DataError("bad data"))
+    stale = StaleConnection(asyncpg.TooManyConnectionsError("too many clients"))
     flaky = FlakyPool(pool, [stale])
-    with pytest.raises(asyncpg.DataError):
-        await store_events(flaky, [message_event("poison")])
+    with pytest.raises(asyncpg.TooManyConnectionsError):
+        await store_events(flaky, [message_event("busy")])
     assert flaky.acquired == 1
     assert await rows_of(pool) == []
 
@@ -428,4 +432,7 @@ def test_workers_store_import_has_no_broker_side_effect(settings: Settings) -> N
     )
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
-    assert found == {"modules": ["workers", "workers.store"], "global_broker": False}
+    assert found == {
+        "modules": ["workers", "workers.failures", "workers.store"],
+        "global_broker": False,
+    }

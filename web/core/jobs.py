@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,29 @@ class OrjsonEncoder(dramatiq.Encoder):
 
 class EnqueueUnavailable(Exception):
     """The broker did not take the message in time; the client should retry later."""
+
+
+class QueueFull(Exception):
+    """Backpressure: workers are this far behind, so new events are refused for now."""
+
+
+# How long a measured queue depth is trusted before it is read again (seconds).
+DEPTH_CHECK_INTERVAL = 0.1
+
+
+def persistence_warning(broker: RedisBroker) -> str | None:
+    """A warning when Redis keeps nothing on disk (a Redis restart then loses the queue)."""
+    try:
+        config = broker.client.config_get("save")
+        config.update(broker.client.config_get("appendonly"))
+    except redis.RedisError:
+        return None  # managed Redis services often refuse CONFIG; nothing to say then
+    if config.get("appendonly") == "no" and not config.get("save"):
+        return (
+            "Redis keeps nothing on disk (appendonly no, no save points): events accepted but"
+            " not yet stored are lost if Redis restarts. See the README's reliability section."
+        )
+    return None
 
 
 def build_broker(settings: Settings, *, socket_timeout: float, retries: int) -> RedisBroker:
@@ -121,10 +145,16 @@ class BatchingEnqueuer:
     next batch, so batches grow exactly when load does.
     """
 
-    def __init__(self, broker: RedisBroker, *, max_batch: int, timeout: float) -> None:
+    def __init__(
+        self, broker: RedisBroker, *, max_batch: int, timeout: float, max_depth: int
+    ) -> None:
         self._broker = broker
         self._max_batch = max_batch
         self._timeout = timeout
+        self._max_depth = max_depth
+        self._queue_key = f"{broker.namespace}:{EVENTS_QUEUE}"
+        self._depth = 0
+        self._depth_read_at = float("-inf")
         self._pending: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
@@ -149,7 +179,7 @@ class BatchingEnqueuer:
             batch = self._take_batch()
             message = build_store_message([e for waiting in batch for e in waiting.events])
             try:
-                await loop.run_in_executor(self._executor, self._broker.enqueue, message)
+                await loop.run_in_executor(self._executor, self._send, message)
             except Exception as exc:  # any broker failure is reported to every waiting caller
                 log.warning("Enqueue failed: %s", exc)
                 error = EnqueueUnavailable(f"the queue is unavailable: {exc}")
@@ -160,6 +190,17 @@ class BatchingEnqueuer:
             for waiting in batch:
                 if not waiting.done.done():
                     waiting.done.set_result(message.message_id)
+
+    def _send(self, message: dramatiq.Message[Any]) -> None:
+        """Runs on the enqueue thread: refuse when the queue is too deep, else enqueue."""
+        now = time.monotonic()
+        if now - self._depth_read_at > DEPTH_CHECK_INTERVAL:
+            self._depth = int(self._broker.client.llen(self._queue_key))
+            self._depth_read_at = now
+        if self._depth >= self._max_depth:
+            raise QueueFull(f"the queue holds {self._depth} messages, over its limit")
+        self._broker.enqueue(message)
+        self._depth += 1
 
     def _take_batch(self) -> list[_Waiting]:
         # A request's events are never split across messages; one large request may

@@ -43,6 +43,10 @@ class Settings:
     heartbeat_timeout_ms: int = 15_000
     # Out of a million broker commands, how many run maintenance (requeue of dead workers' work).
     maintenance_chance: int = 10_000
+    # Deliveries of one message that never finished (crashes) before it is parked.
+    max_deliveries: int = 5
+    # Messages waiting in the queue above which ingest answers 503 (backpressure).
+    max_queue_depth: int = 20_000
     # Rows the live page shows and the stream back-fills at most.
     page_size: int = 100
     log_json: bool = False
@@ -64,6 +68,8 @@ class Settings:
             enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
             heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 15_000),
             maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 10_000),
+            max_deliveries=_int(env, "LVD_MAX_DELIVERIES", 5),
+            max_queue_depth=_int(env, "LVD_MAX_QUEUE_DEPTH", 20_000),
             page_size=_int(env, "LVD_PAGE_SIZE", 100),
             log_json=env.get("LVD_LOG_FORMAT", "text").lower() == "json",
         )

@@ -1,0 +1,55 @@
+"""Which failures are worth retrying: a database that is away comes back; bad data does not."""
+
+from __future__ import annotations
+
+import asyncpg
+
+# Failures of the connection or the server's state: retried with capped backoff, forever,
+# so a database outage of any length never parks an event.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    ConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+# Failures caused by the data itself: the same event fails the same way every time.
+_PERMANENT = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+    asyncpg.UntranslatableCharacterError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
+
+
+# An error that is neither (a bug, say) is retried this many times, then parked.
+UNKNOWN_ERROR_RETRIES = 10
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _TRANSIENT)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    return isinstance(exc, _PERMANENT) and not is_transient(exc)
+
+
+def should_retry(retries: int, exc: BaseException) -> bool:
+    """Dramatiq's retry_when: transient failures forever (backoff is capped), bad data never."""
+    if is_transient(exc):
+        return True
+    if is_permanent(exc):
+        return False
+    return retries < UNKNOWN_ERROR_RETRIES
