@@ -128,7 +128,7 @@ def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subpr
 
 
 def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + within
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the process serving {url} exited with {process.returncode}")
