@@ -80,8 +80,8 @@ def actors_default(settings: Settings) -> dict[str, Any]:
         ("min_backoff", 200),
         ("max_backoff", 30_000),
         ("encoder", "OrjsonEncoder"),
-        ("heartbeat_timeout", 15_000),
-        ("maintenance_chance", 10_000),
+        ("heartbeat_timeout", 5_000),
+        ("maintenance_chance", 100_000),
         ("socket_timeout", 5.0),
     ],
 )

@@ -40,9 +40,9 @@ class Settings:
     # Events coalesced into one queue message at most (one Redis round trip, one INSERT).
     enqueue_batch_size: int = 200
     # Dramatiq: a dead worker's messages come back after this many ms without a heartbeat.
-    heartbeat_timeout_ms: int = 15_000
+    heartbeat_timeout_ms: int = 5_000
     # Out of a million broker commands, how many run maintenance (requeue of dead workers' work).
-    maintenance_chance: int = 10_000
+    maintenance_chance: int = 100_000
     # Deliveries of one message that never finished (crashes) before it is parked.
     max_deliveries: int = 5
     # Messages waiting in the queue above which ingest answers 503 (backpressure).
@@ -66,8 +66,8 @@ class Settings:
             port=_port(env),
             enqueue_timeout=_float(env, "LVD_ENQUEUE_TIMEOUT", 2.0),
             enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
-            heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 15_000),
-            maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 10_000),
+            heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 5_000),
+            maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 100_000),
             max_deliveries=_int(env, "LVD_MAX_DELIVERIES", 5),
             max_queue_depth=_int(env, "LVD_MAX_QUEUE_DEPTH", 20_000),
             page_size=_int(env, "LVD_PAGE_SIZE", 100),
