@@ -78,6 +78,8 @@ async def save_plan_form(app_id: str) -> Response | WerkzeugResponse:
 @blueprint.post("/apps/<app_id>/plan/check")
 async def check_fragment(app_id: str) -> str:
     """The editor's inline problems, as an htmx fragment."""
+    async with services().pool.acquire() as conn:
+        await require_app(conn, app_id)
     form = await request.form
     _, problems = parse_plan_text(form.get("document", ""))
     return await render_template("_plan_problems.html", problems=problems, checked=True)

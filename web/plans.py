@@ -40,7 +40,7 @@ async def require_version(
     await require_app(conn, app_id)
     saved = await queries.select_plan_version(conn, app_id, version)
     if saved is None:
-        which = f"version {version}" if version else "a plan yet"
+        which = f"version {version}" if version else "plan yet"
         raise Rejected(404, "unknown_plan_version", f"app {app_id!r} has no {which}")
     return saved
 
@@ -108,6 +108,8 @@ async def diff(app_id: str) -> Response:
 @blueprint.post("/api/apps/<app_id>/plan/check")
 async def check(app_id: str) -> Response:
     """Check a plan without saving it (the editor calls this as the user types)."""
+    async with services().pool.acquire() as conn:
+        await require_app(conn, app_id)
     document = await json_body()
     problems = check_plan(document)
     return jsonify({"ok": not problems, "problems": [p.as_dict() for p in problems]})

@@ -96,10 +96,15 @@ async def prepare_database(url: str) -> list[int]:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """Read and write jsonb with orjson."""
-    await conn.set_type_codec(
-        "jsonb", encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog", format="text"
-    )
+    """Read and write json and jsonb with orjson."""
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name,
+            encoder=_encode_json,
+            decoder=orjson.loads,
+            schema="pg_catalog",
+            format="text",
+        )
 
 
 def _encode_json(value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -32,8 +33,9 @@ class AppDirectory:
         # Bumped by every forget(): a lookup that started before a change must not cache
         # what it read, or it would undo the forget.
         self._epoch = 0
-        # Plan versions never change once saved, so a compiled one is good forever.
-        self._plans: OrderedDict[tuple[str, int], CompiledPlan] = OrderedDict()
+        # Plan versions never change once saved, so a compiled one is good forever. The key
+        # holds the app's creation time: a deleted and re-created app starts at version 1 again.
+        self._plans: OrderedDict[tuple[str, datetime, int], CompiledPlan] = OrderedDict()
 
     async def get(self, app_id: str) -> AppView | None:
         cached = self._apps.get(app_id)
@@ -54,7 +56,7 @@ class AppDirectory:
     async def _plan(self, conn: queries.Connection, app: queries.App) -> CompiledPlan | None:
         if app.plan_version is None:
             return None
-        key = (app.id, app.plan_version)
+        key = (app.id, app.created_at, app.plan_version)
         plan = self._plans.get(key)
         if plan is None:
             saved = await queries.select_plan_version(conn, app.id, app.plan_version)

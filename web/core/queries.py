@@ -217,7 +217,7 @@ async def insert_plan_version(conn: Connection, app_id: str, document: Any) -> P
         "  SELECT coalesce(max(version), 0) + 1 AS version FROM tracking_plans WHERE app_id = $1"
         "), saved AS ("
         "  INSERT INTO tracking_plans (app_id, version, document)"
-        "  SELECT $1, version, $2::jsonb FROM next"
+        "  SELECT $1, version, $2::json FROM next"
         "  RETURNING app_id, version, document, created_at"
         "), current AS ("
         "  UPDATE apps SET plan_version = (SELECT version FROM saved) WHERE id = $1"

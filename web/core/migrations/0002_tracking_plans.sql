@@ -2,7 +2,8 @@
 CREATE TABLE tracking_plans (
     app_id text NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
     version integer NOT NULL CHECK (version > 0),
-    document jsonb NOT NULL,
+    -- json, not jsonb: a plan kept in git comes back with its keys in the order written.
+    document json NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (app_id, version)
 );

@@ -96,7 +96,7 @@ def _unplanned(event: Mapping[str, Any], name: str, allowed: bool) -> Issue:
 
 
 def check_plan(document: Any) -> list[PlanProblem]:
-    """Every problem with a plan document; an empty list means it can be saved."""
+    """Every problem with a plan document, each at the path where it is written."""
     if not isinstance(document, dict):
         return [PlanProblem("", "a tracking plan must be a JSON object")]
     problems = [
@@ -106,6 +106,16 @@ def check_plan(document: Any) -> list[PlanProblem]:
         for key in document
         if key not in PLAN_KEYS
     ]
+    if "$schema" in document and not _known_dialect(document["$schema"]):
+        problems.append(_unknown_dialect(["$schema"]))
+    defs = document.get("$defs", {})
+    if not isinstance(defs, dict):
+        problems.append(PlanProblem("/$defs", "$defs must be an object of name -> schema"))
+        defs = {}
+    for name, schema in defs.items():
+        problems += _structure_problems(schema, ["$defs", name], document)
+    # Event schemas compile against the plan's $schema and $defs: only once those are sound.
+    can_compile = not problems
     events = document.get("events", {})
     if not isinstance(events, dict):
         problems.append(PlanProblem("/events", "events must be an object of event name -> schema"))
@@ -115,9 +125,9 @@ def check_plan(document: Any) -> list[PlanProblem]:
             problems.append(
                 PlanProblem(pointer(["events", name]), "an event name must not be empty")
             )
-        problems += _schema_problems(schema, ["events", name], document)
+        problems += _schema_problems(schema, ["events", name], document, can_compile)
     if "common" in document and document["common"] is not None:
-        problems += _schema_problems(document["common"], ["common"], document)
+        problems += _schema_problems(document["common"], ["common"], document, can_compile)
     if not isinstance(document.get("allow_unplanned", False), bool):
         problems.append(PlanProblem("/allow_unplanned", "allow_unplanned must be true or false"))
     if document.get("naming") not in (None, *CONVENTIONS):
@@ -174,29 +184,40 @@ def _known_dialect(uri: Any) -> bool:
     )
 
 
-def _schema_problems(
+def _unknown_dialect(at: list[str | int]) -> PlanProblem:
+    return PlanProblem(
+        pointer(at),
+        "unknown $schema: use https://json-schema.org/draft/2020-12/schema (the default)"
+        " or http://json-schema.org/draft-07/schema#",
+    )
+
+
+def _structure_problems(
     schema: Any, at: list[str | int], plan: Mapping[str, Any]
 ) -> list[PlanProblem]:
+    """Is this a well-formed schema of its dialect? (References are resolved later.)"""
     if isinstance(schema, bool):
         return []
     if not isinstance(schema, dict):
         return [PlanProblem(pointer(at), "a schema must be a JSON object (or true/false)")]
-    full = _with_plan_context(schema, plan)
-    if not _known_dialect(full["$schema"]):
-        return [
-            PlanProblem(
-                pointer([*at, "$schema"]),
-                "unknown $schema: use https://json-schema.org/draft/2020-12/schema (the default)"
-                " or http://json-schema.org/draft-07/schema#",
-            )
-        ]
+    dialect = schema.get("$schema", plan.get("$schema", DEFAULT_DIALECT))
+    if not _known_dialect(dialect):
+        # A plan-level $schema is reported once, where it is written.
+        return [_unknown_dialect([*at, "$schema"])] if "$schema" in schema else []
     try:
-        jsonschema_rs.meta.validate(full)
+        jsonschema_rs.meta.validate({**schema, "$schema": dialect})
     except jsonschema_rs.ValidationError as exc:
-        where = pointer([*at, *exc.instance_path])
-        return [PlanProblem(where, exc.message)]
-    except jsonschema_rs.ReferencingError as exc:
-        return [PlanProblem(pointer([*at, "$schema"]), f"unknown dialect: {exc}")]
+        return [PlanProblem(pointer([*at, *exc.instance_path]), exc.message)]
+    return []
+
+
+def _schema_problems(
+    schema: Any, at: list[str | int], plan: Mapping[str, Any], can_compile: bool
+) -> list[PlanProblem]:
+    """Structure first, then compile with the plan's $defs, which finds dangling $refs."""
+    problems = _structure_problems(schema, at, plan)
+    if problems or not can_compile or isinstance(schema, bool):
+        return problems
     try:
         _validator(schema, plan)
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
