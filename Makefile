@@ -22,6 +22,10 @@ run: install
 test: install
 	$(BIN)/pytest
 
+## Throughput, latency, memory and validation figures, printed as one table (about 6 minutes).
+bench: install
+	$(BIN)/python -m bench.pipeline
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

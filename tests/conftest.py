@@ -121,10 +121,24 @@ class LiveServer:
 
 
 def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    log_file = log_path.open("wb")
-    return subprocess.Popen(
-        args, env=env, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT
-    )
+    # The child keeps its own descriptor of the log; the parent's copy is closed at once.
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            args, env=env, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT
+        )
+
+
+def wait_for_log(
+    path: Path, text: str, process: subprocess.Popen[bytes], timeout: float = 30.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{path.name}: the process exited with {process.returncode}")
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{path.name} did not say {text!r} within {timeout} s")
 
 
 def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -164,6 +178,7 @@ def live_server(
     server = LiveServer(f"http://127.0.0.1:{port}", web, worker, log_dir, replace(settings))
     try:
         wait_for_http(f"{server.base_url}/healthz", web)
+        wait_for_log(log_dir / "worker.log", "Worker process is ready for action", worker)
         yield server
     finally:
         stop_process(web)

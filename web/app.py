@@ -27,7 +27,7 @@ WEB_REDIS_SOCKET_TIMEOUT = 1.0
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
-    configure_logging(json=settings.log_json)
+    configure_logging(json=settings.log_json, level=settings.log_level)
     app = Quart(__name__, template_folder="../templates", static_folder="../static")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_request_bytes,

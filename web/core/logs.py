@@ -25,10 +25,10 @@ class _LvdHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler this module installed, so a second call does not add another."""
 
 
-def configure_logging(*, json: bool) -> None:
-    """Send INFO and above to stderr; handlers others installed (pytest's) stay in place."""
+def configure_logging(*, json: bool, level: str = "INFO") -> None:
+    """Send `level` and above to stderr; handlers others installed (pytest's) stay in place."""
     root = logging.getLogger()
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     if any(isinstance(handler, _LvdHandler) for handler in root.handlers):
         return
     handler = _LvdHandler(sys.stderr)

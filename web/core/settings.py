@@ -50,6 +50,7 @@ class Settings:
     # Rows the live page shows and the stream back-fills at most.
     page_size: int = 100
     log_json: bool = False
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +73,7 @@ class Settings:
             max_queue_depth=_int(env, "LVD_MAX_QUEUE_DEPTH", 20_000),
             page_size=_int(env, "LVD_PAGE_SIZE", 100),
             log_json=env.get("LVD_LOG_FORMAT", "text").lower() == "json",
+            log_level=_log_level(env),
         )
 
 
@@ -79,6 +81,13 @@ def _require_scheme(name: str, url: str, schemes: set[str]) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in schemes:
         raise SettingsError(f"{name} must start with one of {sorted(schemes)}, got {scheme!r}")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("LVD_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"LVD_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return level
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

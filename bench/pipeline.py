@@ -1,0 +1,301 @@
+"""`make bench`: the pipeline's figures, from one run on this machine, as one table.
+
+Starts its own web and worker processes against a fresh `lvd_bench` database and Redis
+database 12 on the PostgreSQL and Redis that `make run` would use, then measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import psutil
+import redis
+
+from bench import validation
+from lvd import loadtest
+from lvd.devservices import DevServices
+from web.core.apps import create_app
+from web.core.db import prepare_database, with_database
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+APP_ID = "bench"
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+SUSTAIN_SECONDS = 10 if QUICK else 30
+STEP_SECONDS = 5 if QUICK else 10
+IDLE_SECONDS = 5 if QUICK else 60
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def peak_rss_mb(root_pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process tree's largest member, in MiB."""
+    peaks = []
+    for proc in [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks, default=0.0)
+
+
+def tree_rss_mb(root_pid: int) -> float:
+    procs = [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]
+    return float(sum(p.memory_info().rss for p in procs)) / 2**20
+
+
+async def load(
+    url: str, rate: float, seconds: float, *, batch: int = 1, database_url: str, verify: bool = True
+) -> dict[str, Any]:
+    report = await loadtest.send_load(
+        url, APP_ID, rate, seconds, batch=batch, progress=False, connections=128
+    )
+    if verify:
+        await loadtest.verify_storage(report, database_url, APP_ID, drain_limit=120)
+    return report.summary()
+
+
+async def reset(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("TRUNCATE log_entries, dead_letters")
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    with DevServices(ROOT / ".lvd") as services:
+        endpoints = services.start()
+        database_url = with_database(endpoints.database_url, "lvd_bench")
+        redis_url = urlunsplit(urlsplit(endpoints.redis_url)._replace(path="/12"))
+        asyncio.run(_fresh_database(endpoints.database_url, database_url))
+        redis.Redis.from_url(redis_url).flushdb()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        }
+        logs = ROOT / "artifacts" / "bench"
+        logs.mkdir(parents=True, exist_ok=True)
+        rows: list[tuple[str, str]] = []
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores,"
+            f" {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()},"
+            f" web processes {WEB_WORKERS}, 1 worker process; everything on this machine",
+            flush=True,
+        )
+
+        ceiling_port = free_port()
+        hypercorn = [
+            str(BIN / "hypercorn"),
+            "--worker-class",
+            "uvloop",
+            "--workers",
+            str(WEB_WORKERS),
+        ]
+        saturating = 6000.0
+        with process(
+            [*hypercorn, "--bind", f"127.0.0.1:{ceiling_port}", "bench.ceiling:app"],
+            env,
+            logs / "ceiling.log",
+        ):
+            wait_ready(f"http://127.0.0.1:{ceiling_port}/")
+            ceiling = asyncio.run(
+                load(
+                    f"http://127.0.0.1:{ceiling_port}",
+                    saturating,
+                    STEP_SECONDS,
+                    database_url=database_url,
+                    verify=False,
+                )
+            )
+
+        port = free_port()
+        web_env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(WEB_WORKERS)}
+        url = f"http://127.0.0.1:{port}"
+        with (
+            process(
+                [str(BIN / "lvd"), "worker", "--threads", "8"], env, logs / "worker.log"
+            ) as worker,
+            process([str(BIN / "lvd"), "web"], web_env, logs / "web.log") as web,
+        ):
+            wait_ready(f"{url}/healthz")
+            real = asyncio.run(load(url, saturating, STEP_SECONDS, database_url=database_url))
+            ratio = real["achieved_rate"] / ceiling["achieved_rate"]
+            rows.append(
+                (
+                    "ceiling: trivial 202 endpoint, offered 6000/s",
+                    f"{ceiling['achieved_rate']:.0f} req/s, p99 {ceiling['latency_ms']['p99']} ms",
+                )
+            )
+            rows.append(
+                (
+                    "real ingest, same offered load",
+                    f"{real['achieved_rate']:.0f} req/s, p99 {real['latency_ms']['p99']} ms,"
+                    f" lost {real['lost']}, doubled {real['doubled']}",
+                )
+            )
+            rows.append(("real / ceiling", f"{ratio:.0%}"))
+            print(*rows[-3:], sep="\n", flush=True)
+
+            asyncio.run(reset(database_url))
+            at_1000 = asyncio.run(load(url, 1000, SUSTAIN_SECONDS, database_url=database_url))
+            rows.append(
+                (
+                    f"1000 events/s for {SUSTAIN_SECONDS} s",
+                    f"p50 {at_1000['latency_ms']['p50']} ms, p99 {at_1000['latency_ms']['p99']} ms,"
+                    f" accept->committed p50 {at_1000['queue_to_db_ms']['p50']} ms"
+                    f" p99 {at_1000['queue_to_db_ms']['p99']} ms, lost {at_1000['lost']},"
+                    f" doubled {at_1000['doubled']}",
+                )
+            )
+            print(*rows[-1:], sep="\n", flush=True)
+
+            best: dict[str, Any] | None = None
+            best_rate = 0
+            for rate in (1500, 2000, 2500, 3000, 3500, 4000):
+                asyncio.run(reset(database_url))
+                step = asyncio.run(load(url, rate, STEP_SECONDS, database_url=database_url))
+                held = (
+                    step["latency_ms"]["p99"] <= 50
+                    and step["lost"] == 0
+                    and step["status_counts"] == {"202": step["requests"]}
+                )
+                print(
+                    f"  step {rate}/s: p99 {step['latency_ms']['p99']} ms, held={held}", flush=True
+                )
+                if not held:
+                    break
+                best_rate = rate
+            if best_rate:
+                asyncio.run(reset(database_url))
+                best = asyncio.run(load(url, best_rate, SUSTAIN_SECONDS, database_url=database_url))
+            rows.append(
+                (
+                    f"highest single-event rate held {SUSTAIN_SECONDS} s with p99 <= 50 ms",
+                    f"{best_rate}/s: p99 {best['latency_ms']['p99'] if best else '-'} ms,"
+                    f" queue->db p50 {best['queue_to_db_ms']['p50'] if best else '-'} ms"
+                    f" p99 {best['queue_to_db_ms']['p99'] if best else '-'} ms,"
+                    f" lost {best['lost'] if best else '-'}"
+                    if best
+                    else "below 1500/s",
+                )
+            )
+            print(*rows[-1:], sep="\n", flush=True)
+
+            asyncio.run(reset(database_url))
+            started = time.perf_counter()
+            batched = asyncio.run(
+                load(url, 500, STEP_SECONDS, batch=100, database_url=database_url)
+            )
+            through = batched["stored_once"] / (time.perf_counter() - started - 0.0)
+            rows.append(
+                (
+                    "batches of 100 events, offered 50 000 events/s",
+                    f"{batched['events_per_second']:.0f} events/s accepted,"
+                    f" {through:.0f} events/s through to the database (incl. drain),"
+                    f" p99 {batched['latency_ms']['p99']} ms, lost {batched['lost']}",
+                )
+            )
+            print(*rows[-1:], sep="\n", flush=True)
+
+            time.sleep(IDLE_SECONDS)
+            first = asyncio.run(load(url, 1, 1, database_url=database_url))
+            rows.append(
+                (
+                    f"first event after {IDLE_SECONDS} s idle",
+                    f"response {first['latency_ms']['max']} ms, accept->committed"
+                    f" {first['queue_to_db_ms']['max']} ms",
+                )
+            )
+            rows.append(
+                (
+                    "peak memory (largest process)",
+                    f"worker {peak_rss_mb(worker.pid):.0f} MiB, web {peak_rss_mb(web.pid):.0f} MiB",
+                )
+            )
+
+        for name, figures in validation.run(20_000).items():
+            rows.append(
+                (
+                    f"validation, {name}",
+                    f"p50 {figures['p50_ms']:.3f} ms, p99 {figures['p99_ms']:.3f} ms",
+                )
+            )
+
+    width = max(len(name) for name, _ in rows)
+    print("\n" + "=" * 100)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+async def _fresh_database(server_url: str, database_url: str) -> None:
+    conn = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        await conn.execute('DROP DATABASE IF EXISTS "lvd_bench" WITH (FORCE)')
+    finally:
+        await conn.close()
+    await prepare_database(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await create_app(conn, APP_ID, "Benchmark")
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()
