@@ -7,18 +7,11 @@ from quart import Blueprint, render_template, request
 from web.context import services
 from web.core import queries
 from web.core.errors import Rejected
+from web.core.filters import STATUSES, EventFilter
 
 blueprint = Blueprint("dashboard", __name__)
 
-STATUS_FILTERS = ("all", *queries.STATUSES)
-
-
-def status_filter() -> str | None:
-    """The ?status= filter, checked against a whitelist; None means all."""
-    status = request.args.get("status", "all")
-    if status not in STATUS_FILTERS:
-        raise Rejected(400, "invalid_filter", f"status must be one of {', '.join(STATUS_FILTERS)}")
-    return None if status == "all" else status
+STATUS_FILTERS = ("all", *STATUSES)
 
 
 @blueprint.get("/")
@@ -30,20 +23,21 @@ async def index() -> str:
 
 @blueprint.get("/apps/<app_id>")
 async def app_page(app_id: str) -> str:
-    status = status_filter()
+    filters = EventFilter.from_args(request.args)
     settings = services().settings
     async with services().pool.acquire() as conn:
         app = await queries.select_app(conn, app_id)
         if app is None:
             raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
         entries = await queries.select_log_entries(
-            conn, app_id, status=status, limit=settings.page_size
+            conn, app_id, filters=filters, limit=settings.page_size
         )
     return await render_template(
         "app.html",
         app=app,
         entries=entries,
-        status=status or "all",
+        filters=filters,
+        status=filters.status or "all",
         status_filters=STATUS_FILTERS,
         # The stream starts after the newest row shown, so nothing falls between the two.
         after_id=entries[0].id if entries else 0,

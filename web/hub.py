@@ -12,6 +12,7 @@ import asyncpg
 
 from web.core import queries
 from web.core.db import init_connection
+from web.core.filters import EventFilter
 from web.core.jobs import EVENTS_CHANNEL
 from web.core.plans import PLANS_CHANNEL
 
@@ -27,14 +28,21 @@ _RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 @dataclass(eq=False)
 class Subscription:
     app_id: str
-    status: str | None
+    filters: EventFilter
     queue: asyncio.Queue[queries.LogEntry] = field(
         default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
     )
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wants(self, entry: queries.LogEntry) -> bool:
-        return entry.app_id == self.app_id and self.status in (None, entry.validation_status)
+        return entry.app_id == self.app_id and self.filters.matches(
+            status=entry.validation_status,
+            event_name=entry.event_name,
+            payload=entry.payload,
+            errors=entry.errors,
+            session=entry.session,
+            received_at=entry.received_at,
+        )
 
     def offer(self, entry: queries.LogEntry) -> None:
         try:
@@ -85,8 +93,8 @@ class Hub:
             await self._listener.close()
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, app_id: str, status: str | None) -> AsyncIterator[Subscription]:
-        subscription = Subscription(app_id, status)
+    async def subscribe(self, app_id: str, filters: EventFilter) -> AsyncIterator[Subscription]:
+        subscription = Subscription(app_id, filters)
         self._subscriptions.add(subscription)
         try:
             yield subscription

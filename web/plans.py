@@ -9,6 +9,7 @@ from quart import Blueprint, Response, jsonify, request
 from web.context import services
 from web.core import plans, queries
 from web.core.errors import Rejected
+from web.core.filters import STATUSES, EventFilter
 from web.core.validation.plan import check_plan
 from web.requests import json_body
 
@@ -133,12 +134,12 @@ async def revalidate(app_id: str) -> Response:
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise Rejected(400, "invalid_version", "version must be a whole number")
     status = options.get("status")
-    if status is not None and status not in queries.STATUSES:
+    if status is not None and status not in STATUSES:
         raise Rejected(400, "invalid_filter", "status must be valid or invalid")
     async with services().pool.acquire() as conn:
         saved = await require_version(conn, app_id, version)
         entries = await queries.select_log_entries(
-            conn, app_id, status=status, limit=plans.REVALIDATE_LIMIT
+            conn, app_id, filters=EventFilter(status=status), limit=plans.REVALIDATE_LIMIT
         )
     report = plans.revalidate(plans.compile_version(saved), entries)
     return jsonify(report.as_dict())

@@ -12,7 +12,7 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 from web.context import services
 from web.core import queries
 from web.core.errors import Rejected
-from web.dashboard import status_filter
+from web.core.filters import EventFilter
 
 blueprint = Blueprint("stream", __name__)
 
@@ -35,7 +35,7 @@ def sse_frame(data: str, *, event: str, event_id: int) -> bytes:
 
 @blueprint.get("/apps/<app_id>/stream")
 async def app_stream(app_id: str) -> Response:
-    status = status_filter()
+    filters = EventFilter.from_args(request.args)
     after_id = _resume_point()
     svc = services()
     if await svc.apps.get(app_id) is None:
@@ -46,11 +46,11 @@ async def app_stream(app_id: str) -> Response:
         yield f"retry: {RETRY_MS}\n\n".encode()
         # Subscribe before back-filling: rows committed in between are then in the queue,
         # and the id check below drops the ones the back-fill already sent.
-        async with svc.hub.subscribe(app_id, status) as subscription:
+        async with svc.hub.subscribe(app_id, filters) as subscription:
             sent = SentIds(REMEMBERED_IDS)
             async with svc.pool.acquire() as conn:
                 missed = await queries.select_log_entries(
-                    conn, app_id, status=status, after_id=after_id, limit=svc.settings.page_size
+                    conn, app_id, filters=filters, after_id=after_id, limit=svc.settings.page_size
                 )
             for entry in reversed(missed):
                 yield await _row_frame(entry)

@@ -199,7 +199,7 @@ async def test_dashboard_page_is_capped_at_page_size(
     assert sse_connect(text)[1]["after"] == [str(max(ids))]
 
 
-@pytest.mark.parametrize("status", ["bogus", "VALID", "", "valid' OR 1=1 --", "<script>x</script>"])
+@pytest.mark.parametrize("status", ["bogus", "VALID", "valid' OR 1=1 --", "<script>x</script>"])
 async def test_dashboard_unknown_status_filter_answers_400_page(
     client: Client, make_app: MakeApp, status: str
 ) -> None:

@@ -14,6 +14,7 @@ import web.hub
 from tests.web.conftest import MakeApp
 from tests.web.support import eventually, message_event, new_entry
 from web.core import queries
+from web.core.filters import EventFilter
 from web.core.jobs import EVENTS_CHANNEL
 from web.core.settings import Settings
 from web.hub import Hub, Subscription
@@ -74,7 +75,7 @@ async def terminate(pool: asyncpg.Pool, pid: int) -> None:
 
 
 def test_subscription_full_queue_sets_overflowed_instead_of_growing() -> None:
-    subscription = Subscription("a", None, queue=asyncio.Queue(2))
+    subscription = Subscription("a", EventFilter(), queue=asyncio.Queue(2))
 
     for row_id in range(1, 6):
         subscription.offer(log_entry(row_id))
@@ -85,7 +86,7 @@ def test_subscription_full_queue_sets_overflowed_instead_of_growing() -> None:
 
 
 def test_subscription_with_room_is_not_overflowed() -> None:
-    subscription = Subscription("a", None, queue=asyncio.Queue(2))
+    subscription = Subscription("a", EventFilter(), queue=asyncio.Queue(2))
 
     subscription.offer(log_entry(1))
     subscription.offer(log_entry(2))
@@ -97,7 +98,7 @@ def test_subscription_with_room_is_not_overflowed() -> None:
 def test_subscription_default_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web.hub, "SUBSCRIBER_QUEUE_SIZE", 7)
 
-    assert Subscription("a", None).queue.maxsize == 7
+    assert Subscription("a", EventFilter()).queue.maxsize == 7
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ def test_subscription_default_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) 
 def test_subscription_wants_only_its_app_and_status(
     status: str | None, entry: queries.LogEntry, wanted: bool
 ) -> None:
-    assert Subscription("a", status).wants(entry) is wanted
+    assert Subscription("a", EventFilter(status=status)).wants(entry) is wanted
 
 
 # --- fan-out ----------------------------------------------------------------------------
@@ -128,9 +129,9 @@ async def test_hub_delivers_committed_rows_to_matching_subscribers(
     other = await make_app()
 
     async with (
-        hub.subscribe(app.id, None) as everything,
-        hub.subscribe(app.id, "invalid") as invalid_only,
-        hub.subscribe(other.id, None) as other_app,
+        hub.subscribe(app.id, EventFilter()) as everything,
+        hub.subscribe(app.id, EventFilter(status="invalid")) as invalid_only,
+        hub.subscribe(other.id, EventFilter()) as other_app,
     ):
         ids = await store_events(
             pool,
@@ -149,7 +150,7 @@ async def test_hub_delivers_committed_rows_to_matching_subscribers(
 
 
 async def test_hub_subscribe_exit_removes_the_subscription(hub: Hub) -> None:
-    async with hub.subscribe("a", None):
+    async with hub.subscribe("a", EventFilter()):
         assert hub.subscriber_count == 1
 
     assert hub.subscriber_count == 0
@@ -161,7 +162,7 @@ async def test_hub_slow_subscriber_overflows_at_its_queue_size(
     monkeypatch.setattr(web.hub, "SUBSCRIBER_QUEUE_SIZE", 3)
     app = await make_app()
 
-    async with hub.subscribe(app.id, None) as slow:
+    async with hub.subscribe(app.id, EventFilter()) as slow:
         ids = await store_events(pool, [message_event(app.id) for _ in range(10)])
         await asyncio.wait_for(slow.overflowed.wait(), 5.0)
 
@@ -174,7 +175,7 @@ async def test_hub_delivers_rows_committed_out_of_id_order(
 ) -> None:
     app = await make_app()
 
-    async with hub.subscribe(app.id, None) as subscription:
+    async with hub.subscribe(app.id, EventFilter()) as subscription:
         async with pool.acquire() as slow, pool.acquire() as fast:
             slow_tx = slow.transaction()
             await slow_tx.start()
@@ -198,7 +199,7 @@ async def test_hub_listener_reconnects_and_backfills_rows_committed_while_away(
     monkeypatch.setattr(web.hub, "_RECONNECT_DELAYS", (0.5, 0.1))
     app = await make_app()
 
-    async with hub.subscribe(app.id, None) as subscription:
+    async with hub.subscribe(app.id, EventFilter()) as subscription:
         [before] = await store_events(pool, [message_event(app.id, name="before")])
         assert await drain(subscription, 1) == [before]
         old_pid = await listener_pid(hub)
@@ -222,7 +223,7 @@ async def test_hub_listener_reconnects_more_than_once(
     monkeypatch.setattr(web.hub, "_RECONNECT_DELAYS", (0.05,))
     app = await make_app()
 
-    async with hub.subscribe(app.id, None) as subscription:
+    async with hub.subscribe(app.id, EventFilter()) as subscription:
         for _ in range(2):
             old_pid = await listener_pid(hub)
             await terminate(pool, old_pid)
@@ -259,7 +260,7 @@ async def test_hub_row_committed_as_listener_returns_is_delivered_once(
 
     monkeypatch.setattr(queries, "select_log_entries_after", catch_up_with_a_commit_first)
 
-    async with hub.subscribe(app.id, None) as subscription:
+    async with hub.subscribe(app.id, EventFilter()) as subscription:
         await terminate(pool, await listener_pid(hub))
         await eventually(lambda: not hub.connected.is_set(), message="the hub saw the loss")
         away = await store_events(pool, [message_event(app.id, name="away")])

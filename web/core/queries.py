@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from web.core.filters import EventFilter
+
 
 class Connection(Protocol):
     """What queries need of an asyncpg connection or pooled proxy (asyncpg ships no types)."""
@@ -78,8 +80,7 @@ _ENTRY_COLUMNS = (
     "id, app_id, event_id, event_name, payload, validation_status, errors, plan_version,"
     " session, received_at, created_at"
 )
-# The only statuses a filter may name; anything else never reaches SQL.
-STATUSES = ("valid", "invalid")
+NO_FILTER = EventFilter()
 
 
 async def insert_app(conn: Connection, app_id: str, name: str, write_key: str) -> App | None:
@@ -153,27 +154,35 @@ async def notify(conn: Connection, channel: str, payload: str) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
 
+# The filter's clauses; parameters $2..$8 come from EventFilter.sql_args(), in this order.
+FILTER_SQL = (
+    " AND ($2::text IS NULL OR validation_status = $2)"
+    " AND (cardinality($3::text[]) = 0 OR event_name = ANY($3::text[]))"
+    " AND ($4::text IS NULL OR payload::text ILIKE $4)"
+    " AND ($5::jsonb IS NULL OR errors @> $5::jsonb)"
+    " AND ($6::text IS NULL OR session = $6)"
+    " AND ($7::timestamptz IS NULL OR received_at >= $7)"
+    " AND ($8::timestamptz IS NULL OR received_at < $8)"
+)
+
+
 async def select_log_entries(
     conn: Connection,
     app_id: str,
     *,
-    status: str | None = None,
+    filters: EventFilter = NO_FILTER,
     before_id: int | None = None,
     after_id: int | None = None,
     limit: int = 100,
 ) -> list[LogEntry]:
-    """An app's events, newest first, optionally filtered by status and bounded by id."""
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
+    """An app's events matching the filter, newest first, optionally bounded by id."""
     rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM log_entries"
-        " WHERE app_id = $1"
-        " AND ($2::text IS NULL OR validation_status = $2)"
-        " AND ($3::bigint IS NULL OR id < $3)"
-        " AND ($4::bigint IS NULL OR id > $4)"
-        " ORDER BY id DESC LIMIT $5",
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE app_id = $1{FILTER_SQL}"
+        " AND ($9::bigint IS NULL OR id < $9)"
+        " AND ($10::bigint IS NULL OR id > $10)"
+        " ORDER BY id DESC LIMIT $11",
         app_id,
-        status,
+        *filters.sql_args(),
         before_id,
         after_id,
         limit,

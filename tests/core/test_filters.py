@@ -1,0 +1,155 @@
+"""EventFilter: query-string parsing, and SQL and Python (live stream) agreeing on every row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import orjson
+import pytest
+
+from web.core import queries
+from web.core.errors import Rejected
+from web.core.filters import EventFilter
+
+BASE = datetime(2025, 12, 10, 15, 0, tzinfo=UTC)
+ROWS = [
+    # event_id, name, status, rules, session, minutes after BASE, payload extra
+    ("e1", "user_login", "valid", [], "s1", 0, {"plan": "Pro"}),
+    ("e2", "user_login", "invalid", ["format"], "s1", 5, {"plan": "pro 50%_off"}),
+    ("e3", "Order Completed", "invalid", ["type", "required"], "s2", 10, {"total": "12.99"}),
+    ("e4", "Order Completed", "valid", [], None, 15, {"total": 12.99}),
+    ("e5", None, "invalid", ["required"], "s2", 20, {"note": "<script>"}),
+]
+
+
+@pytest.fixture
+async def filter_rows(pool: asyncpg.Pool, test_app_row: queries.App) -> list[queries.LogEntry]:
+    entries = []
+    for event_id, name, status, rules, session, minutes, extra in ROWS:
+        payload = {"eventName": name, "event_id": event_id, **extra}
+        errors = [
+            {"path": "/x", "rule": rule, "message": rule, "severity": "error"} for rule in rules
+        ]
+        entries.append(
+            queries.NewLogEntry(
+                app_id="test-app",
+                event_id=event_id,
+                event_name=name,
+                payload_json=orjson.dumps(payload).decode(),
+                validation_status=status,
+                errors_json=orjson.dumps(errors).decode(),
+                plan_version=None,
+                session=session,
+                received_at=BASE + timedelta(minutes=minutes),
+            )
+        )
+    async with pool.acquire() as conn:
+        await queries.insert_log_entries(conn, entries)
+        return await queries.select_log_entries(conn, "test-app")
+
+
+FILTERS = {
+    "none": {},
+    "status": {"status": "invalid"},
+    "all is none": {"status": "all"},
+    "one name": {"event_name": "user_login"},
+    "two names": {"event_name": "user_login,Order Completed"},
+    "text any case": {"q": "PRO"},
+    "text with % and _ literal": {"q": "50%_off"},
+    "text html": {"q": "<script>"},
+    "rule": {"rule": "required"},
+    "session": {"session": "s2"},
+    "since": {"since": "2025-12-10T15:05:00Z"},
+    "until": {"until": "2025-12-10T15:10:00+00:00"},
+    "window and status": {
+        "since": "2025-12-10T15:01:00Z",
+        "until": "2025-12-10T15:30:00Z",
+        "status": "invalid",
+    },
+    "nothing matches": {"event_name": "nope"},
+    "hostile text": {"q": "' OR 1=1 --"},
+}
+EXPECTED = {
+    "none": {"e1", "e2", "e3", "e4", "e5"},
+    "status": {"e2", "e3", "e5"},
+    "all is none": {"e1", "e2", "e3", "e4", "e5"},
+    "one name": {"e1", "e2"},
+    "two names": {"e1", "e2", "e3", "e4"},
+    "text any case": {"e1", "e2"},
+    "text with % and _ literal": {"e2"},
+    "text html": {"e5"},
+    "rule": {"e3", "e5"},
+    "session": {"e3", "e5"},
+    "since": {"e2", "e3", "e4", "e5"},
+    "until": {"e1", "e2"},
+    "window and status": {"e2", "e3", "e5"},
+    "nothing matches": set(),
+    "hostile text": set(),
+}
+
+
+@pytest.mark.parametrize("name", FILTERS)
+async def test_event_filter_sql_and_live_matching_agree(
+    pool: asyncpg.Pool, filter_rows: list[queries.LogEntry], name: str
+) -> None:
+    filters = EventFilter.from_args(FILTERS[name])
+    async with pool.acquire() as conn:
+        from_sql = {
+            r.event_id for r in await queries.select_log_entries(conn, "test-app", filters=filters)
+        }
+    live = {
+        r.event_id
+        for r in filter_rows
+        if filters.matches(
+            status=r.validation_status,
+            event_name=r.event_name,
+            payload=r.payload,
+            errors=r.errors,
+            session=r.session,
+            received_at=r.received_at,
+        )
+    }
+    assert from_sql == EXPECTED[name]
+    assert live == EXPECTED[name]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"status": "pending"},
+        {"since": "yesterday"},
+        {"until": "2025-13-01"},
+        {"since": "2025-12-10T16:00:00Z", "until": "2025-12-10T15:00:00Z"},
+        {"q": "x" * 201},
+        {"session": "s" * 101},
+        {"event_name": ",".join(f"n{i}" for i in range(51))},
+        {"q": "a\x00b"},
+    ],
+)
+def test_event_filter_from_args_bad_values_are_400(args: dict[str, str]) -> None:
+    with pytest.raises(Rejected) as caught:
+        EventFilter.from_args(args)
+    assert (caught.value.status, caught.value.code) == (400, "invalid_filter")
+
+
+def test_event_filter_query_args_round_trip() -> None:
+    args = {
+        "status": "invalid",
+        "event_name": "a,b",
+        "q": "pro",
+        "rule": "type",
+        "session": "s1",
+        "since": "2025-12-10T15:00:00+00:00",
+        "until": "2025-12-10T16:00:00+00:00",
+    }
+    filters = EventFilter.from_args(args)
+    assert filters.query_args() == args
+    assert EventFilter.from_args(filters.query_args()) == filters
+    assert EventFilter.from_args({}).is_empty
+
+
+def test_event_filter_plus_in_offset_survives_query_string_decoding() -> None:
+    # "+01:00" arrives as " 01:00" once a query string is decoded.
+    filters = EventFilter.from_args({"since": "2025-12-10T16:00:00 01:00"})
+    assert filters.since == datetime(2025, 12, 10, 15, 0, tzinfo=UTC)

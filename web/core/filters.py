@@ -1,0 +1,146 @@
+"""Which events to show: one filter for the history (SQL), the live stream and the API alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from web.core.errors import Rejected
+
+STATUSES = ("valid", "invalid")
+MAX_NAMES = 50
+MAX_TEXT = 200
+MAX_SESSION = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    status: str | None = None
+    event_names: tuple[str, ...] = ()
+    text: str | None = None  # case-insensitive substring of the payload's JSON
+    rule: str | None = None  # some error of the event has this rule
+    session: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> EventFilter:
+        """Read and check filters from a query string; Rejected (400) for bad values."""
+        status = args.get("status") or None
+        if status == "all":
+            status = None
+        if status is not None and status not in STATUSES:
+            raise Rejected(400, "invalid_filter", "status must be valid, invalid or all")
+        names = tuple(
+            name.strip()
+            for raw in _all(args, "event_name")
+            for name in raw.split(",")
+            if name.strip()
+        )
+        if len(names) > MAX_NAMES:
+            raise Rejected(400, "invalid_filter", f"at most {MAX_NAMES} event names")
+        text = _bounded(args.get("q"), "q", MAX_TEXT)
+        rule = _bounded(args.get("rule"), "rule", 100)
+        session = _bounded(args.get("session"), "session", MAX_SESSION)
+        since, until = _time(args.get("since"), "since"), _time(args.get("until"), "until")
+        if since and until and since >= until:
+            raise Rejected(400, "invalid_filter", "since must be before until")
+        return cls(status, names, text, rule, session, since, until)
+
+    def with_status(self, status: str | None) -> EventFilter:
+        return replace(self, status=status)
+
+    @property
+    def is_empty(self) -> bool:
+        return self == EventFilter()
+
+    def query_args(self) -> dict[str, str]:
+        """The filter as query-string arguments, for links and the stream's URL."""
+        found = {
+            "status": self.status,
+            "event_name": ",".join(self.event_names) or None,
+            "q": self.text,
+            "rule": self.rule,
+            "session": self.session,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+        return {key: value for key, value in found.items() if value}
+
+    def sql_args(self) -> list[Any]:
+        """Parameters for queries.FILTER_SQL, in the order of its placeholders."""
+        text = None
+        if self.text:
+            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            text = f"%{escaped}%"
+        return [
+            self.status,
+            list(self.event_names),
+            text,
+            [{"rule": self.rule}] if self.rule else None,  # the jsonb codec encodes it
+            self.session,
+            self.since,
+            self.until,
+        ]
+
+    def matches(
+        self,
+        *,
+        status: str,
+        event_name: str | None,
+        payload: Any,
+        errors: Sequence[Mapping[str, Any]],
+        session: str | None,
+        received_at: datetime,
+    ) -> bool:
+        """The same test as the SQL, for a row the live stream is about to send."""
+        if self.status and status != self.status:
+            return False
+        if self.event_names and event_name not in self.event_names:
+            return False
+        if self.rule and not any(error.get("rule") == self.rule for error in errors):
+            return False
+        if self.session and session != self.session:
+            return False
+        if self.since and received_at < self.since:
+            return False
+        if self.until and received_at >= self.until:
+            return False
+        return not self.text or self.text.lower() in orjson.dumps(payload).decode().lower()
+
+
+def _all(args: Mapping[str, Any], key: str) -> list[str]:
+    # A query string may repeat a key (werkzeug's MultiDict.getlist); a dict holds one.
+    getlist = getattr(args, "getlist", None)
+    if getlist is not None:
+        return [str(value) for value in getlist(key)]
+    value = args.get(key)
+    return [str(value)] if value else []
+
+
+def _bounded(value: Any, name: str, limit: int) -> str | None:
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if len(text) > limit or "\x00" in text:
+        raise Rejected(400, "invalid_filter", f"{name} must be at most {limit} characters")
+    return text
+
+
+def _time(value: Any, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        # A "+" in a query string arrives as a space: put it back in front of the offset.
+        text = re.sub(r" (\d{2}:\d{2})$", r"+\1", str(value)).replace("Z", "+00:00")
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise Rejected(
+            400, "invalid_filter", f"{name} must be an ISO 8601 time such as 2025-12-10T15:45:00Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
