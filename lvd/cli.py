@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--no-verify", action="store_true", help="skip the database check")
     load.set_defaults(command=_loadtest)
 
+    user = commands.add_parser("create-user", help="create a dashboard user (asks for a password)")
+    user.add_argument("username")
+    user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    user.set_defaults(command=_create_user)
+
     create = commands.add_parser("create-app", help="create an app and print its write key")
     create.add_argument("app_id")
     create.add_argument("--name", default=None)
@@ -161,6 +168,38 @@ def _loadtest(args: argparse.Namespace) -> int:
         print(loadtest.format_report(summary))
     failed = summary["lost"] or summary["doubled"] or summary["stored_but_refused"]
     return 1 if failed and not args.no_verify else 0
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    import asyncpg
+
+    from web.core.errors import Rejected
+    from web.core.settings import Settings
+    from web.core.users import create_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("lvd create-user: the passwords differ", file=sys.stderr)
+            return 1
+
+    async def create() -> int:
+        conn = await asyncpg.connect(Settings.from_env().database_url, timeout=10)
+        try:
+            user = await create_user(conn, args.username, password)
+        except Rejected as exc:
+            print(f"lvd create-user: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await conn.close()
+        print(f"Created user {user.username}")
+        return 0
+
+    return asyncio.run(create())
 
 
 def _web(args: argparse.Namespace) -> int:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 import asyncpg
 from quart import Quart
 
-from web import apps, dashboard, health, ingest, plan_pages, plans, stream
+from web import apps, auth, dashboard, health, ingest, plan_pages, plans, stream
+from web.auth import install_auth
 from web.context import Services
+from web.core import queries
 from web.core.db import create_pool
 from web.core.directory import AppDirectory
 from web.core.jobs import BatchingEnqueuer, build_broker, persistence_warning
 from web.core.logs import configure_logging
+from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
 from web.errors import register_error_handlers
 from web.hub import Hub
@@ -32,12 +36,18 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_request_bytes,
         BODY_TIMEOUT=30,
+        SESSION_COOKIE_NAME="lvd_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documents in their order
-    for module in (health, ingest, apps, plans, plan_pages, dashboard, stream):
+    for module in (health, auth, ingest, apps, plans, plan_pages, dashboard, stream):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     install_security(app)
+    install_auth(app)
 
     @app.before_serving
     async def open_services() -> None:
@@ -56,7 +66,9 @@ def create_app(settings: Settings | None = None) -> Quart:
         directory = AppDirectory(pool)
         hub = Hub(settings.database_url, pool, on_app_changed=directory.forget)
         await hub.start()
-        app.extensions["lvd"] = Services(settings, pool, enqueuer, directory, hub)
+        limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        app.extensions["lvd"] = Services(settings, pool, enqueuer, directory, hub, limiter)
+        app.secret_key = settings.secret_key or await _shared_secret(pool)
         log.info("Serving on http://%s:%d", settings.host, settings.port)
 
     @app.after_serving
@@ -69,6 +81,12 @@ def create_app(settings: Settings | None = None) -> Quart:
         await services.pool.close()
 
     return app
+
+
+async def _shared_secret(pool: asyncpg.Pool) -> str:
+    """The session-signing key every web process shares: made once, kept in the database."""
+    async with pool.acquire() as conn:
+        return await queries.instance_secret(conn, "session_key", secrets.token_urlsafe(48))
 
 
 async def _require_schema(pool: asyncpg.Pool) -> None:

@@ -9,6 +9,7 @@ from quart import current_app
 
 from web.core.directory import AppDirectory
 from web.core.jobs import BatchingEnqueuer
+from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
 from web.hub import Hub
 
@@ -20,6 +21,7 @@ class Services:
     enqueuer: BatchingEnqueuer
     apps: AppDirectory
     hub: Hub
+    limiter: RateLimiter
 
 
 def services() -> Services:

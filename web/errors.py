@@ -40,7 +40,9 @@ async def error_response(
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(Rejected)
     async def rejected(exc: Rejected) -> Response:
-        return await error_response(exc.status, exc.code, exc.message, exc.details)
+        response = await error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(EnqueueUnavailable)
     async def queue_unavailable(exc: EnqueueUnavailable) -> Response:

@@ -17,7 +17,7 @@ from web.core.jobs import QueuedEvent
 from web.core.parsing import ParsedEvent, parse_events
 from web.core.validation import CompiledPlan, Verdict, validate
 from web.core.validation.envelope import event_name_of
-from web.security import check_write_key
+from web.security import admit_events
 
 log = logging.getLogger("lvd.ingest")
 
@@ -42,7 +42,7 @@ async def ingest(app_id: str) -> Response:
     if view is None:
         raise Rejected(404, "unknown_app", f"no app with id {app_id!r}: create it first")
     app = view.app
-    check_write_key(app, request.headers.get("Authorization"), request.headers.get("X-Write-Key"))
+    admit_events(app, len(body.events))
 
     received_at = datetime.now(UTC).isoformat()
     session = _session()

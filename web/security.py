@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import math
 
 from quart import Quart, Response, request
 
+from web.context import services
 from web.core import queries
 from web.core.errors import Rejected
 
@@ -21,11 +23,41 @@ CROSS_ORIGIN_PATHS = ("/api/logs/", "/v1/", "/batch")
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def check_write_key(app: queries.App, authorization: str | None, header_key: str | None) -> None:
-    """Refuse a wrong key always, and a missing one when the app requires a key."""
+def admit_events(app: queries.App, count: int, presented_key: str | None = None) -> None:
+    """The gate every ingest path passes: the app's write key, then its rate limit.
+
+    presented_key is a key found in the body (Segment's writeKey, PostHog's api_key);
+    otherwise the request's Authorization (Basic user) or X-Write-Key header is used.
+    """
+    svc = services()
+    check_write_key(
+        app,
+        request.headers.get("Authorization"),
+        presented_key or request.headers.get("X-Write-Key"),
+        required=svc.settings.require_write_keys,
+    )
+    wait = svc.limiter.take(app.id, count)
+    if wait is not None:
+        retry_after = "60" if wait == float("inf") else str(max(1, math.ceil(wait)))
+        raise Rejected(
+            429,
+            "rate_limited",
+            f"app {app.id!r} is sending more than {svc.settings.rate_limit} events per second",
+            headers={"Retry-After": retry_after},
+        )
+
+
+def check_write_key(
+    app: queries.App,
+    authorization: str | None,
+    header_key: str | None,
+    *,
+    required: bool = False,
+) -> None:
+    """Refuse a wrong key always, and a missing one when the app or the server requires it."""
     presented = header_key or _basic_user(authorization)
     if presented is None:
-        if app.require_write_key:
+        if app.require_write_key or required:
             raise Rejected(401, "write_key_required", f"app {app.id!r} requires its write key")
         return
     # Constant-time, so response timing reveals nothing about the key.

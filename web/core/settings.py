@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -51,6 +52,22 @@ class Settings:
     page_size: int = 100
     log_json: bool = False
     log_level: str = "INFO"
+    # Sign-in for the dashboard and management API; on by default beyond loopback.
+    require_login: bool = False
+    # Ingest refuses events without the app's write key; on by default beyond loopback.
+    require_write_keys: bool = False
+    # Session cookies only over HTTPS; on by default beyond loopback.
+    secure_cookies: bool = False
+    # A fixed session-signing key; by default one is generated once and kept in the database.
+    secret_key: str | None = None
+    # Events per second one app may send to one web process (0: no limit), and the burst.
+    rate_limit: int = 5_000
+    rate_burst: int = 10_000
+
+    @property
+    def exposed(self) -> bool:
+        """Whether the server listens beyond this machine."""
+        return not is_loopback(self.host)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,10 +77,12 @@ class Settings:
         redis_url = env.get("REDIS_URL") or env.get("BROKER_URL") or DEFAULT_REDIS_URL
         _require_scheme("DATABASE_URL", database_url, {"postgresql", "postgres"})
         _require_scheme("REDIS_URL", redis_url, {"redis", "rediss", "unix"})
+        host = env.get("HOST") or "127.0.0.1"
+        exposed = not is_loopback(host)
         return cls(
             database_url=database_url,
             redis_url=redis_url,
-            host=env.get("HOST") or "127.0.0.1",
+            host=host,
             port=_port(env),
             enqueue_timeout=_float(env, "LVD_ENQUEUE_TIMEOUT", 2.0),
             enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
@@ -74,6 +93,12 @@ class Settings:
             page_size=_int(env, "LVD_PAGE_SIZE", 100),
             log_json=env.get("LVD_LOG_FORMAT", "text").lower() == "json",
             log_level=_log_level(env),
+            require_login=_bool(env, "LVD_REQUIRE_LOGIN", exposed),
+            require_write_keys=_bool(env, "LVD_REQUIRE_WRITE_KEYS", exposed),
+            secure_cookies=_bool(env, "LVD_SECURE_COOKIES", exposed),
+            secret_key=env.get("LVD_SECRET_KEY") or None,
+            rate_limit=_int(env, "LVD_RATE_LIMIT", 5_000, allow_zero=True),
+            rate_burst=_int(env, "LVD_RATE_BURST", 10_000),
         )
 
 
@@ -83,6 +108,26 @@ def _require_scheme(name: str, url: str, schemes: set[str]) -> None:
         raise SettingsError(f"{name} must start with one of {sorted(schemes)}, got {scheme!r}")
 
 
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "::1", "[::1]"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or 0.0.0.0: treat as exposed
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def _log_level(env: Mapping[str, str]) -> str:
     level = (env.get("LVD_LOG_LEVEL") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -90,7 +135,7 @@ def _log_level(env: Mapping[str, str]) -> str:
     return level
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, allow_zero: bool = False) -> int:
     raw = env.get(name)
     if not raw:
         return default
@@ -98,7 +143,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
+    if value < 0 or (value == 0 and not allow_zero):
         raise SettingsError(f"{name} must be positive, got {value}")
     return value
 
