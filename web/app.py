@@ -9,7 +9,7 @@ import secrets
 import asyncpg
 from quart import Quart
 
-from web import apps, auth, dashboard, health, ingest, plan_pages, plans, stream
+from web import apps, auth, dashboard, dead_letters, health, ingest, plan_pages, plans, stream
 from web.auth import install_auth
 from web.context import Services
 from web.core import queries
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documents in their order
-    for module in (health, auth, ingest, apps, plans, plan_pages, dashboard, stream):
+    for module in (health, auth, ingest, apps, plans, plan_pages, dashboard, stream, dead_letters):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     install_security(app)

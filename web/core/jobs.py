@@ -213,6 +213,10 @@ class BatchingEnqueuer:
             count += len(waiting.events)
         return batch
 
+    def ping(self) -> None:
+        """Blocking round trip to Redis (call it from a thread); raises if it does not answer."""
+        self._broker.client.ping()
+
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)

@@ -331,14 +331,20 @@ async def count_dead_letters(conn: Connection) -> int:
     return int(value)
 
 
-async def mark_dead_letters_retried(conn: Connection, ids: Sequence[int]) -> list[DeadLetter]:
-    """Mark pending dead letters as sent again; returns the ones this call marked."""
+async def lock_pending_dead_letters(conn: Connection, ids: Sequence[int]) -> list[DeadLetter]:
+    """Pending dead letters among ids, row-locked until the caller's transaction ends."""
     rows = await conn.fetch(
-        f"UPDATE dead_letters SET retried_at = now()"
-        f" WHERE id = ANY($1::bigint[]) AND retried_at IS NULL RETURNING {_DEAD_LETTER_COLUMNS}",
+        f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters"
+        " WHERE id = ANY($1::bigint[]) AND retried_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED",
         list(ids),
     )
     return [DeadLetter(**dict(row)) for row in rows]
+
+
+async def mark_dead_letters_retried(conn: Connection, ids: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE dead_letters SET retried_at = now() WHERE id = ANY($1::bigint[])", list(ids)
+    )
 
 
 # ---- users and secrets (issue 5)
