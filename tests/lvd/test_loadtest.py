@@ -1,0 +1,76 @@
+"""The load tool's arithmetic: rates, the open-loop schedule, percentiles and the report."""
+
+from __future__ import annotations
+
+import pytest
+
+from lvd.loadtest import (
+    Outcome,
+    Report,
+    due_times,
+    format_report,
+    make_event,
+    parse_rate,
+    percentile,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"),
+    [("100/s", 100.0), ("500/min", 500 / 60), ("30 / m", 0.5), ("2.5", 2.5), ("60/minute", 1.0)],
+)
+def test_parse_rate_reads_seconds_and_minutes(text: str, per_second: float) -> None:
+    assert parse_rate(text) == pytest.approx(per_second)
+
+
+@pytest.mark.parametrize("text", ["fast", "10/h", "-5/s", "0/s", ""])
+def test_parse_rate_refuses_nonsense(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_rate(text)
+
+
+def test_due_times_are_evenly_spaced_whatever_the_server_does() -> None:
+    due = due_times(rate=4, duration=2)
+    assert due == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert len(due_times(rate=500 / 60, duration=60)) == 500
+
+
+@pytest.mark.parametrize(
+    ("fraction", "expected"), [(0.5, 50.0), (0.95, 95.0), (0.99, 99.0), (1.0, 100.0), (0.001, 1.0)]
+)
+def test_percentile_is_nearest_rank(fraction: float, expected: float) -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, fraction) == expected
+
+
+def test_percentile_of_nothing_is_zero() -> None:
+    assert percentile([], 0.99) == 0.0
+
+
+def test_report_summary_counts_statuses_latencies_and_storage() -> None:
+    report = Report(requested=4, duration=2.0)
+    report.outcomes = [
+        Outcome(202, 0.010, ["a"]),
+        Outcome(202, 0.020, ["b", "c"]),
+        Outcome(503, 0.030, ["d"]),
+        Outcome(202, 0.040, ["e"]),
+    ]
+    report.stored_once = 3
+    report.lost = ["e"]
+    report.queue_latencies = [0.005, 0.007, 0.009]
+    summary = report.summary()
+    assert summary["achieved_rate"] == 2.0
+    assert summary["events_sent"] == 5
+    assert summary["status_counts"] == {"202": 3, "503": 1}
+    assert summary["accepted_events"] == 4
+    assert summary["latency_ms"] == {"p50": 20.0, "p95": 40.0, "p99": 40.0, "max": 40.0}
+    assert summary["queue_to_db_ms"]["p50"] == 7.0
+    assert (summary["lost"], summary["doubled"], summary["stored_once"]) == (1, 0, 3)
+    text = format_report(summary)
+    assert "1 lost" in text and "p99 40.0" in text
+
+
+def test_make_event_marks_the_invalid_share_and_keeps_ids_unique() -> None:
+    events = [make_event(i, invalid=i % 2 == 0, run_id="r") for i in range(4)]
+    assert [e["event_id"] for e in events] == ["r-0", "r-1", "r-2", "r-3"]
+    assert [e["timestamp"] == "not a date" for e in events] == [True, False, True, False]
