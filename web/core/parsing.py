@@ -23,6 +23,8 @@ class ParseError(Rejected):
 class ParsedEvent:
     event: dict[str, Any]
     event_id: str | None  # the client's id, when it sent one
+    # The event serialised once, for the size check, and reused as the stored payload.
+    json: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,14 +133,15 @@ def events_of_batch(items: list[Any], limits: Limits) -> list[ParsedEvent]:
 
 
 def _parsed_event(event: dict[str, Any], index: int, limits: Limits) -> ParsedEvent:
-    size = len(orjson.dumps(event))
+    serialised = orjson.dumps(event)
+    size = len(serialised)
     if size > limits.max_event_bytes:
         raise ParseError(
             413,
             "event_too_large",
             f"event {index} is {size} bytes; one event may be at most {limits.max_event_bytes}",
         )
-    return ParsedEvent(event, client_event_id(event, index, limits))
+    return ParsedEvent(event, client_event_id(event, index, limits), serialised.decode())
 
 
 def client_event_id(event: dict[str, Any], index: int, limits: Limits) -> str | None:
