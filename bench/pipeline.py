@@ -297,5 +297,11 @@ async def _fresh_database(server_url: str, database_url: str) -> None:
         await conn.close()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Turn SIGTERM into an exception so every `finally` stops the processes it started.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     main()

@@ -29,6 +29,9 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     """Send `level` and above to stderr; handlers others installed (pytest's) stay in place."""
     root = logging.getLogger()
     root.setLevel(level)
+    # Hypercorn writes its own lines with its own handlers; passing them up would double them.
+    for name in ("hypercorn.error", "hypercorn.access"):
+        logging.getLogger(name).propagate = False
     if any(isinstance(handler, _LvdHandler) for handler in root.handlers):
         return
     handler = _LvdHandler(sys.stderr)
