@@ -1,6 +1,9 @@
-"""Pages: the list of apps, and an app's live view of its latest events."""
+"""Pages: the list of apps, and an app's live view: tiles, filters, rows, older pages."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from quart import Blueprint, render_template, request
 
@@ -8,10 +11,21 @@ from web.context import services
 from web.core import queries
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
+from web.core.insights import TILE_MINUTES, TOP_FAILING, Tiles, build_tiles
 
 blueprint = Blueprint("dashboard", __name__)
 
 STATUS_FILTERS = ("all", *STATUSES)
+# Rows the page keeps at most once someone pages back (the live list keeps page_size).
+ROW_CAP_PAGES = 10
+# Newest events read for the filter form's suggestions (event names and error rules).
+SUGGESTION_SCAN = 2000
+# Links that set the time range to the last so long (as absolute times: the link stays true).
+QUICK_RANGES = (
+    ("last 15 min", timedelta(minutes=15)),
+    ("last hour", timedelta(hours=1)),
+    ("last 24 h", timedelta(hours=24)),
+)
 
 
 @blueprint.get("/")
@@ -25,13 +39,20 @@ async def index() -> str:
 async def app_page(app_id: str) -> str:
     filters = EventFilter.from_args(request.args)
     settings = services().settings
+    now = datetime.now(UTC)
     async with services().pool.acquire() as conn:
-        app = await queries.select_app(conn, app_id)
-        if app is None:
-            raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+        app = await require_app(conn, app_id)
         entries = await queries.select_log_entries(
-            conn, app_id, filters=filters, limit=settings.page_size
+            conn, app_id, filters=filters, limit=settings.page_size + 1
         )
+        known = await queries.select_known_values(conn, app_id, SUGGESTION_SCAN)
+        plan = await queries.select_plan_version(conn, app_id) if app.plan_version else None
+        tiles = await read_tiles(conn, app_id, now)
+    more, entries = len(entries) > settings.page_size, entries[: settings.page_size]
+    planned = list((plan.document.get("events") or {}) if plan else [])
+    # Stamped after the queries, just before the page goes out: the browser pairs it with
+    # the moment the first byte arrived to learn how far its clock is from ours.
+    rendered_at = datetime.now(UTC)
     return await render_template(
         "app.html",
         app=app,
@@ -42,4 +63,65 @@ async def app_page(app_id: str) -> str:
         # The stream starts after the newest row shown, so nothing falls between the two.
         after_id=entries[0].id if entries else 0,
         page_size=settings.page_size,
+        row_cap=settings.page_size * ROW_CAP_PAGES,
+        more=more,
+        tiles=tiles,
+        name_suggestions=sorted(set(planned) | set(known.event_names)),
+        rule_suggestions=known.rules,
+        since_value=iso_utc(filters.since),
+        until_value=iso_utc(filters.until),
+        quick_ranges=[
+            (label, replace(filters, since=now - span, until=None)) for label, span in QUICK_RANGES
+        ],
+        server_now_ms=int(rendered_at.timestamp() * 1000),
     )
+
+
+@blueprint.get("/apps/<app_id>/rows")
+async def rows_fragment(app_id: str) -> str:
+    """A page of older rows (before the ?before= row id) for the live view's "Older events"."""
+    filters = EventFilter.from_args(request.args)
+    before = request.args.get("before", "")
+    if not before.isdigit():
+        raise Rejected(400, "invalid_cursor", "before must be a row id")
+    page_size = services().settings.page_size
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        entries = await queries.select_log_entries(
+            conn, app_id, filters=filters, before_id=int(before), limit=page_size + 1
+        )
+    return await render_template(
+        "_older_rows.html",
+        app=app,
+        entries=entries[:page_size],
+        more=len(entries) > page_size,
+        filters=filters,
+        row_cap=page_size * ROW_CAP_PAGES,
+    )
+
+
+@blueprint.get("/apps/<app_id>/tiles")
+async def tiles_fragment(app_id: str) -> str:
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        tiles = await read_tiles(conn, app_id, datetime.now(UTC))
+    return await render_template("_tiles.html", app=app, tiles=tiles)
+
+
+async def read_tiles(conn: queries.Connection, app_id: str, now: datetime) -> Tiles:
+    since = now - timedelta(minutes=TILE_MINUTES)
+    minutes = await queries.select_minute_counts(conn, app_id, since)
+    top = await queries.select_top_failing_events(conn, app_id, since, TOP_FAILING)
+    return build_tiles(minutes, top, since=since)
+
+
+async def require_app(conn: queries.Connection, app_id: str) -> queries.App:
+    app = await queries.select_app(conn, app_id)
+    if app is None:
+        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+    return app
+
+
+def iso_utc(moment: datetime | None) -> str:
+    """A time as the filter form shows it: ISO 8601 in UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""

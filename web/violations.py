@@ -1,0 +1,59 @@
+"""Violations: an app's failures grouped by fingerprint (event name, path, rule) over a window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from quart import Blueprint, render_template, request
+
+from web.context import services
+from web.core import queries
+from web.core.errors import Rejected
+from web.core.insights import (
+    DEFAULT_WINDOW,
+    NEW_WITHIN,
+    VIOLATION_HORIZON,
+    WINDOWS,
+    fold_violations,
+)
+from web.dashboard import require_app
+
+blueprint = Blueprint("violations", __name__)
+
+# Newest failed events one page view reads at most, and fingerprints it shows at most.
+SCAN_LIMIT = 100_000
+GROUPS_SHOWN = 200
+
+
+@blueprint.get("/apps/<app_id>/violations")
+async def violations_page(app_id: str) -> str:
+    key = request.args.get("window") or DEFAULT_WINDOW
+    window = WINDOWS.get(key)
+    if window is None:
+        raise Rejected(400, "invalid_window", f"window must be one of {', '.join(WINDOWS)}")
+    now = datetime.now(UTC)
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        groups = await queries.select_violation_groups(
+            conn,
+            app_id,
+            horizon=now - VIOLATION_HORIZON,
+            window=now - window.span,
+            bucket_seconds=window.bucket_seconds,
+            scan_limit=SCAN_LIMIT,
+            limit=GROUPS_SHOWN,
+        )
+    violations = fold_violations(groups, window, now=now)
+    return await render_template(
+        "violations.html",
+        app=app,
+        window=window,
+        windows=WINDOWS.values(),
+        violations=violations,
+        new_count=sum(1 for v in violations if v.is_new),
+        total=sum(v.group.count for v in violations),
+        new_within_minutes=int(NEW_WITHIN.total_seconds() // 60),
+        horizon_days=VIOLATION_HORIZON.days,
+        scan_limit=SCAN_LIMIT,
+        groups_shown=GROUPS_SHOWN,
+    )
