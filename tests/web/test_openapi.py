@@ -1,0 +1,175 @@
+"""/openapi.json: a valid OpenAPI 3.1 document whose paths, limits and shapes match the app."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import asdict, replace
+from typing import Any
+
+import asyncpg
+import jsonschema
+import pytest
+from openapi_spec_validator import validate as validate_spec
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from tests.web.conftest import MakeApp
+from tests.web.support import json_of, message_event
+from web.core.settings import Limits
+from web.openapi import openapi_document
+from workers.store import store_events
+
+HTTP_METHODS = {"get", "post", "put", "delete", "patch"}
+
+
+@pytest.fixture
+async def document(client: Client) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    body: dict[str, Any] = await json_of(response)
+    return body
+
+
+def conforms(document: dict[str, Any], schema_name: str, instance: Any) -> None:
+    """Validate `instance` against one of the document's component schemas."""
+    root = {**document, "$ref": f"#/components/schemas/{schema_name}"}
+    jsonschema.Draft202012Validator(root).validate(instance)
+
+
+def test_openapi_document_is_valid_openapi_3_1() -> None:
+    document = openapi_document(Limits())
+
+    validate_spec(document)  # raises on any violation
+
+    assert document["openapi"] == "3.1.0"
+
+
+async def test_openapi_json_is_served_and_valid(document: dict[str, Any]) -> None:
+    validate_spec(document)
+
+    assert document["info"]["x-lvd-limits"] == asdict(Limits())
+
+
+async def test_openapi_every_documented_operation_exists_on_the_app(
+    document: dict[str, Any], quart_app: Quart
+) -> None:
+    routes = {
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
+        for rule in quart_app.url_map.iter_rules()
+        for method in rule.methods or ()
+    }
+    documented = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+    assert documented - routes == set()
+    assert len(documented) == 5 + 2 * 8
+
+
+async def test_openapi_every_sdk_and_query_route_is_documented(
+    document: dict[str, Any], quart_app: Quart
+) -> None:
+    ours = {"ingest", "query_api", "sdk_ingest"}
+    routes = {
+        re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for rule in quart_app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in ours
+    }
+
+    assert routes - set(document["paths"]) == set()
+
+
+def test_openapi_limits_come_from_the_settings() -> None:
+    limits = replace(Limits(), max_events_per_request=7, max_event_id_length=33)
+
+    document = openapi_document(limits)
+
+    schemas = document["components"]["schemas"]
+    assert schemas["SegmentBatch"]["properties"]["batch"]["maxItems"] == 7
+    assert schemas["PostHogBatch"]["properties"]["batch"]["maxItems"] == 7
+    assert schemas["Event"]["properties"]["event_id"]["maxLength"] == 33
+    assert schemas["Event"]["x-max-bytes"] == limits.max_event_bytes
+    assert f"{limits.max_request_bytes} bytes" in document["info"]["description"]
+    ingest = document["paths"]["/api/logs/{app_id}"]["post"]
+    array = ingest["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
+    assert array["maxItems"] == 7
+
+
+def test_openapi_declares_the_write_key_security_schemes() -> None:
+    document = openapi_document(Limits())
+
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["writeKeyBasic"] == {
+        "type": "http",
+        "scheme": "basic",
+        "description": "The app's write key as the user name, an empty password.",
+    }
+    assert schemes["writeKeyHeader"]["name"] == "X-Write-Key"
+    batch = document["paths"]["/v1/batch"]["post"]
+    assert {"writeKeyBasic": []} in batch["security"]
+
+
+def test_openapi_refusals_are_documented_with_the_error_schema() -> None:
+    document = openapi_document(Limits())
+    responses = document["components"]["responses"]
+
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            statuses = {s for s in operation["responses"] if s.startswith(("4", "5"))}
+            assert statuses, f"{method} {path} documents no error"
+            for status in statuses:
+                name = operation["responses"][status]["$ref"].rsplit("/", 1)[1]
+                schema = responses[name]["content"]["application/json"]["schema"]["$ref"]
+                assert schema.endswith(("/Error", "/SdkError")), (path, status)
+    assert "too_many_events" in responses["E413"]["description"]
+    assert responses["E429"]["headers"]["Retry-After"]
+
+
+async def test_openapi_error_schemas_match_real_refusals(
+    document: dict[str, Any], client: Client
+) -> None:
+    native = await client.get(f"/api/logs/missing-{uuid.uuid4().hex[:8]}")
+    sdk = await client.post("/v1/batch", json={"batch": []})
+
+    assert native.status_code == 404
+    conforms(document, "Error", await json_of(native))
+    assert sdk.status_code in (400, 401)
+    conforms(document, "SdkError", await json_of(sdk))
+
+
+async def test_openapi_response_schemas_match_real_answers(
+    document: dict[str, Any], client: Client, make_app: MakeApp, pool: asyncpg.Pool
+) -> None:
+    app = await make_app()
+    event = message_event(app.id)
+    event["session"] = "s"
+    await store_events(pool, [event])
+    key = base64.b64encode(f"{app.write_key}:".encode()).decode()
+    base = f"/api/logs/{app.id}"
+
+    answers = {
+        "Verdict": await client.post(base, json={"eventName": "x"}),
+        "VerdictList": await client.post(base, json=[{"eventName": "x"}]),
+        "EventPage": await client.get(base, query_string={"limit": "1"}),
+        "Summary": await client.get(f"{base}/summary"),
+        "WaitResult": await client.get(f"{base}/wait", query_string={"timeout": "0"}),
+        "ResetResult": await client.delete(base, query_string={"session": "s"}),
+        "SdkResult": await client.post(
+            "/v1/track",
+            json={"type": "track", "event": "x", "userId": "u"},
+            headers={"Authorization": f"Basic {key}"},
+        ),
+    }
+
+    for schema_name, response in answers.items():
+        assert response.status_code < 300, schema_name
+        conforms(document, schema_name, await json_of(response))
+    page = await json_of(answers["EventPage"])
+    conforms(document, "StoredEvent", page["events"][0])

@@ -1,0 +1,191 @@
+"""The query API test suites use: list, count, reset and wait for an app's stored events."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request
+
+from web.context import services
+from web.core import queries
+from web.core.errors import Rejected
+from web.core.filters import STATUSES, EventFilter
+
+blueprint = Blueprint("query_api", __name__)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_WAIT_COUNT = 1000
+DEFAULT_WAIT_SECONDS = 10.0
+# A long poll holds a subscription and a request slot: bounded, and well under Quart's
+# 60 s response timeout plus what a client's read timeout usually allows.
+MAX_WAIT_SECONDS = 60.0
+
+
+@blueprint.before_request
+async def refuse_other_sites() -> None:
+    """Stored events are readable only by clients that are not web pages of another site.
+
+    The ingest paths answer every origin (Access-Control-Allow-Origin: *) so browser SDKs can
+    post; without this check any site a tester visits could read or reset their events.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if (site is not None and site not in ("same-origin", "none")) or (
+        origin is not None and origin != request.host_url.rstrip("/")
+    ):
+        raise Rejected(403, "cross_site_request", "the query API answers same-origin requests only")
+
+
+@blueprint.get("/api/logs/<app_id>")
+async def list_events(app_id: str) -> Response:
+    filters = EventFilter.from_args(request.args)
+    limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    before_id = _cursor()
+    async with services().pool.acquire() as conn:
+        await _require_app(conn, app_id)
+        # One row past the page says whether there is a next one.
+        entries = await queries.select_log_entries(
+            conn, app_id, filters=filters, before_id=before_id, limit=limit + 1
+        )
+    page = entries[:limit]
+    next_cursor = str(page[-1].id) if len(entries) > limit else None
+    return jsonify({"events": [event_as_json(e) for e in page], "next_cursor": next_cursor})
+
+
+@blueprint.get("/api/logs/<app_id>/summary")
+async def summary(app_id: str) -> Response:
+    filters = EventFilter.from_args(request.args)
+    async with services().pool.acquire() as conn:
+        await _require_app(conn, app_id)
+        counts = await queries.select_event_counts(conn, app_id, filters=filters)
+    by_status = Counter({status: 0 for status in STATUSES})
+    by_name: dict[str | None, dict[str, int]] = {}
+    for row in counts:
+        by_status[row.validation_status] += row.count
+        named = by_name.setdefault(row.event_name, {"total": 0, **dict.fromkeys(STATUSES, 0)})
+        named["total"] += row.count
+        named[row.validation_status] += row.count
+    return jsonify(
+        {
+            "total": sum(by_status.values()),
+            "by_status": dict(by_status),
+            "by_event_name": [
+                {"event_name": name, **numbers}
+                for name, numbers in sorted(
+                    by_name.items(), key=lambda item: (-item[1]["total"], item[0] or "")
+                )
+            ],
+        }
+    )
+
+
+@blueprint.delete("/api/logs/<app_id>")
+async def reset(app_id: str) -> Response:
+    session = EventFilter.from_args({"session": request.args.get("session")}).session
+    async with services().pool.acquire() as conn:
+        await _require_app(conn, app_id)
+        deleted = await queries.delete_log_entries(conn, app_id, session)
+    return jsonify({"deleted": deleted, "session": session})
+
+
+@blueprint.get("/api/logs/<app_id>/wait")
+async def wait(app_id: str) -> Response:
+    """Answer once `count` matching events are stored, or at the timeout with what there is."""
+    filters = EventFilter.from_args(request.args)
+    count = _int_arg("count", 1, 1, MAX_WAIT_COUNT)
+    timeout = _seconds_arg("timeout", DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS)
+    svc = services()
+    async with svc.pool.acquire() as conn:
+        await _require_app(conn, app_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    # Subscribe before reading what is stored: a row committed in between is then in the
+    # queue as well as (perhaps) in the read, and the id check counts it once. A client that
+    # disconnects cancels this handler, and leaving the block releases the subscription.
+    async with svc.hub.subscribe(app_id, filters) as subscription:
+        found = {entry.id: entry for entry in await _stored(app_id, filters, count)}
+        while len(found) < count:
+            if subscription.overflowed.is_set():
+                # The hub dropped rows for us; what it dropped is in the database.
+                subscription.overflowed.clear()
+                found.update((e.id, e) for e in await _stored(app_id, filters, count))
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                entry = await asyncio.wait_for(subscription.queue.get(), remaining)
+            except TimeoutError:
+                break
+            found[entry.id] = entry
+    events = sorted(found.values(), key=lambda e: e.id, reverse=True)[:count]
+    return jsonify(
+        {
+            "reached": len(events) >= count,
+            "count": len(events),
+            "wanted": count,
+            "events": [event_as_json(e) for e in events],
+        }
+    )
+
+
+def event_as_json(entry: queries.LogEntry) -> dict[str, Any]:
+    return {
+        "event_id": entry.event_id,
+        "event_name": entry.event_name,
+        "status": entry.validation_status,
+        "errors": entry.errors,
+        "payload": entry.payload,
+        "plan_version": entry.plan_version,
+        "session": entry.session,
+        "received_at": entry.received_at.isoformat(),
+        "created_at": entry.created_at.isoformat(),
+    }
+
+
+async def _stored(app_id: str, filters: EventFilter, count: int) -> list[queries.LogEntry]:
+    async with services().pool.acquire() as conn:
+        return await queries.select_log_entries(conn, app_id, filters=filters, limit=count)
+
+
+async def _require_app(conn: queries.Connection, app_id: str) -> None:
+    if await queries.select_app(conn, app_id) is None:
+        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise Rejected(400, "invalid_filter", f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _seconds_arg(name: str, default: float, high: float) -> float:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= high:  # also refuses NaN
+        raise Rejected(
+            400, "invalid_filter", f"{name} must be a number of seconds from 0 to {high:g}"
+        )
+    return value
+
+
+def _cursor() -> int | None:
+    """The opaque next_cursor of the previous page: events older than it come next."""
+    raw = request.args.get("cursor")
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) < 1:
+        raise Rejected(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
+    return int(raw)
