@@ -1,0 +1,227 @@
+"""workers/retention.py and the periodic-job schedule, against real PostgreSQL.
+
+A database of this module's own: the purge deletes every app's old rows, and the shared
+database holds other tests' rows dated 2025.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+
+from tests.conftest import PROJECT_ROOT, env_for
+from tests.workers.test_alerting import private_database
+from web.core import queries
+from web.core.apps import create_app
+from web.core.db import create_pool
+from web.core.settings import Settings
+from workers.retention import purge_expired
+
+NOW = datetime.now(UTC)
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+async def retention_db(service_urls: tuple[str, str]) -> AsyncIterator[str]:
+    async with private_database(service_urls[0], "retention") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def retention_pool(retention_db: str) -> AsyncIterator[asyncpg.Pool]:
+    db_pool = await create_pool(retention_db, min_size=1, max_size=4)
+    yield db_pool
+    await db_pool.close()
+
+
+@pytest.fixture
+async def empty(retention_pool: asyncpg.Pool) -> None:
+    async with retention_pool.acquire() as conn:
+        await conn.execute("TRUNCATE log_entries, apps, message_deliveries, scheduled_jobs CASCADE")
+
+
+async def add_app(pool: asyncpg.Pool, retention_days: int | None = None) -> str:
+    app_id = f"ret-{uuid.uuid4().hex[:10]}"
+    async with pool.acquire() as conn:
+        await create_app(conn, app_id, None)
+        assert await queries.update_app_retention_days(conn, app_id, retention_days)
+    return app_id
+
+
+async def add_events(pool: asyncpg.Pool, app_id: str, ages: list[timedelta]) -> None:
+    """Events received `age` before NOW, in one statement per 5000."""
+    entries = [
+        queries.NewLogEntry(
+            app_id=app_id,
+            event_id=uuid.uuid4().hex,
+            event_name=f"age-{age.total_seconds():.0f}",
+            payload_json=orjson.dumps({"n": n}).decode(),
+            validation_status="valid",
+            errors_json="[]",
+            plan_version=None,
+            session=None,
+            received_at=NOW - age,
+        )
+        for n, age in enumerate(ages)
+    ]
+    async with pool.acquire() as conn:
+        for start in range(0, len(entries), 5000):
+            await queries.insert_log_entries(conn, entries[start : start + 5000])
+
+
+async def remaining(pool: asyncpg.Pool, app_id: str) -> list[str]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT event_name FROM log_entries WHERE app_id = $1 ORDER BY received_at DESC",
+            app_id,
+        )
+    return [row["event_name"] for row in rows]
+
+
+AGES = [DAY / 2, 2 * DAY, 10 * DAY, 40 * DAY]
+
+
+def names(*ages: timedelta) -> list[str]:
+    return [f"age-{age.total_seconds():.0f}" for age in ages]
+
+
+async def test_purge_expired_keeps_each_apps_retention(
+    retention_pool: asyncpg.Pool, empty: None
+) -> None:
+    default_app = await add_app(retention_pool)
+    long_app = await add_app(retention_pool, retention_days=30)
+    short_app = await add_app(retention_pool, retention_days=1)
+    for app_id in (default_app, long_app, short_app):
+        await add_events(retention_pool, app_id, AGES)
+    report = await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)
+    assert await remaining(retention_pool, default_app) == names(DAY / 2, 2 * DAY)
+    assert await remaining(retention_pool, long_app) == names(DAY / 2, 2 * DAY, 10 * DAY)
+    assert await remaining(retention_pool, short_app) == names(DAY / 2)
+    assert report.per_app == {default_app: 2, long_app: 1, short_app: 3}
+    assert (report.deleted, report.finished) == (6, True)
+    # A second run finds nothing left to do.
+    again = await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)
+    assert (again.deleted, again.chunks) == (0, 0)
+
+
+async def test_purge_expired_deletes_in_chunks_of_batch_size(
+    retention_pool: asyncpg.Pool, empty: None
+) -> None:
+    app_id = await add_app(retention_pool)
+    old = [8 * DAY + timedelta(seconds=n) for n in range(3000)]
+    await add_events(retention_pool, app_id, old + [timedelta(seconds=n) for n in range(50)])
+    report = await purge_expired(
+        retention_pool, default_days=7, batch_size=500, pause=0.001, now=NOW
+    )
+    assert (report.deleted, report.chunks, report.finished) == (3000, 6, True)
+    assert len(await remaining(retention_pool, app_id)) == 50
+    print(
+        f"FIGURE: retention: purged {report.deleted} rows in {report.chunks} chunks of 500"
+        f" in {report.seconds:.3f} s = {report.rows_per_second:.0f} rows/s",
+        flush=True,
+    )
+
+
+async def test_purge_expired_stops_at_its_budget_and_resumes(
+    retention_pool: asyncpg.Pool, empty: None
+) -> None:
+    app_id = await add_app(retention_pool)
+    await add_events(retention_pool, app_id, [8 * DAY + timedelta(seconds=n) for n in range(600)])
+    first = await purge_expired(
+        retention_pool, default_days=7, batch_size=100, pause=0.05, budget=0.08, now=NOW
+    )
+    assert not first.finished
+    assert 0 < first.deleted < 600
+    rest = await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)
+    assert rest.finished and first.deleted + rest.deleted == 600
+    assert await remaining(retention_pool, app_id) == []
+
+
+async def test_purge_expired_drops_old_share_alerts_and_stale_delivery_counts(
+    retention_pool: asyncpg.Pool, empty: None
+) -> None:
+    app_id = await add_app(retention_pool, retention_days=2)
+    async with retention_pool.acquire() as conn:
+        for age, key in ((3 * DAY, "old"), (DAY, "new")):
+            await queries.insert_invalid_share_alert(
+                conn,
+                app_id,
+                dedupe_key=key,
+                invalid=5,
+                total=6,
+                window_start=NOW - age,
+                now=NOW - age,
+            )
+        await conn.execute(
+            "INSERT INTO alerts (app_id, kind, dedupe_key, created_at)"
+            " VALUES ($1, 'new_failure', 'fingerprint', $2)",
+            app_id,
+            NOW - 30 * DAY,
+        )
+        assert await queries.count_message_delivery(conn, "stale") == 1
+        assert await queries.count_message_delivery(conn, "fresh") == 1
+        await conn.execute(
+            "UPDATE message_deliveries SET updated_at = now() - interval '2 days'"
+            " WHERE message_id = 'stale'"
+        )
+    await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)
+    async with retention_pool.acquire() as conn:
+        keys = {r["dedupe_key"] for r in await conn.fetch("SELECT dedupe_key FROM alerts")}
+        counted = {r["message_id"] for r in await conn.fetch("SELECT * FROM message_deliveries")}
+    # A fingerprint's alert stays: it alerts once, ever.
+    assert keys == {"new", "fingerprint"}
+    assert counted == {"fresh"}
+
+
+async def test_lvd_purge_command_deletes_expired_events(
+    retention_pool: asyncpg.Pool, retention_db: str, empty: None
+) -> None:
+    app_id = await add_app(retention_pool, retention_days=3)
+    await add_events(retention_pool, app_id, [DAY, 4 * DAY, 5 * DAY])
+    settings = Settings(database_url=retention_db)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).parent / "lvd"), "purge", "--batch-size", "1"],
+        env=env_for(settings),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Purged 2 expired events in 2 chunks" in result.stdout
+    assert f"{app_id}: 2" in result.stdout
+
+
+# ---------------------------------------------------------------- the schedule
+
+
+async def test_claim_scheduled_job_first_schedules_then_claims_once_per_interval(
+    retention_pool: asyncpg.Pool, empty: None
+) -> None:
+    async def claim() -> bool:
+        async with retention_pool.acquire() as conn:
+            return await queries.claim_scheduled_job(conn, "job", 3600)
+
+    # The first look only schedules: a fresh install purges an interval after it starts.
+    assert await claim() is False
+    assert await claim() is False
+    async with retention_pool.acquire() as conn:
+        await queries.update_scheduled_job_due(conn, "job")
+    # Many processes look at once: exactly one enqueues.
+    claims = await asyncio.gather(*(claim() for _ in range(8)))
+    assert claims.count(True) == 1
+    assert await claim() is False
+    async with retention_pool.acquire() as conn:
+        due_at = await conn.fetchval("SELECT due_at FROM scheduled_jobs WHERE name = 'job'")
+    assert timedelta(minutes=59) < due_at - datetime.now(UTC) <= timedelta(hours=1)

@@ -1,0 +1,200 @@
+"""Per-app alert and retention settings: the JSON API under /api/apps/<id>/alerts|retention."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from quart import Blueprint, Response, jsonify
+
+from web.context import services
+from web.core import queries
+from web.core.errors import Rejected
+from web.requests import json_body
+
+blueprint = Blueprint("alerts", __name__)
+
+MAX_RECIPIENTS = 20
+MAX_URL_LENGTH = 2000
+# Alerts the GET answer lists, newest first.
+RECENT_ALERTS = 20
+_EMAIL = re.compile(r"^[^@\s,;<>\"]{1,64}@[^@\s,;<>\"]{1,255}$")
+DEFAULTS: dict[str, Any] = {
+    "email": {"enabled": True, "recipients": []},
+    "webhook": {"enabled": True, "url": None},
+    "new_failures": {"enabled": True},
+    "invalid_share": {"enabled": False, "threshold": 0.2, "window_seconds": 300, "min_events": 20},
+}
+
+
+def settings_as_json(app_id: str, saved: queries.AlertSettings | None) -> dict[str, Any]:
+    if saved is None:
+        return {"app_id": app_id, "configured": False, **DEFAULTS}
+    return {
+        "app_id": app_id,
+        "configured": True,
+        "email": {"enabled": saved.email_enabled, "recipients": saved.email_recipients},
+        "webhook": {"enabled": saved.webhook_enabled, "url": saved.webhook_url},
+        "new_failures": {"enabled": saved.new_failures_enabled},
+        "invalid_share": {
+            "enabled": saved.invalid_share_enabled,
+            "threshold": saved.invalid_share,
+            "window_seconds": saved.window_seconds,
+            "min_events": saved.min_events,
+        },
+        "updated_at": saved.updated_at.isoformat(),
+    }
+
+
+def alert_as_json(alert: queries.AlertRecord) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "event_name": alert.event_name,
+        "path": alert.path,
+        "rule": alert.rule,
+        "message": alert.message,
+        "invalid_count": alert.invalid_count,
+        "total_count": alert.total_count,
+        "window_start": alert.window_start.isoformat() if alert.window_start else None,
+        "created_at": alert.created_at.isoformat(),
+        "deliveries": alert.deliveries,
+    }
+
+
+async def _require_app(conn: queries.Connection, app_id: str) -> None:
+    if await queries.select_app(conn, app_id) is None:
+        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+
+
+@blueprint.get("/api/apps/<app_id>/alerts")
+async def get_alerts(app_id: str) -> Response:
+    async with services().pool.acquire() as conn:
+        await _require_app(conn, app_id)
+        saved = await queries.select_alert_settings(conn, app_id)
+        recent = await queries.select_recent_alerts(conn, app_id, RECENT_ALERTS)
+    return jsonify(
+        {**settings_as_json(app_id, saved), "recent": [alert_as_json(a) for a in recent]}
+    )
+
+
+@blueprint.put("/api/apps/<app_id>/alerts")
+async def put_alerts(app_id: str) -> Response:
+    """Replace the app's alert settings; a section left out takes its default."""
+    body = await json_body()
+    fields = parse_alert_settings(body)
+    async with services().pool.acquire() as conn:
+        await _require_app(conn, app_id)
+        saved = await queries.upsert_alert_settings(conn, app_id, **fields)
+    return jsonify(settings_as_json(app_id, saved))
+
+
+def parse_alert_settings(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's settings as upsert_alert_settings' arguments; Rejected (400) when bad."""
+    unknown = set(body) - set(DEFAULTS)
+    if unknown:
+        _bad(f"unknown settings: {', '.join(sorted(unknown))}")
+    email = _section(body, "email")
+    webhook = _section(body, "webhook")
+    new_failures = _section(body, "new_failures")
+    share = _section(body, "invalid_share")
+    recipients = email["recipients"]
+    if not isinstance(recipients, list) or len(recipients) > MAX_RECIPIENTS:
+        _bad(f"email.recipients must be a list of at most {MAX_RECIPIENTS} addresses")
+    for recipient in recipients:
+        if not isinstance(recipient, str) or not _EMAIL.fullmatch(recipient):
+            _bad(f"email.recipients: {str(recipient)[:100]!r} is not an e-mail address")
+    url = webhook["url"]
+    if url is not None and not _is_web_url(url):
+        _bad(f"webhook.url must be an http(s) URL of at most {MAX_URL_LENGTH} characters")
+    threshold = share["threshold"]
+    if not _number(threshold) or not 0 < threshold <= 1:
+        _bad("invalid_share.threshold must be a number above 0 and at most 1")
+    window = share["window_seconds"]
+    if not _whole(window) or not 10 <= window <= 86_400:
+        _bad("invalid_share.window_seconds must be a whole number from 10 to 86400")
+    min_events = share["min_events"]
+    if not _whole(min_events) or not 1 <= min_events <= 1_000_000:
+        _bad("invalid_share.min_events must be a whole number from 1 to 1000000")
+    return {
+        "email_enabled": _flag(email, "email"),
+        "email_recipients": list(dict.fromkeys(recipients)),
+        "webhook_enabled": _flag(webhook, "webhook"),
+        "webhook_url": url,
+        "new_failures_enabled": _flag(new_failures, "new_failures"),
+        "invalid_share_enabled": _flag(share, "invalid_share"),
+        "invalid_share": float(threshold),
+        "window_seconds": window,
+        "min_events": min_events,
+    }
+
+
+def _section(body: dict[str, Any], name: str) -> dict[str, Any]:
+    given = body.get(name, {})
+    if not isinstance(given, dict):
+        _bad(f"{name} must be an object")
+    unknown = set(given) - set(DEFAULTS[name])
+    if unknown:
+        _bad(f"{name}: unknown settings: {', '.join(sorted(unknown))}")
+    section: dict[str, Any] = {**DEFAULTS[name], **given}
+    return section
+
+
+def _flag(section: dict[str, Any], name: str) -> bool:
+    if not isinstance(section["enabled"], bool):
+        _bad(f"{name}.enabled must be true or false")
+    return bool(section["enabled"])
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_web_url(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _bad(message: str) -> None:
+    raise Rejected(400, "invalid_alert_settings", message)
+
+
+@blueprint.get("/api/apps/<app_id>/retention")
+async def get_retention(app_id: str) -> Response:
+    svc = services()
+    async with svc.pool.acquire() as conn:
+        await _require_app(conn, app_id)
+        days = await queries.select_app_retention_days(conn, app_id)
+    return jsonify(_retention_json(app_id, days, svc.settings.retention_days))
+
+
+@blueprint.put("/api/apps/<app_id>/retention")
+async def put_retention(app_id: str) -> Response:
+    """{"days": N} keeps the app's events N days (1 to 3650); {"days": null}: the default."""
+    body = await json_body()
+    days = body.get("days")
+    if set(body) != {"days"} or not (days is None or (_whole(days) and 1 <= days <= 3650)):
+        raise Rejected(
+            400, "invalid_retention", 'the body is {"days": N} with N from 1 to 3650, or null'
+        )
+    svc = services()
+    async with svc.pool.acquire() as conn:
+        if not await queries.update_app_retention_days(conn, app_id, days):
+            raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+    return jsonify(_retention_json(app_id, days, svc.settings.retention_days))
+
+
+def _retention_json(app_id: str, days: int | None, default_days: int) -> dict[str, Any]:
+    return {
+        "app_id": app_id,
+        "days": days,
+        "default_days": default_days,
+        "effective_days": days or default_days,
+    }

@@ -1,0 +1,184 @@
+"""/status: queue depths, workers, ingest and open streams, re-rendered over SSE every ~2 s."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from types import SimpleNamespace
+
+import asyncpg
+from quart import Blueprint, Response, current_app, jsonify, render_template, stream_with_context
+from redis.exceptions import RedisError
+
+from web.context import Services, services
+from web.core import pipeline_status
+from web.core.pipeline_status import (
+    DEFAULT_KEYS,
+    FORGET_AFTER_SECONDS,
+    HEARTBEAT_SECONDS,
+    READ_TIMEOUT_SECONDS,
+    PipelineStatus,
+    WebHeartbeat,
+    describe_error,
+    gather_status,
+    status_as_dict,
+    status_redis,
+    text_of,
+)
+from web.stream import RETRY_MS, sse_frame
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("status", __name__)
+
+# How often an open status page is re-rendered (seconds).
+REFRESH_SECONDS = 2.0
+# Pages asking within this long of the last reading share it: ten open pages, one reading.
+READING_MAX_AGE = 1.0
+# A status read may wait this long on Redis per call.
+REDIS_TIMEOUT_SECONDS = 1.0
+_BOARD = "lvd.status"
+
+FORMAT = SimpleNamespace(
+    count=pipeline_status.format_count,
+    rate=pipeline_status.format_rate,
+    share=pipeline_status.format_share,
+    seconds=pipeline_status.format_seconds,
+    bytes=pipeline_status.format_bytes,
+)
+
+
+class StatusBoard:
+    """One per web process: reads the pipeline for its pages and publishes its stream count."""
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+        self.redis = status_redis(svc.settings.redis_url, timeout=REDIS_TIMEOUT_SECONDS)
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.process_id = f"{self.hostname}:{self.pid}"
+        self._reading: PipelineStatus | None = None
+        self._read_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def status(self) -> PipelineStatus:
+        async with self._lock:
+            if self._reading is None or time.monotonic() - self._read_at > READING_MAX_AGE:
+                self._reading = await self._read()
+                self._read_at = time.monotonic()
+            return self._reading
+
+    async def _read(self) -> PipelineStatus:
+        gone_after = self._svc.settings.worker_gone_seconds
+        try:
+            async with self._svc.pool.acquire(timeout=READ_TIMEOUT_SECONDS) as conn:
+                return await gather_status(self.redis, conn, gone_after=gone_after)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return await gather_status(
+                self.redis, None, gone_after=gone_after, database_problem=describe_error(exc)
+            )
+
+    async def publish(self) -> None:
+        """Tell the other web processes how many dashboard streams this one serves."""
+        beat = WebHeartbeat(
+            process_id=self.process_id,
+            hostname=self.hostname,
+            pid=self.pid,
+            streams=self._svc.hub.subscriber_count,
+            seen_at=time.time(),
+        )
+        await self.redis.hset(DEFAULT_KEYS.web, self.process_id, beat.encode())
+
+    async def forget_old_processes(self) -> None:
+        now = time.time()
+        records = await self.redis.hgetall(DEFAULT_KEYS.web)
+        stale = [
+            raw_id
+            for raw_id, raw in records.items()
+            if (beat := WebHeartbeat.decode(text_of(raw_id), raw)) is None
+            or now - beat.seen_at > FORGET_AFTER_SECONDS
+        ]
+        if stale:
+            await self.redis.hdel(DEFAULT_KEYS.web, *stale)
+
+    async def publish_forever(self) -> None:
+        failing = False
+        with contextlib.suppress(RedisError, OSError):  # housekeeping: the next one retries
+            await self.forget_old_processes()
+        while True:
+            try:
+                await self.publish()
+                failing = False
+            except (RedisError, OSError) as exc:
+                if not failing:  # once per outage, not every beat
+                    log.warning("Could not publish this process's stream count: %s", exc)
+                failing = True
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def close(self) -> None:
+        try:
+            # Gone at once, rather than counted until its record goes stale.
+            await self.redis.hdel(DEFAULT_KEYS.web, self.process_id)
+        except (RedisError, OSError) as exc:
+            log.info("Could not remove this process's stream count: %s", exc)
+        finally:
+            await self.redis.aclose()
+
+
+@blueprint.while_app_serving
+async def status_board() -> AsyncGenerator[None, None]:
+    # Runs after the app's own before_serving (the services exist) and ends before they close.
+    board = StatusBoard(services())
+    current_app.extensions[_BOARD] = board
+    publisher = asyncio.create_task(board.publish_forever(), name="status-publish")
+    yield
+    publisher.cancel()
+    await asyncio.gather(publisher, return_exceptions=True)
+    current_app.extensions.pop(_BOARD, None)
+    await board.close()
+
+
+def board() -> StatusBoard:
+    found: StatusBoard = current_app.extensions[_BOARD]
+    return found
+
+
+@blueprint.get("/status")
+async def page() -> str:
+    status = await board().status()
+    return await render_template(
+        "status.html", status=status, fmt=FORMAT, refresh_seconds=REFRESH_SECONDS
+    )
+
+
+@blueprint.get("/status/stream")
+async def stream() -> Response:
+    status_board = board()
+
+    @stream_with_context
+    async def frames() -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        sent = 0
+        while True:
+            status = await status_board.status()
+            html = await render_template("_status.html", status=status, fmt=FORMAT)
+            sent += 1
+            yield sse_frame(html, event="status", event_id=sent)
+            await asyncio.sleep(REFRESH_SECONDS)
+
+    response = Response(frames(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    response.timeout = None  # Quart would otherwise end the stream after 60 s
+    return response
+
+
+@blueprint.get("/api/status")
+async def api_status() -> Response:
+    """The same reading as the page and `lvd status --json`."""
+    return jsonify(status_as_dict(await board().status()))

@@ -1,0 +1,37 @@
+"""Housekeeping actors on the `maintenance` queue: thin, idempotent, one call each."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from web.core import queries
+from web.core.jobs import MAINTENANCE_QUEUE, PURGE_EVENTS_ACTOR
+from workers.broker import database, settings
+from workers.retention import purge_expired
+from workers.scheduler import retry_briefly, run_on_loop
+
+
+@dramatiq.actor(
+    actor_name=PURGE_EVENTS_ACTOR,
+    queue_name=MAINTENANCE_QUEUE,
+    retry_when=retry_briefly,
+    min_backoff=1_000,
+    max_backoff=30_000,
+)
+def purge_expired_events() -> None:
+    report = run_on_loop(
+        purge_expired(
+            database.pool,
+            default_days=settings.retention_days,
+            batch_size=settings.purge_batch_size,
+            pause=settings.purge_pause_ms / 1000,
+        )
+    )
+    if not report.finished:
+        # More is expired than one run may delete: the scheduler enqueues the next run now.
+        run_on_loop(_due_again())
+
+
+async def _due_again() -> None:
+    async with database.pool.acquire() as conn:
+        await queries.update_scheduled_job_due(conn, PURGE_EVENTS_ACTOR)

@@ -1,0 +1,88 @@
+"""Retention: delete each app's events older than its retention, a chunk per transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from web.core import queries
+
+log = logging.getLogger("lvd.worker")
+
+# A run stops after this long and asks to be run again at once: a Dramatiq message should
+# not run for minutes (time limits, shutdowns), and other jobs get their turn.
+RUN_BUDGET_SECONDS = 60.0
+# Delivery counters of messages that stopped crashing long ago (RabbitMQ brokers only).
+STALE_DELIVERIES = timedelta(days=1)
+
+
+@dataclass
+class PurgeReport:
+    deleted: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    finished: bool = True  # False: the budget ran out with expired events left
+    per_app: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.deleted / self.seconds if self.seconds > 0 else 0.0
+
+
+async def purge_expired(
+    pool: asyncpg.Pool,
+    *,
+    default_days: int,
+    batch_size: int,
+    pause: float,
+    budget: float = RUN_BUDGET_SECONDS,
+    now: datetime | None = None,
+) -> PurgeReport:
+    """Delete events received before each app's cutoff, `batch_size` rows per transaction.
+
+    Why chunks and not partitions: UNIQUE (app_id, event_id), which makes redelivery
+    harmless, cannot hold on a table partitioned by day (a partitioned table's unique index
+    must contain the partition key). Each chunk is a short transaction that finds its rows
+    through the (app_id, received_at) index, so its cost does not grow with the table, locks
+    are brief, and the pause between chunks leaves room for ingest and autovacuum.
+    """
+    now = now or datetime.now(UTC)
+    report = PurgeReport()
+    started = time.monotonic()
+    async with pool.acquire() as conn:
+        cutoffs = await queries.select_retention_cutoffs(conn, default_days, now)
+    for app_id, cutoff in cutoffs:
+        while True:
+            if time.monotonic() - started > budget:
+                report.finished = False
+                report.seconds = time.monotonic() - started
+                return report
+            async with pool.acquire() as conn:
+                deleted = await queries.delete_expired_log_entries(conn, app_id, cutoff, batch_size)
+            if deleted:
+                report.deleted += deleted
+                report.chunks += 1
+                report.per_app[app_id] = report.per_app.get(app_id, 0) + deleted
+            if deleted < batch_size:
+                break
+            if pause:
+                await asyncio.sleep(pause)
+        async with pool.acquire() as conn:
+            await queries.delete_expired_share_alerts(conn, app_id, cutoff)
+    async with pool.acquire() as conn:
+        await queries.delete_stale_message_deliveries(conn, now - STALE_DELIVERIES)
+    report.seconds = time.monotonic() - started
+    if report.deleted:
+        log.info(
+            "Purged %d expired events in %d chunks (%.0f rows/s): %s",
+            report.deleted,
+            report.chunks,
+            report.rows_per_second,
+            report.per_app,
+        )
+    return report
