@@ -15,9 +15,13 @@ CHECK_TIMEOUT_SECONDS = 3.0
 def check_services(settings: Settings) -> list[str]:
     """One readable sentence per service that does not answer; empty when all do."""
     problems = []
-    redis_problem = _check_redis(settings.redis_url)
-    if redis_problem:
-        problems.append(redis_problem)
+    broker_problem = (
+        _check_rabbitmq(settings.rabbitmq_url)
+        if settings.rabbitmq_url
+        else _check_redis(settings.redis_url)
+    )
+    if broker_problem:
+        problems.append(broker_problem)
     postgres_problem = asyncio.run(_check_postgres(settings.database_url))
     if postgres_problem:
         problems.append(postgres_problem)
@@ -39,6 +43,25 @@ def _check_redis(url: str) -> str | None:
         )
     finally:
         client.close()
+    return None
+
+
+def _check_rabbitmq(url: str) -> str | None:
+    import pika
+    import pika.exceptions
+
+    from lvd.devservices import redact_url
+
+    parameters = pika.URLParameters(url)
+    parameters.socket_timeout = CHECK_TIMEOUT_SECONDS
+    parameters.blocked_connection_timeout = CHECK_TIMEOUT_SECONDS
+    try:
+        pika.BlockingConnection(parameters).close()
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        return (
+            f"RabbitMQ does not answer at {redact_url(url)} ({exc!r}). Start it (for example"
+            " `rabbitmq-server -detached`), or fix BROKER_URL."
+        )
     return None
 
 

@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=int(os.environ.get("WORKER_THREADS", "8")))
     worker.set_defaults(command=_worker)
 
+    status = commands.add_parser(
+        "status", help="queue depths, workers, ingest rate: read from Redis and PostgreSQL"
+    )
+    status.add_argument("--json", action="store_true", help="print the figures as JSON")
+    status.set_defaults(command=_status)
+
     migrate = commands.add_parser("migrate", help="create the database if missing and migrate it")
     migrate.set_defaults(command=_migrate)
 
@@ -89,6 +95,37 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("app_id")
     create.add_argument("--name", default=None)
     create.set_defaults(command=_create_app)
+
+    alerts = commands.add_parser(
+        "alerts", help="an app's alerts: show or change them (over the API)"
+    )
+    alert_commands = alerts.add_subparsers(title="alerts commands", required=True)
+    alerts_show = alert_commands.add_parser("show", help="print the app's alert settings")
+    alerts_show.set_defaults(command=_alerts_show)
+    alerts_set = alert_commands.add_parser(
+        "set", help="change the given settings; the others stay as they are"
+    )
+    alerts_set.add_argument("--email", action="append", help="a recipient (repeat for more)")
+    alerts_set.add_argument("--webhook", help="a Slack-compatible incoming webhook URL")
+    alerts_set.add_argument(
+        "--invalid-share", type=float, help="alert when this share of events is invalid (0.2)"
+    )
+    alerts_set.add_argument("--window", type=int, help="seconds the share is measured over")
+    alerts_set.add_argument("--min-events", type=int, help="events a window needs to count")
+    alerts_set.set_defaults(command=_alerts_set)
+    for sub in (alerts_show, alerts_set):
+        sub.add_argument("app_id")
+        sub.add_argument(
+            "--url",
+            default=os.environ.get("LVD_URL", "http://127.0.0.1:5001"),
+            help="the server (default $LVD_URL or http://127.0.0.1:5001)",
+        )
+
+    purge = commands.add_parser(
+        "purge", help="delete events older than each app's retention now (cron-friendly)"
+    )
+    purge.add_argument("--batch-size", type=int, default=None, help="rows per transaction")
+    purge.set_defaults(command=_purge)
     return parser
 
 
@@ -202,10 +239,20 @@ def _create_user(args: argparse.Namespace) -> int:
     return asyncio.run(create())
 
 
+def _status(args: argparse.Namespace) -> int:
+    from lvd.status_cli import print_status
+
+    return print_status(as_json=args.json)
+
+
 def _web(args: argparse.Namespace) -> int:
+    from lvd.status_cli import prepare_metrics_dir
     from web.core.settings import Settings
 
     settings = Settings.from_env()
+    env = dict(os.environ)
+    # Each hypercorn worker writes its metrics there; whichever answers /metrics sums them.
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(settings.metrics_dir))
     command = [
         executable("hypercorn"),
         "web.app:create_app()",
@@ -216,14 +263,15 @@ def _web(args: argparse.Namespace) -> int:
         "--workers",
         str(args.workers),
     ]
-    os.execvp(command[0], command)
+    os.execvpe(command[0], command, env)
 
 
 def _worker(args: argparse.Namespace) -> int:
     from lvd.checks import check_services
     from web.core.settings import Settings
 
-    problems = check_services(Settings.from_env())
+    settings = Settings.from_env()
+    problems = check_services(settings)
     if problems:
         for problem in problems:
             print(f"lvd worker: {problem}", file=sys.stderr)
@@ -235,12 +283,19 @@ def _worker(args: argparse.Namespace) -> int:
     env.setdefault("dramatiq_queue_prefetch", "64")
     command = [
         executable("dramatiq"),
+        # Every actor module: Dramatiq consumes the queues of the actors it imports
+        # (events; emails for alerts; maintenance for the purge).
         "workers.actors",
+        "workers.alerts",
+        "workers.maintenance",
         "--processes",
         str(args.processes),
         "--threads",
         str(args.threads),
     ]
+    if settings.log_json:
+        # Dramatiq would set up its own plain lines; workers.status logs JSON instead.
+        command.append("--skip-logging")
     os.execvpe(command[0], command, env)
 
 
@@ -248,6 +303,82 @@ def _run(args: argparse.Namespace) -> int:
     from lvd.runner import run_everything
 
     return run_everything(PROJECT_ROOT, args.state_dir)
+
+
+def _alerts_show(args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        response = httpx.get(f"{args.url.rstrip('/')}/api/apps/{args.app_id}/alerts", timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"lvd alerts: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    print(response.text)
+    return 0 if response.status_code == 200 else 1
+
+
+def _alerts_set(args: argparse.Namespace) -> int:
+    import httpx
+    import orjson
+
+    url = f"{args.url.rstrip('/')}/api/apps/{args.app_id}/alerts"
+    try:
+        current = httpx.get(url, timeout=30)
+        if current.status_code != 200:
+            print(f"lvd alerts: {current.text}", file=sys.stderr)
+            return 1
+        body = current.json()
+        wanted = {key: body[key] for key in ("email", "webhook", "new_failures", "invalid_share")}
+        if args.email is not None:
+            wanted["email"] = {"enabled": True, "recipients": args.email}
+        if args.webhook is not None:
+            wanted["webhook"] = {"enabled": True, "url": args.webhook}
+        share = wanted["invalid_share"]
+        if args.invalid_share is not None:
+            share.update(enabled=True, threshold=args.invalid_share)
+        if args.window is not None:
+            share["window_seconds"] = args.window
+        if args.min_events is not None:
+            share["min_events"] = args.min_events
+        response = httpx.put(url, json=wanted, timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"lvd alerts: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"lvd alerts: {response.text}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(response.json(), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from web.core.db import create_pool
+    from web.core.settings import Settings
+    from workers.retention import purge_expired
+
+    settings = Settings.from_env()
+
+    async def purge() -> int:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            report = await purge_expired(
+                pool,
+                default_days=settings.retention_days,
+                batch_size=args.batch_size or settings.purge_batch_size,
+                pause=settings.purge_pause_ms / 1000,
+                budget=float("inf"),
+            )
+        finally:
+            await pool.close()
+        print(
+            f"Purged {report.deleted} expired events in {report.chunks} chunks,"
+            f" {report.seconds:.1f} s ({report.rows_per_second:.0f} rows/s)"
+        )
+        for app_id, deleted in sorted(report.per_app.items()):
+            print(f"  {app_id}: {deleted}")
+        return 0
+
+    return asyncio.run(purge())
 
 
 def executable(name: str) -> str:

@@ -70,6 +70,7 @@ class Report:
     lost: list[str] = field(default_factory=list)
     doubled: list[str] = field(default_factory=list)
     stored_but_refused: list[str] = field(default_factory=list)
+    stored_after_retryable: list[str] = field(default_factory=list)
     queue_latencies: list[float] = field(default_factory=list)
     drain_seconds: float = 0.0
 
@@ -101,6 +102,7 @@ class Report:
             "lost": len(self.lost),
             "doubled": len(self.doubled),
             "stored_but_refused": len(self.stored_but_refused),
+            "stored_after_retryable_refusal": len(self.stored_after_retryable),
             "queue_to_db_ms": {
                 "p50": _ms(percentile(queue, 0.50)),
                 "p99": _ms(percentile(queue, 0.99)),
@@ -230,6 +232,10 @@ async def send_load(
     return report
 
 
+def _retryable(status: int) -> bool:
+    return status in (0, 408, 429) or status >= 500
+
+
 def _progress(sent: int, total: int, answered: int) -> None:
     width = 30
     filled = int(width * sent / total) if total else width
@@ -242,7 +248,18 @@ async def verify_storage(
 ) -> None:
     """Wait for the queue to drain, then count each sent id in the database."""
     accepted = set(report.accepted_ids)
-    refused = {i for o in report.outcomes if o.status != 202 for i in o.event_ids}
+    # The oracle: an event refused for good (a 4xx other than 408/429) must never be stored.
+    # After a retryable answer (429, 503, a dropped connection) it may be: the request can
+    # have reached a hung Redis that ran it later; a retry with the same id stores it once.
+    refused = {
+        i
+        for o in report.outcomes
+        if o.status != 202 and not _retryable(o.status)
+        for i in o.event_ids
+    }
+    retryable = {
+        i for o in report.outcomes if o.status != 202 and _retryable(o.status) for i in o.event_ids
+    }
     conn = await asyncpg.connect(database_url)
     try:
         started = time.perf_counter()
@@ -262,7 +279,7 @@ async def verify_storage(
             " FROM log_entries WHERE app_id = $1 AND event_id = ANY($2::text[])"
             " GROUP BY event_id",
             app_id,
-            list(accepted | refused),
+            list(accepted | refused | retryable),
         )
     finally:
         await conn.close()
@@ -271,6 +288,7 @@ async def verify_storage(
     report.lost = sorted(i for i in accepted if i not in copies)
     report.doubled = sorted(i for i, n in copies.items() if n > 1)
     report.stored_but_refused = sorted(i for i in refused if i in copies)
+    report.stored_after_retryable = sorted(i for i in retryable if i in copies)
     report.queue_latencies = [
         float(row["queue_seconds"]) for row in rows if row["event_id"] in accepted
     ]

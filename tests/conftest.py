@@ -84,6 +84,8 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 async def clean_db(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE log_entries, apps CASCADE")
+        # Running web processes cache apps: tell them all to forget (an empty payload).
+        await conn.execute("SELECT pg_notify('lvd_plans', '')")
 
 
 @pytest.fixture

@@ -9,7 +9,27 @@ import secrets
 import asyncpg
 from quart import Quart
 
-from web import apps, auth, dashboard, dead_letters, health, ingest, plan_pages, plans, stream
+from web import (
+    alerts,
+    apps,
+    auth,
+    coverage,
+    dashboard,
+    dead_letters,
+    detail,
+    export,
+    health,
+    ingest,
+    metrics,
+    openapi,
+    plan_pages,
+    plans,
+    query_api,
+    sdk_ingest,
+    status,
+    stream,
+    violations,
+)
 from web.auth import install_auth
 from web.context import Services
 from web.core import queries
@@ -43,15 +63,41 @@ def create_app(settings: Settings | None = None) -> Quart:
         PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documents in their order
-    for module in (health, auth, ingest, apps, plans, plan_pages, dashboard, stream, dead_letters):
+    # query_api after ingest: they share /api/logs/<app_id>, and a browser's preflight
+    # OPTIONS must reach ingest's rule (query_api refuses other sites).
+    for module in (
+        health,
+        auth,
+        ingest,
+        query_api,
+        sdk_ingest,
+        openapi,
+        apps,
+        plans,
+        plan_pages,
+        dashboard,
+        stream,
+        dead_letters,
+        detail,
+        violations,
+        coverage,
+        export,
+        status,
+        metrics,
+        alerts,
+    ):
         app.register_blueprint(module.blueprint)
+    metrics.time_ingest(app, settings)
     register_error_handlers(app)
     install_security(app)
     install_auth(app)
 
     @app.before_serving
     async def open_services() -> None:
-        pool = await create_pool(settings.database_url, min_size=2, max_size=10)
+        # A short connect timeout: during an outage a request should fail fast, not hang.
+        pool = await create_pool(
+            settings.database_url, min_size=2, max_size=10, connect_timeout=2.0
+        )
         await _require_schema(pool)
         broker = build_broker(settings, socket_timeout=WEB_REDIS_SOCKET_TIMEOUT, retries=0)
         enqueuer = BatchingEnqueuer(

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE_SIZE = 1000
 _CATCH_UP_PAGE = 1000
 _RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+# After a failed read, the next catch-up comes this soon (seconds).
+_RETRY_SECONDS = 0.5
+# A catch-up starts this many ids below the last one seen (rows commit out of id order).
+_LOOKBACK_IDS = 500
 
 
 @dataclass(eq=False)
@@ -69,6 +73,8 @@ class Hub:
         self._pending_ids: asyncio.Queue[list[int] | None] = asyncio.Queue()
         self._last_id = 0
         self._caught_up: set[int] = set()
+        # The lowest id that may not have reached subscribers after a failure, if any.
+        self._floor: int | None = None
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -119,7 +125,8 @@ class Hub:
     def _on_plan_changed(
         self, conn: asyncpg.Connection, pid: int, channel: str, payload: str
     ) -> None:
-        self._on_app_changed(payload)
+        # An empty payload means "every app" (sent after bulk changes such as a restore).
+        self._on_app_changed(payload or None)
 
     def _on_connection_lost(self, conn: asyncpg.Connection) -> None:
         self.connected.clear()
@@ -145,25 +152,28 @@ class Hub:
             return
 
     async def _deliver_forever(self) -> None:
+        # Nothing may end this loop but cancellation: if it died, every live stream of this
+        # process would freeze while still sending keepalives, and never reconnect.
         while True:
             ids = await self._pending_ids.get()
             try:
                 await self._deliver(ids)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # The rows are still in the database; the next catch-up finds them.
-                log.warning("Live feed could not read new rows: %s", exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Live feed could not read new rows (%r); catching up shortly", exc)
+                if ids:
+                    self._floor = min(self._floor or ids[0], *ids) - 1
+                elif self._floor is None:
+                    self._floor = self._last_id
+                asyncio.get_running_loop().call_later(
+                    _RETRY_SECONDS, self._pending_ids.put_nowait, None
+                )
 
     async def _deliver(self, ids: list[int] | None) -> None:
         async with self._pool.acquire() as conn:
             if ids is None:
-                # Rows that commit between LISTEN resuming and this query come back here
-                # and again by notification; remember them so they go out once.
-                self._caught_up.clear()
-                while entries := await queries.select_log_entries_after(
-                    conn, self._last_id, _CATCH_UP_PAGE
-                ):
-                    self._fan_out(entries)
-                    self._caught_up.update(entry.id for entry in entries)
+                await self._catch_up(conn)
                 return
             fresh = [row_id for row_id in ids if row_id not in self._caught_up]
             self._caught_up.difference_update(ids)
@@ -171,6 +181,22 @@ class Hub:
                 self._fan_out(await queries.select_log_entries_by_ids(conn, fresh))
             elif fresh:
                 self._last_id = max(self._last_id, *fresh)
+
+    async def _catch_up(self, conn: queries.Connection) -> None:
+        """Send every row from just below what may have been missed, oldest first.
+
+        It starts LOOKBACK ids below that point, because rows can commit out of id order
+        while the listener is away; streams skip the rows they already sent.
+        """
+        start = max(0, min(self._floor or self._last_id, self._last_id) - _LOOKBACK_IDS)
+        # Rows that commit between LISTEN resuming and this query come back here and again
+        # by notification; remember them so they go out once.
+        self._caught_up.clear()
+        while entries := await queries.select_log_entries_after(conn, start, _CATCH_UP_PAGE):
+            self._fan_out(entries)
+            self._caught_up.update(entry.id for entry in entries)
+            start = entries[-1].id
+        self._floor = None
 
     def _fan_out(self, entries: list[queries.LogEntry]) -> None:
         for entry in entries:

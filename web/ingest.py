@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from quart import Blueprint, Response, request
 
 from web.context import services
 from web.core import queries
+from web.core.directory import AppView
 from web.core.errors import Rejected
 from web.core.jobs import QueuedEvent
 from web.core.parsing import ParsedEvent, parse_events
@@ -41,17 +43,51 @@ async def ingest(app_id: str) -> Response:
     view = await services().apps.get(app_id)
     if view is None:
         raise Rejected(404, "unknown_app", f"no app with id {app_id!r}: create it first")
-    app = view.app
-    admit_events(app, len(body.events))
-
-    received_at = datetime.now(UTC).isoformat()
-    session = _session()
-    judged = [_judge(app, view.plan, parsed, received_at, session) for parsed in body.events]
-    task_id = await services().enqueuer.enqueue([queued for queued, _ in judged])
-
-    results = [_result(queued, verdict, task_id) for queued, verdict in judged]
+    admit_events(view.app, len(body.events))
+    results = await judge_and_enqueue(view, body.events, request_session())
     payload: dict[str, Any] = {"results": results} if body.is_batch else results[0]
     return Response(orjson.dumps(payload), status=202, mimetype="application/json")
+
+
+async def judge_and_enqueue(
+    view: AppView,
+    events: Sequence[ParsedEvent],
+    session: str | None,
+    judged_as: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Judge events by the app's plan and enqueue them in one message: one result per event.
+
+    judged_as gives the view of an event that is judged and named (an SDK's identify call
+    is named by its type); the event as sent is what is stored.
+    """
+    received_at = datetime.now(UTC).isoformat()
+    judged = [
+        _judge(view.app, view.plan, parsed, received_at, session, judged_as) for parsed in events
+    ]
+    _log_verdicts(view.app.id, judged)
+    task_id = await services().enqueuer.enqueue([queued for queued, _ in judged])
+    return [_result(queued, verdict, task_id) for queued, verdict in judged]
+
+
+def _log_verdicts(app_id: str, judged: Sequence[tuple[QueuedEvent, Verdict]]) -> None:
+    # One event: the quick start's two lines. A batch: two lines for all of it, because a
+    # log line per event would cost more CPU than judging the event.
+    if not log.isEnabledFor(logging.INFO):
+        return
+    if len(judged) == 1:
+        queued, verdict = judged[0]
+        log.info("Processing event: %s", queued.event_name or "(no name)")
+        outcome = "PASSED" if verdict.status == "valid" else "FAILED"
+        log.info("Validation %s for app_id: %s", outcome, app_id)
+        return
+    failed = sum(1 for _, verdict in judged if verdict.status == "invalid")
+    log.info("Processing %d events: %s", len(judged), _names(judged))
+    log.info("Validation PASSED %d, FAILED %d for app_id: %s", len(judged) - failed, failed, app_id)
+
+
+def _names(judged: Sequence[tuple[QueuedEvent, Verdict]], shown: int = 5) -> str:
+    names = [queued.event_name or "(no name)" for queued, _ in judged[:shown]]
+    return ", ".join(names) + (", ..." if len(judged) > shown else "")
 
 
 def _judge(
@@ -60,20 +96,18 @@ def _judge(
     parsed: ParsedEvent,
     received_at: str,
     session: str | None,
+    judged_as: Callable[[dict[str, Any]], Mapping[str, Any]] | None,
 ) -> tuple[QueuedEvent, Verdict]:
     event = parsed.event
-    name = event_name_of(event)
-    verdict = validate(event, plan)
+    judged = judged_as(event) if judged_as else event
+    name = event_name_of(judged)
+    verdict = validate(judged, plan)
     shown_name = name if isinstance(name, str) else None
-    log.info("Processing event: %s", shown_name or "(no name)")
-    log.info(
-        "Validation %s for app_id: %s", "PASSED" if verdict.status == "valid" else "FAILED", app.id
-    )
     queued = QueuedEvent(
         app_id=app.id,
         event_id=parsed.event_id or str(uuid.uuid4()),
         event_name=shown_name[:255] if shown_name else None,
-        payload=orjson.dumps(event).decode(),
+        payload=parsed.json or orjson.dumps(event).decode(),
         status=verdict.status,
         errors=orjson.dumps(verdict.issues_as_dicts()).decode(),
         plan_version=verdict.plan_version,
@@ -94,8 +128,9 @@ def _result(queued: QueuedEvent, verdict: Verdict, task_id: str) -> dict[str, An
     }
 
 
-def _session() -> str | None:
-    session = request.headers.get(SESSION_HEADER) or request.args.get("session")
+def request_session(from_path: str | None = None) -> str | None:
+    """The test session the request's events belong to: from its path, header or query."""
+    session = from_path or request.headers.get(SESSION_HEADER) or request.args.get("session")
     if session is None:
         return None
     if not 0 < len(session) <= MAX_SESSION_LENGTH:

@@ -30,7 +30,10 @@ class DatabasePool(dramatiq.Middleware):
             create_pool(self._database_url, min_size=1, max_size=self._max_size)
         )
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    # after_, not before_: Dramatiq calls before_worker_shutdown while its threads still take
+    # prefetched messages, which would then fail on a closed pool. After-hooks run in reverse
+    # order, so this still runs before the AsyncIO middleware stops the loop.
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()
         if self._pool is not None and loop_thread is not None:
             loop_thread.run_coroutine(self._pool.close())

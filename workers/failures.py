@@ -11,6 +11,7 @@ _TRANSIENT = (
     TimeoutError,
     ConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a pooled connection left mid-operation by a terminate
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,

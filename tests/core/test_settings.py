@@ -106,7 +106,7 @@ def test_settings_from_env_reads_each_variable(
         ({"DATABASE_URL": "redis://127.0.0.1:6379/0"}, "DATABASE_URL"),
         ({"REDIS_URL": "http://r:6379/0"}, "REDIS_URL"),
         ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL"),
-        ({"BROKER_URL": "amqp://rabbit:5672"}, "REDIS_URL"),
+        ({"BROKER_URL": "kafka://k:9092"}, "REDIS_URL"),
         ({"PORT": "http"}, "PORT"),
         ({"PORT": "80.5"}, "PORT"),
         ({"PORT": "-1"}, "PORT"),

@@ -117,3 +117,17 @@ def test_worker_postgres_unreachable_exits_quickly_naming_postgres(settings: Set
     assert f"127.0.0.1:{closed.rsplit(':', 1)[1].split('/')[0]}" in result.stderr
     assert "Start it" in result.stderr, "the message should say how to start PostgreSQL"
     assert "Redis" not in result.stderr, "Redis is up and should not be blamed"
+
+
+def test_worker_rabbitmq_unreachable_exits_quickly_naming_rabbitmq(settings: Settings) -> None:
+    closed = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    started = time.monotonic()
+
+    result = run_lvd_sync(settings, "worker", BROKER_URL=closed)
+
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert elapsed < QUICK_EXIT_SECONDS, f"lvd worker took {elapsed:.1f} s to give up"
+    assert "RabbitMQ does not answer" in result.stderr
+    assert "guest:guest" not in result.stderr, "the password must not be printed"
+    assert "Redis" not in result.stderr, "Redis is not the broker here and should not be blamed"

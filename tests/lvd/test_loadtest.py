@@ -74,3 +74,15 @@ def test_make_event_marks_the_invalid_share_and_keeps_ids_unique() -> None:
     events = [make_event(i, invalid=i % 2 == 0, run_id="r") for i in range(4)]
     assert [e["event_id"] for e in events] == ["r-0", "r-1", "r-2", "r-3"]
     assert [e["timestamp"] == "not a date" for e in events] == [True, False, True, False]
+
+
+def test_retryable_statuses_are_the_ones_a_client_may_send_again() -> None:
+    from lvd.loadtest import _retryable
+
+    assert [s for s in (0, 202, 400, 401, 404, 408, 413, 429, 500, 503) if _retryable(s)] == [
+        0,
+        408,
+        429,
+        500,
+        503,
+    ]

@@ -231,10 +231,11 @@ async def test_ingest_unknown_app_answers_404(client: Client, clean_db: None) ->
     await assert_error(response, 404, "unknown_app")
 
 
-async def test_ingest_get_is_not_allowed(client: Client, make_app: MakeApp) -> None:
+async def test_ingest_put_is_not_allowed(client: Client, make_app: MakeApp) -> None:
     app = await make_app()
 
-    response = await client.get(f"/api/logs/{app.id}")
+    # GET is the query API (issue 7); PUT means nothing here.
+    response = await client.put(f"/api/logs/{app.id}", json={"eventName": "x"})
 
     await assert_error(response, 405, "method_not_allowed")
 

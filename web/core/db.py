@@ -111,9 +111,25 @@ def _encode_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+# Failures that mean "the database is not reachable right now", not "this query is wrong".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=init_connection, timeout=10
+        url, min_size=min_size, max_size=max_size, init=init_connection, timeout=connect_timeout
     )
     assert pool is not None
     return pool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -10,13 +11,19 @@ from datetime import datetime
 import asyncpg
 
 from web.core import queries
+from web.core.db import CONNECTION_ERRORS
+from web.core.errors import Rejected
 from web.core.plans import compile_version
 from web.core.validation.plan import CompiledPlan
 
 # Seconds a looked-up app is trusted without a change notification; unknown ids are never
 # cached, so a new app works at once. Plan changes arrive by NOTIFY well before this.
 APP_CACHE_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
 COMPILED_PLANS_KEPT = 256
+# How old a cached app may be when the database is unreachable and it is served anyway.
+STALE_LIMIT_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +50,25 @@ class AppDirectory:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         epoch = self._epoch
-        async with self._pool.acquire() as conn:
-            app = await queries.select_app(conn, app_id)
-            if app is None:
-                self._apps.pop(app_id, None)
-                return None
-            view = AppView(app, await self._plan(conn, app))
+        try:
+            async with self._pool.acquire() as conn:
+                app = await queries.select_app(conn, app_id)
+                if app is None:
+                    self._apps.pop(app_id, None)
+                    return None
+                view = AppView(app, await self._plan(conn, app))
+        except CONNECTION_ERRORS as exc:
+            # Ingest must keep accepting while PostgreSQL is away (events wait in Redis): a
+            # recently known app is served as it was; only an unknown one cannot be.
+            if cached is not None and now - cached[0] < STALE_LIMIT_SECONDS:
+                log.warning("Database unavailable (%r); using app %s as cached", exc, app_id)
+                return cached[1]
+            raise Rejected(
+                503,
+                "database_unavailable",
+                "the database is not answering; retry shortly",
+                headers={"Retry-After": "2"},
+            ) from exc
         if epoch == self._epoch:
             self._apps[app_id] = (now, view)
         return view

@@ -1,9 +1,14 @@
-"""The queue contract between web and workers: names, message shape, the broker and enqueueing."""
+"""The queue contract between web and workers: names, message shape, the broker and enqueueing.
+
+The broker is Redis (REDIS_URL) or RabbitMQ (an amqp:// BROKER_URL); everything here works
+with either, through the small part of Dramatiq's Broker both share.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +30,13 @@ EVENTS_QUEUE = "events"
 STORE_EVENTS_ACTOR = "store_events"
 # Postgres NOTIFY channel a worker signals after each commit; the payload is row ids.
 EVENTS_CHANNEL = "lvd_events"
+# Alerts (issue 8): the periodic look for new failures, and one delivery per message.
+EMAILS_QUEUE = "emails"
+CHECK_ALERTS_ACTOR = "check_alerts"
+SEND_ALERT_ACTOR = "send_alert"
+# Housekeeping (issue 8): the periodic purge of expired events.
+MAINTENANCE_QUEUE = "maintenance"
+PURGE_EVENTS_ACTOR = "purge_expired_events"
 
 
 class OrjsonEncoder(dramatiq.Encoder):
@@ -50,8 +62,10 @@ class QueueFull(Exception):
 DEPTH_CHECK_INTERVAL = 0.1
 
 
-def persistence_warning(broker: RedisBroker) -> str | None:
+def persistence_warning(broker: dramatiq.Broker) -> str | None:
     """A warning when Redis keeps nothing on disk (a Redis restart then loses the queue)."""
+    if not isinstance(broker, RedisBroker):
+        return None  # RabbitMQ: Dramatiq declares durable queues and persistent messages
     try:
         config = broker.client.config_get("save")
         config.update(broker.client.config_get("appendonly"))
@@ -65,12 +79,31 @@ def persistence_warning(broker: RedisBroker) -> str | None:
     return None
 
 
-def build_broker(settings: Settings, *, socket_timeout: float, retries: int) -> RedisBroker:
-    """A Redis broker whose every call is bounded in time, so a hung Redis cannot hang us."""
+_CONNECT_TIMEOUT_SECONDS = 5.0
+# Probe an idle connection after 10 s, then every 5 s; 3 unanswered probes close it.
+_KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
+
+
+def build_broker(
+    settings: Settings, *, socket_timeout: float | None, retries: int
+) -> dramatiq.Broker:
+    """The broker settings.broker_url names: RabbitMQ for amqp://, else Redis.
+
+    socket_timeout bounds every Redis call (the web's answer to a hung Redis is a quick
+    503). None, for workers, means no read timeout: a command that timed out mid-way may
+    still run once Redis resumes, and a fetch whose reply is lost strands its messages in
+    this worker's ack set. TCP keepalive still notices a dead peer within about 25 s.
+    """
+    if settings.rabbitmq_url:
+        return _build_rabbitmq_broker(
+            settings.rabbitmq_url, socket_timeout or _CONNECT_TIMEOUT_SECONDS, retries
+        )
     client = redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout or _CONNECT_TIMEOUT_SECONDS,
+        socket_keepalive=True,
+        socket_keepalive_options=_KEEPALIVE,
         retry=Retry(NoBackoff(), retries),
         health_check_interval=30,
     )
@@ -82,6 +115,57 @@ def build_broker(settings: Settings, *, socket_timeout: float, retries: int) -> 
     )
     broker.declare_queue(EVENTS_QUEUE)
     return broker
+
+
+def _build_rabbitmq_broker(url: str, socket_timeout: float, retries: int) -> dramatiq.Broker:
+    # Imported here: pika is needed only when RabbitMQ is the broker.
+    import pika
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    # Several nodes may be listed, separated by ";", as Dramatiq accepts them.
+    parameters = [pika.URLParameters(node) for node in url.split(";")]
+    for each in parameters:
+        each.socket_timeout = socket_timeout
+        each.stack_timeout = socket_timeout * 2
+        each.connection_attempts = retries + 1
+        each.retry_delay = 0.1
+        # RabbitMQ blocks publishers when short of memory or disk: give up (503), not wait.
+        each.blocked_connection_timeout = socket_timeout * 2
+    dramatiq.set_encoder(OrjsonEncoder())
+    # confirm_delivery: enqueue returns once RabbitMQ has the message, so a 202 means it is
+    # in the queue, as with Redis. No connection is opened here.
+    broker = RabbitmqBroker(confirm_delivery=True, url=url)
+    broker.parameters = parameters if len(parameters) > 1 else parameters[0]
+    broker.declare_queue(EVENTS_QUEUE)
+    return broker
+
+
+def queue_depth(broker: dramatiq.Broker, queue_name: str = EVENTS_QUEUE) -> int:
+    """Messages waiting in a queue (not those a worker holds). Blocking: call from a thread.
+
+    With RabbitMQ this uses the calling thread's connection (pika's are not thread-safe,
+    Dramatiq keeps one per thread); a stale one (idle past its heartbeat, or RabbitMQ
+    restarted) is dropped and the count read once more on a fresh one.
+    """
+    if isinstance(broker, RedisBroker):
+        return int(broker.client.llen(f"{broker.namespace}:{queue_name}"))
+    import pika.exceptions
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    if not isinstance(broker, RabbitmqBroker):
+        raise TypeError(f"no queue depth for a {type(broker).__name__}")
+    try:
+        return int(broker.get_queue_message_counts(queue_name)[0])
+    except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError):
+        del broker.connection
+        return int(broker.get_queue_message_counts(queue_name)[0])
+
+
+def build_job_message(queue_name: str, actor_name: str, *args: Any) -> dramatiq.Message[Any]:
+    """A message for an actor the web side cannot import (the workers define it)."""
+    return dramatiq.Message(
+        queue_name=queue_name, actor_name=actor_name, args=args, kwargs={}, options={}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +230,12 @@ class BatchingEnqueuer:
     """
 
     def __init__(
-        self, broker: RedisBroker, *, max_batch: int, timeout: float, max_depth: int
+        self, broker: dramatiq.Broker, *, max_batch: int, timeout: float, max_depth: int
     ) -> None:
         self._broker = broker
         self._max_batch = max_batch
         self._timeout = timeout
         self._max_depth = max_depth
-        self._queue_key = f"{broker.namespace}:{EVENTS_QUEUE}"
         self._depth = 0
         self._depth_read_at = float("-inf")
         self._pending: list[_Waiting] = []
@@ -169,6 +252,10 @@ class BatchingEnqueuer:
             # shield: a timed-out caller must not cancel the batch other callers share.
             return await asyncio.wait_for(asyncio.shield(waiting.done), self._timeout)
         except TimeoutError:
+            # Not yet sent? Then never send it: this caller is told 503. (A batch already on
+            # its way to a hung Redis cannot be recalled; see the README's reliability notes.)
+            if waiting in self._pending:
+                self._pending.remove(waiting)
             raise EnqueueUnavailable(
                 f"the queue did not answer within {self._timeout:g} s"
             ) from None
@@ -195,7 +282,7 @@ class BatchingEnqueuer:
         """Runs on the enqueue thread: refuse when the queue is too deep, else enqueue."""
         now = time.monotonic()
         if now - self._depth_read_at > DEPTH_CHECK_INTERVAL:
-            self._depth = int(self._broker.client.llen(self._queue_key))
+            self._depth = queue_depth(self._broker)
             self._depth_read_at = now
         if self._depth >= self._max_depth:
             raise QueueFull(f"the queue holds {self._depth} messages, over its limit")
@@ -214,8 +301,12 @@ class BatchingEnqueuer:
         return batch
 
     def ping(self) -> None:
-        """Blocking round trip to Redis (call it from a thread); raises if it does not answer."""
-        self._broker.client.ping()
+        """Blocking round trip to the broker (call it from a thread); raises if it is away."""
+        if isinstance(self._broker, RedisBroker):
+            self._broker.client.ping()
+            return
+        # A RabbitMQ connection belongs to one thread: ask on the enqueue thread's own.
+        self._executor.submit(queue_depth, self._broker).result(timeout=self._timeout)
 
     async def close(self) -> None:
         if self._flusher is not None:

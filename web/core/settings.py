@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/lvd"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5001"
+REDIS_SCHEMES = {"redis", "rediss", "unix"}
+RABBITMQ_SCHEMES = {"amqp", "amqps"}
 
 
 class SettingsError(ValueError):
@@ -63,20 +66,58 @@ class Settings:
     # Events per second one app may send to one web process (0: no limit), and the burst.
     rate_limit: int = 5_000
     rate_burst: int = 10_000
+    # ---- issue 8: alternative broker, alerts, retention
+    # BROKER_URL when it names RabbitMQ (amqp://); None: the broker is Redis at redis_url.
+    rabbitmq_url: str | None = None
+    # Where people reach the dashboard: alert e-mails and webhooks link there.
+    public_url: str = DEFAULT_PUBLIC_URL
+    # Outgoing mail for alerts; no host means e-mail alerts cannot be sent (they are recorded
+    # as failed with that reason).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "lvd@localhost"
+    smtp_starttls: bool = False
+    # Seconds between two looks for new failures and invalid shares (one worker does it).
+    alert_interval: float = 10.0
+    # Days an app's events are kept unless the app sets its own.
+    retention_days: int = 7
+    # Seconds between two purges of expired events, rows deleted per transaction, and the
+    # pause between two such transactions.
+    purge_interval: float = 3600.0
+    purge_batch_size: int = 5_000
+    purge_pause_ms: int = 50
+    # A worker without a heartbeat for this many seconds is shown as gone (status page, CLI).
+    worker_gone_seconds: float = 15.0
+    # prometheus_client's multiprocess directory: every web process's metrics are summed there.
+    metrics_dir: str | None = None
 
     @property
     def exposed(self) -> bool:
         """Whether the server listens beyond this machine."""
         return not is_loopback(self.host)
 
+    @property
+    def broker_url(self) -> str:
+        """The queue broker's URL: RabbitMQ's when BROKER_URL names it, else Redis's."""
+        return self.rabbitmq_url or self.redis_url
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment, failing fast on anything malformed."""
         env = os.environ if env is None else env
         database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        redis_url = env.get("REDIS_URL") or env.get("BROKER_URL") or DEFAULT_REDIS_URL
+        broker_env = env.get("BROKER_URL") or ""
+        rabbitmq_url = broker_env if urlsplit(broker_env).scheme in RABBITMQ_SCHEMES else None
+        # An amqp:// BROKER_URL selects RabbitMQ; any other BROKER_URL is Redis's, as before.
+        redis_url = (
+            env.get("REDIS_URL") or ("" if rabbitmq_url else broker_env) or DEFAULT_REDIS_URL
+        )
         _require_scheme("DATABASE_URL", database_url, {"postgresql", "postgres"})
-        _require_scheme("REDIS_URL", redis_url, {"redis", "rediss", "unix"})
+        _require_scheme("REDIS_URL", redis_url, REDIS_SCHEMES)
+        public_url = (env.get("LVD_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
+        _require_scheme("LVD_PUBLIC_URL", public_url, {"http", "https"})
         host = env.get("HOST") or "127.0.0.1"
         exposed = not is_loopback(host)
         return cls(
@@ -99,6 +140,21 @@ class Settings:
             secret_key=env.get("LVD_SECRET_KEY") or None,
             rate_limit=_int(env, "LVD_RATE_LIMIT", 5_000, allow_zero=True),
             rate_burst=_int(env, "LVD_RATE_BURST", 10_000),
+            rabbitmq_url=rabbitmq_url,
+            public_url=public_url,
+            smtp_host=env.get("LVD_SMTP_HOST") or None,
+            smtp_port=_smtp_port(env),
+            smtp_user=env.get("LVD_SMTP_USER") or None,
+            smtp_password=env.get("LVD_SMTP_PASSWORD") or None,
+            smtp_from=env.get("LVD_SMTP_FROM") or "lvd@localhost",
+            smtp_starttls=_bool(env, "LVD_SMTP_STARTTLS", False),
+            alert_interval=_float(env, "LVD_ALERT_INTERVAL", 10.0),
+            retention_days=_int(env, "LVD_RETENTION_DAYS", 7),
+            purge_interval=_float(env, "LVD_PURGE_INTERVAL", 3600.0),
+            purge_batch_size=_int(env, "LVD_PURGE_BATCH_SIZE", 5_000),
+            purge_pause_ms=_int(env, "LVD_PURGE_PAUSE_MS", 50, allow_zero=True),
+            worker_gone_seconds=_float(env, "LVD_WORKER_GONE_SECONDS", 15.0),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
 
@@ -152,6 +208,13 @@ def _port(env: Mapping[str, str]) -> int:
     port = _int(env, "PORT", 5001)
     if port > 65535:
         raise SettingsError(f"PORT must be at most 65535, got {port}")
+    return port
+
+
+def _smtp_port(env: Mapping[str, str]) -> int:
+    port = _int(env, "LVD_SMTP_PORT", 25)
+    if port > 65535:
+        raise SettingsError(f"LVD_SMTP_PORT must be at most 65535, got {port}")
     return port
 
 
