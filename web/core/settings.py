@@ -64,8 +64,8 @@ class Settings:
     # A fixed session-signing key; by default one is generated once and kept in the database.
     secret_key: str | None = None
     # Events per second one app may send to one web process (0: no limit), and the burst.
-    rate_limit: int = 5_000
-    rate_burst: int = 10_000
+    rate_limit: int = 50_000
+    rate_burst: int = 100_000
     # ---- issue 8: alternative broker, alerts, retention
     # BROKER_URL when it names RabbitMQ (amqp://); None: the broker is Redis at redis_url.
     rabbitmq_url: str | None = None
@@ -138,8 +138,8 @@ class Settings:
             require_write_keys=_bool(env, "LVD_REQUIRE_WRITE_KEYS", exposed),
             secure_cookies=_bool(env, "LVD_SECURE_COOKIES", exposed),
             secret_key=env.get("LVD_SECRET_KEY") or None,
-            rate_limit=_int(env, "LVD_RATE_LIMIT", 5_000, allow_zero=True),
-            rate_burst=_int(env, "LVD_RATE_BURST", 10_000),
+            rate_limit=_int(env, "LVD_RATE_LIMIT", 50_000, allow_zero=True),
+            rate_burst=_int(env, "LVD_RATE_BURST", 100_000),
             rabbitmq_url=rabbitmq_url,
             public_url=public_url,
             smtp_host=env.get("LVD_SMTP_HOST") or None,
