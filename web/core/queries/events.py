@@ -1,0 +1,164 @@
+"""SQL for stored events: the worker's bulk insert, filtered reads, counts, resets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from web.core.filters import EventFilter
+from web.core.queries.base import (
+    _ENTRY_COLUMNS,
+    FILTER_SQL,
+    NO_FILTER,
+    Connection,
+    LogEntry,
+    NewLogEntry,
+)
+
+
+async def insert_log_entries(conn: Connection, entries: Sequence[NewLogEntry]) -> list[int]:
+    """Insert many events in one statement; returns the ids of the rows that were new.
+
+    A redelivered message or a client retry hits the unique (app_id, event_id) and
+    inserts nothing, which is what makes at-least-once delivery store exactly once.
+    """
+    rows = await conn.fetch(
+        "INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status,"
+        " errors, plan_version, session, received_at)"
+        " SELECT app_id, event_id, event_name, payload::jsonb, status, errors::jsonb,"
+        " plan_version, session, received_at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+        " $7::integer[], $8::text[], $9::timestamptz[])"
+        " AS t(app_id, event_id, event_name, payload, status, errors, plan_version, session,"
+        " received_at)"
+        " ON CONFLICT (app_id, event_id) DO NOTHING RETURNING id",
+        [e.app_id for e in entries],
+        [e.event_id for e in entries],
+        [e.event_name for e in entries],
+        [e.payload_json for e in entries],
+        [e.validation_status for e in entries],
+        [e.errors_json for e in entries],
+        [e.plan_version for e in entries],
+        [e.session for e in entries],
+        [e.received_at for e in entries],
+    )
+    return [row["id"] for row in rows]
+
+
+async def notify(conn: Connection, channel: str, payload: str) -> None:
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+async def select_log_entries(
+    conn: Connection,
+    app_id: str,
+    *,
+    filters: EventFilter = NO_FILTER,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> list[LogEntry]:
+    """An app's events matching the filter, newest first, optionally bounded by id."""
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE app_id = $1{FILTER_SQL}"
+        " AND ($9::bigint IS NULL OR id < $9)"
+        " AND ($10::bigint IS NULL OR id > $10)"
+        " ORDER BY id DESC LIMIT $11",
+        app_id,
+        *filters.sql_args(),
+        before_id,
+        after_id,
+        limit,
+    )
+    return [LogEntry(**dict(row)) for row in rows]
+
+
+async def select_log_entries_by_ids(conn: Connection, ids: Sequence[int]) -> list[LogEntry]:
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE id = ANY($1::bigint[]) ORDER BY id",
+        list(ids),
+    )
+    return [LogEntry(**dict(row)) for row in rows]
+
+
+async def select_log_entries_after(conn: Connection, after_id: int, limit: int) -> list[LogEntry]:
+    """Every app's events above an id, oldest first: how a listener catches up."""
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE id > $1 ORDER BY id LIMIT $2",
+        after_id,
+        limit,
+    )
+    return [LogEntry(**dict(row)) for row in rows]
+
+
+async def select_max_log_entry_id(conn: Connection) -> int:
+    value = await conn.fetchval("SELECT coalesce(max(id), 0) FROM log_entries")
+    return int(value)
+
+
+async def select_payload_samples(
+    conn: Connection, app_id: str, per_event: int, recent: int = 10_000
+) -> dict[str, list[dict[str, Any]]]:
+    """Up to per_event recent payloads for each event name, among the app's recent events."""
+    rows = await conn.fetch(
+        "SELECT event_name, payload FROM ("
+        "  SELECT event_name, payload,"
+        "   row_number() OVER (PARTITION BY event_name ORDER BY id DESC) AS n"
+        "  FROM (SELECT id, event_name, payload FROM log_entries"
+        "        WHERE app_id = $1 AND event_name IS NOT NULL ORDER BY id DESC LIMIT $3) recent"
+        ") ranked WHERE n <= $2",
+        app_id,
+        per_event,
+        recent,
+    )
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        samples.setdefault(row["event_name"], []).append(row["payload"])
+    return samples
+
+
+@dataclass(frozen=True, slots=True)
+class EventCount:
+    """How many of an app's events have this name and status."""
+
+    event_name: str | None
+    validation_status: str
+    count: int
+
+
+async def select_event_counts(
+    conn: Connection, app_id: str, *, filters: EventFilter = NO_FILTER
+) -> list[EventCount]:
+    """An app's events matching the filter, counted by name and status, most frequent first."""
+    rows = await conn.fetch(
+        f"SELECT event_name, validation_status, count(*) AS count FROM log_entries"
+        f" WHERE app_id = $1{FILTER_SQL}"
+        " GROUP BY event_name, validation_status"
+        " ORDER BY count DESC, event_name, validation_status",
+        app_id,
+        *filters.sql_args(),
+    )
+    return [EventCount(**dict(row)) for row in rows]
+
+
+async def delete_log_entries(conn: Connection, app_id: str, session: str | None = None) -> int:
+    """Delete an app's stored events, or one session's only; returns how many went."""
+    value = await conn.fetchval(
+        "WITH gone AS (DELETE FROM log_entries"
+        " WHERE app_id = $1 AND ($2::text IS NULL OR session = $2) RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        app_id,
+        session,
+    )
+    return int(value)
+
+
+async def select_log_entry(conn: Connection, app_id: str, entry_id: int) -> LogEntry | None:
+    """One stored event of an app by row id; None for another app's row."""
+    row = await conn.fetchrow(
+        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE app_id = $1 AND id = $2",
+        app_id,
+        entry_id,
+    )
+    return LogEntry(**dict(row)) if row else None
