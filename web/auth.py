@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 from quart import Blueprint, Quart, Response, redirect, render_template, request, session, url_for
@@ -12,6 +10,7 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 from web.context import services
 from web.core.errors import Rejected
 from web.core.users import authenticate
+from web.security import basic_credentials
 
 blueprint = Blueprint("auth", __name__)
 
@@ -50,15 +49,14 @@ def _is_open(method: str, path: str) -> bool:
 
 
 async def _basic_auth_user() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("basic "):
-        return None
     try:
-        username, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+        credentials = basic_credentials(request.headers.get("Authorization"))
+    except ValueError:
+        return None
+    if credentials is None:
         return None
     async with services().pool.acquire() as conn:
-        user = await authenticate(conn, username, password)
+        user = await authenticate(conn, *credentials)
     return user.username if user else None
 
 

@@ -14,8 +14,7 @@ from web.core.errors import Rejected
 from web.core.parsing import ParsedEvent, check_media_type, decompress, events_of_batch, parse_json
 from web.core.validation.envelope import NAME_KEYS
 from web.ingest import judge_and_enqueue, request_session
-from web.security import _basic_user as basic_user
-from web.security import admit_events
+from web.security import admit_events, basic_user
 
 blueprint = Blueprint("sdk_ingest", __name__)
 

@@ -55,7 +55,7 @@ def check_write_key(
     required: bool = False,
 ) -> None:
     """Refuse a wrong key always, and a missing one when the app or the server requires it."""
-    presented = header_key or _basic_user(authorization)
+    presented = header_key or basic_user(authorization)
     if presented is None:
         if app.require_write_key or required:
             raise Rejected(401, "write_key_required", f"app {app.id!r} requires its write key")
@@ -67,14 +67,28 @@ def check_write_key(
         )
 
 
-def _basic_user(authorization: str | None) -> str | None:
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(user, password) from an HTTP Basic Authorization header; None when it is not Basic.
+
+    Raises ValueError when it claims to be Basic but cannot be decoded.
+    """
     if not authorization or not authorization.lower().startswith("basic "):
         return None
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise Rejected(401, "invalid_write_key", "the Authorization header is malformed") from None
-    return decoded.split(":", 1)[0] or None
+        raise ValueError("the Authorization header is malformed") from None
+    user, _, password = decoded.partition(":")
+    return user, password
+
+
+def basic_user(authorization: str | None) -> str | None:
+    """The Basic user name, which SDKs send as the write key; 401 when malformed."""
+    try:
+        credentials = basic_credentials(authorization)
+    except ValueError as exc:
+        raise Rejected(401, "invalid_write_key", str(exc)) from None
+    return (credentials[0] or None) if credentials else None
 
 
 def install_security(app: Quart) -> None:

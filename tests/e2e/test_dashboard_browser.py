@@ -19,27 +19,23 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from playwright.async_api import Browser, Download, Page, async_playwright, expect
+from playwright.async_api import Browser, Download, Page, expect
 
-from tests.conftest import PROJECT_ROOT, LiveServer, skip_or_fail
+from tests.conftest import LiveServer
+
+# The one Chromium of the e2e session, its launch options and screenshot folder.
+from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
+    SCREENSHOTS,
+    UI_TIMEOUT_MS,
+    browser,
+    chromium_executable,
+)
 from web.core import queries
 
 from .helpers import APP_ID, post_event, quick_start_event, unique, wait_for_event_ids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
-UI_TIMEOUT_MS = 10_000
 HOSTILE = "<img src=x onerror=window.__pwned=1><script>window.__pwned=1</script>"
 PLAN: dict[str, Any] = {
     "events": {
@@ -57,27 +53,6 @@ PLAN: dict[str, Any] = {
         "user_login": {"type": "object"},
     }
 }
-
-
-@pytest.fixture(scope="session")
-def dashboard_chromium() -> str:
-    if not CHROMIUM.exists():
-        skip_or_fail("chromium is not installed")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return str(CHROMIUM)
-
-
-@pytest.fixture(scope="session")
-async def dashboard_browser(dashboard_chromium: str) -> AsyncIterator[Browser]:
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=dashboard_chromium, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @dataclass
@@ -103,9 +78,9 @@ class Tab:
 
 
 @pytest.fixture
-async def tab(dashboard_browser: Browser, live_server: LiveServer) -> AsyncIterator[Tab]:
+async def tab(browser: Browser, live_server: LiveServer) -> AsyncIterator[Tab]:
     # A laptop screen; clipboard allowed so "copy as cURL" can be read back.
-    context = await dashboard_browser.new_context(
+    context = await browser.new_context(
         viewport={"width": 1366, "height": 800},
         permissions=["clipboard-read", "clipboard-write"],
         accept_downloads=True,

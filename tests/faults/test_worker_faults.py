@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -75,6 +77,23 @@ async def kill_after_a_commit(worker: Process, within: float) -> bool:
     return seen
 
 
+@contextlib.asynccontextmanager
+async def inserts_blocked(stack: Stack) -> AsyncIterator[None]:
+    """Hold a lock that makes the worker's inserts wait, so its threads stay busy and its
+    fetched messages stay unacked until the block ends."""
+    blocker = await stack.connect()
+    try:
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE log_entries IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            await lock.rollback()
+    finally:
+        await blocker.close()
+
+
 async def test_worker_sigkill_mid_stream_loses_and_doubles_nothing(stack: Stack) -> None:
     test = "worker SIGKILL"
     load = asyncio.create_task(
@@ -88,11 +107,7 @@ async def test_worker_sigkill_mid_stream_loses_and_doubles_nothing(stack: Stack)
     # Kill while the worker surely holds fetched, unacked messages: on a quiet machine it
     # acks so fast that a kill at a random instant often finds it holding none. Its inserts
     # wait on a table lock meanwhile, so every thread has a message in progress.
-    blocker = await stack.connect()
-    try:
-        lock = blocker.transaction()
-        await lock.start()
-        await blocker.execute("LOCK TABLE log_entries IN EXCLUSIVE MODE")
+    async with inserts_blocked(stack):
         await wait_until(
             lambda: bool(stack.held_message_ids()),
             within=5.0,
@@ -106,9 +121,6 @@ async def test_worker_sigkill_mid_stream_loses_and_doubles_nothing(stack: Stack)
         killed_at = time.monotonic()
         worker.kill()
         stack.retire(worker)
-        await lock.rollback()
-    finally:
-        await blocker.close()
     committed = await stored_ids(stack, held)
     replacement = asyncio.create_task(stack.start_worker())
     await wait_stored(
@@ -199,11 +211,7 @@ async def test_worker_sigterm_finishes_work_and_returns_prefetched_messages(
 
     # Make sure the worker is busy when told to stop: its inserts wait on a table lock, so
     # every thread has a message in progress and its prefetch fills up behind them.
-    blocker = await stack.connect()
-    try:
-        lock = blocker.transaction()
-        await lock.start()
-        await blocker.execute("LOCK TABLE log_entries IN EXCLUSIVE MODE")
+    async with inserts_blocked(stack):
         await asyncio.sleep(1.0)
         held_at_term = len(stack.held_message_ids())
         # To the main process only, as `kill <pid>` would: it passes SIGTERM on to its
@@ -212,9 +220,7 @@ async def test_worker_sigterm_finishes_work_and_returns_prefetched_messages(
         termed_at = time.monotonic()
         os.kill(worker.pid, signal.SIGTERM)
         await asyncio.sleep(0.5)
-        await lock.rollback()  # the work in progress can finish now
-    finally:
-        await blocker.close()
+    # The lock is gone: the work in progress can finish now.
     code = await asyncio.to_thread(worker.popen.wait, 20)
     exited_after = time.monotonic() - termed_at
     stack.retire(worker)
