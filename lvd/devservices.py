@@ -669,16 +669,22 @@ def _wait_exit(server: _Server, timeout: float) -> bool:
         except subprocess.TimeoutExpired:
             return False
         return True
-    while True:
-        # Reap it if it happens to be our child (started by another instance in this process).
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(server.pid, os.WNOHANG)
-        if not _pid_alive(server.pid):
-            break
+    while not _exited(server.pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
     return True
+
+
+def _exited(pid: int) -> bool:
+    try:
+        # Our child (started by another instance in this process): only reaping it proves it
+        # has gone. /proc shows the main thread as a zombie while Redis's other threads are
+        # still shutting down, and an unreaped zombie keeps its pid taken.
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return not _pid_alive(pid)
+    return reaped == pid
 
 
 def _kill_group(popen: subprocess.Popen[bytes]) -> None:
