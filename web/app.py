@@ -41,6 +41,7 @@ from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
 from web.errors import register_error_handlers
 from web.hub import Hub
+from web.ingest_asgi import install_ingest_fast_path
 from web.security import install_security
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app = Quart(__name__, template_folder="../templates", static_folder="../static")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_request_bytes,
-        BODY_TIMEOUT=30,
+        BODY_TIMEOUT=settings.limits.body_timeout_seconds,
         SESSION_COOKIE_NAME="lvd_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_error_handlers(app)
     install_security(app)
     install_auth(app)
+    install_ingest_fast_path(app)
 
     @app.before_serving
     async def open_services() -> None:
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             max_batch=settings.enqueue_batch_size,
             timeout=settings.enqueue_timeout,
             max_depth=settings.max_queue_depth,
+            linger=settings.enqueue_linger_ms / 1000,
         )
         warning = await asyncio.to_thread(persistence_warning, broker)
         if warning:

@@ -25,11 +25,18 @@ def wants_json() -> bool:
     )
 
 
+def error_document(
+    code: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON body of every API error: a machine-readable code and a sentence."""
+    return {"error": {"code": code, "message": message, **(details or {})}}
+
+
 async def error_response(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> Response:
     if wants_json():
-        response = jsonify({"error": {"code": code, "message": message, **(details or {})}})
+        response = jsonify(error_document(code, message, details))
     else:
         html = await render_template("error.html", status=status, code=code, message=message)
         response = Response(html, mimetype="text/html")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from quart import Blueprint, Response, request
 
-from web.context import services
+from web.context import Services, services
 from web.core import queries
 from web.core.directory import AppView
 from web.core.errors import Rejected
@@ -29,27 +30,64 @@ SESSION_HEADER = "X-LVD-Session"
 MAX_SESSION_LENGTH = 100
 
 
+@dataclass(frozen=True, slots=True)
+class IngestCall:
+    """What an ingest request says besides its body, however it was read.
+
+    Quart's route and the plain-ASGI fast path (web/ingest_asgi.py) both build one.
+    """
+
+    app_id: str
+    content_type: str | None
+    content_encoding: str | None
+    authorization: str | None
+    write_key: str | None  # the X-Write-Key header
+    session: str | None  # the X-LVD-Session header, else the session query parameter
+
+
 @blueprint.post("/api/logs/<app_id>")
 async def ingest(app_id: str) -> Response:
-    settings = services().settings
+    # Served by web/ingest_asgi.py in front of Quart; this route answers when that
+    # declines (the app mounted under a root path) and gives the URL its OPTIONS and 405.
     raw = await request.get_data(cache=False, as_text=False)
     assert isinstance(raw, bytes)
-    body = parse_events(
-        raw,
+    call = IngestCall(
+        app_id=app_id,
         content_type=request.headers.get("Content-Type"),
         content_encoding=request.headers.get("Content-Encoding"),
-        limits=settings.limits,
+        authorization=request.headers.get("Authorization"),
+        write_key=request.headers.get("X-Write-Key"),
+        session=request.headers.get(SESSION_HEADER) or request.args.get("session"),
     )
-    view = await services().apps.get(app_id)
+    body = await accept_events(services(), call, raw)
+    return Response(body, status=202, mimetype="application/json")
+
+
+async def accept_events(svc: Services, call: IngestCall, raw: bytes) -> bytes:
+    """Parse, admit, judge and enqueue a request's events: the 202 body, or Rejected."""
+    body = parse_events(
+        raw,
+        content_type=call.content_type,
+        content_encoding=call.content_encoding,
+        limits=svc.settings.limits,
+    )
+    view = await svc.apps.get(call.app_id)
     if view is None:
-        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}: create it first")
-    admit_events(view.app, len(body.events))
-    results = await judge_and_enqueue(view, body.events, request_session())
+        raise Rejected(404, "unknown_app", f"no app with id {call.app_id!r}: create it first")
+    admit_events(
+        svc,
+        view.app,
+        len(body.events),
+        authorization=call.authorization,
+        write_key=call.write_key,
+    )
+    results = await judge_and_enqueue(svc, view, body.events, checked_session(call.session))
     payload: dict[str, Any] = {"results": results} if body.is_batch else results[0]
-    return Response(orjson.dumps(payload), status=202, mimetype="application/json")
+    return orjson.dumps(payload)
 
 
 async def judge_and_enqueue(
+    svc: Services,
     view: AppView,
     events: Sequence[ParsedEvent],
     session: str | None,
@@ -65,7 +103,7 @@ async def judge_and_enqueue(
         _judge(view.app, view.plan, parsed, received_at, session, judged_as) for parsed in events
     ]
     _log_verdicts(view.app.id, judged)
-    task_id = await services().enqueuer.enqueue([queued for queued, _ in judged])
+    task_id = await svc.enqueuer.enqueue([queued for queued, _ in judged])
     return [_result(queued, verdict, task_id) for queued, verdict in judged]
 
 
@@ -128,9 +166,8 @@ def _result(queued: QueuedEvent, verdict: Verdict, task_id: str) -> dict[str, An
     }
 
 
-def request_session(from_path: str | None = None) -> str | None:
-    """The test session the request's events belong to: from its path, header or query."""
-    session = from_path or request.headers.get(SESSION_HEADER) or request.args.get("session")
+def checked_session(session: str | None) -> str | None:
+    """The test session events belong to, if any; 400 when the id is too long or empty."""
     if session is None:
         return None
     if not 0 < len(session) <= MAX_SESSION_LENGTH:

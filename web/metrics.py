@@ -65,14 +65,15 @@ def time_ingest(app: Quart, settings: Settings) -> None:
     async def observe_ingest(response: Response) -> Response:
         started = g.pop("lvd_ingest_started", None)
         if started is not None:
-            _observe(request.endpoint or "unknown", response.status_code, started)
+            record_ingest(request.endpoint or "unknown", response.status_code, started)
         return response
 
 
 _observe_failed = False
 
 
-def _observe(endpoint: str, code: int, started: float) -> None:
+def record_ingest(endpoint: str, code: int, started: float) -> None:
+    """Count an answered ingest request and its latency since started (perf_counter)."""
     global _observe_failed
     try:
         INGEST_LATENCY.labels(endpoint).observe(time.perf_counter() - started)

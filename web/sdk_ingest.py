@@ -13,7 +13,7 @@ from web.core import queries
 from web.core.errors import Rejected
 from web.core.parsing import ParsedEvent, check_media_type, decompress, events_of_batch, parse_json
 from web.core.validation.envelope import NAME_KEYS
-from web.ingest import judge_and_enqueue, request_session
+from web.ingest import SESSION_HEADER, checked_session, judge_and_enqueue
 from web.security import admit_events, basic_user
 
 blueprint = Blueprint("sdk_ingest", __name__)
@@ -103,8 +103,15 @@ async def _accept(
     view = await svc.apps.get(app.id)
     if view is None:  # deleted between the two reads
         raise Rejected(401, "invalid_write_key", "no app has that write key")
-    admit_events(view.app, len(events), presented_key=key)
-    results = await judge_and_enqueue(view, events, request_session(session), judged_as)
+    admit_events(
+        svc,
+        view.app,
+        len(events),
+        authorization=request.headers.get("Authorization"),
+        write_key=key or request.headers.get("X-Write-Key"),
+    )
+    session = session or request.headers.get(SESSION_HEADER) or request.args.get("session")
+    results = await judge_and_enqueue(svc, view, events, checked_session(session), judged_as)
     # The SDKs count only a 200 as delivered (Rudder's client retries anything else).
     payload = {"success": True, "results": results}
     return Response(orjson.dumps(payload), status=200, mimetype="application/json")

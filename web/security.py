@@ -9,7 +9,7 @@ import math
 
 from quart import Quart, Response, request
 
-from web.context import services
+from web.context import Services
 from web.core import queries
 from web.core.errors import Rejected
 
@@ -18,24 +18,39 @@ CONTENT_SECURITY_POLICY = (
     " connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self';"
     " frame-ancestors 'none'"
 )
+# Every response carries these unless it set its own.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+CROSS_ORIGIN_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": (
+        "Content-Type, Content-Encoding, Authorization, X-Write-Key, X-LVD-Session"
+    ),
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+}
 # Ingest is called cross-origin by browser SDKs on purpose; everything else is same-origin.
 CROSS_ORIGIN_PATHS = ("/api/logs/", "/v1/", "/batch")
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def admit_events(app: queries.App, count: int, presented_key: str | None = None) -> None:
+def admit_events(
+    svc: Services,
+    app: queries.App,
+    count: int,
+    *,
+    authorization: str | None,
+    write_key: str | None,
+) -> None:
     """The gate every ingest path passes: the app's write key, then its rate limit.
 
-    presented_key is a key found in the body (Segment's writeKey, PostHog's api_key);
-    otherwise the request's Authorization (Basic user) or X-Write-Key header is used.
+    write_key is the X-Write-Key header or a key found in the body (Segment's writeKey,
+    PostHog's api_key); otherwise the Authorization header's Basic user is the key.
     """
-    svc = services()
-    check_write_key(
-        app,
-        request.headers.get("Authorization"),
-        presented_key or request.headers.get("X-Write-Key"),
-        required=svc.settings.require_write_keys,
-    )
+    check_write_key(app, authorization, write_key, required=svc.settings.require_write_keys)
     wait = svc.limiter.take(app.id, count)
     if wait is not None:
         retry_after = "60" if wait == float("inf") else str(max(1, math.ceil(wait)))
@@ -108,14 +123,8 @@ def install_security(app: Quart) -> None:
     @app.after_request
     async def add_security_headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
         if request.path.startswith(CROSS_ORIGIN_PATHS):
-            headers["Access-Control-Allow-Origin"] = "*"
-            headers["Access-Control-Allow-Headers"] = (
-                "Content-Type, Content-Encoding, Authorization, X-Write-Key, X-LVD-Session"
-            )
-            headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            headers.update(CROSS_ORIGIN_HEADERS)
         return response

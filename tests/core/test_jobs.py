@@ -278,6 +278,50 @@ async def test_batching_enqueuer_sequential_requests_get_their_own_messages(
     }
 
 
+async def test_batching_enqueuer_linger_gathers_requests_spread_in_time(
+    enqueue_broker: RedisBroker, queue_reader: QueueReader
+) -> None:
+    # 20 requests 1 ms apart: without a linger each would go alone (a round trip to a local
+    # Redis takes well under 1 ms); a 10 ms linger caps it at a message per 10 ms.
+    enqueuer = BatchingEnqueuer(
+        enqueue_broker, max_batch=200, timeout=2.0, max_depth=100_000, linger=0.010
+    )
+
+    async def one(index: int) -> str:
+        await asyncio.sleep(index * 0.001)
+        return await enqueuer.enqueue([queued(f"l-{index}")])
+
+    try:
+        message_ids = await asyncio.gather(*(one(i) for i in range(20)))
+    finally:
+        await enqueuer.close()
+    distinct = set(message_ids)
+    assert len(distinct) <= 6, f"{len(distinct)} messages for 20 requests in ~20 ms"
+    stored = queue_reader.messages(distinct)
+    assert sorted(e for events in stored.values() for e in events) == sorted(
+        f"l-{i}" for i in range(20)
+    )
+
+
+async def test_batching_enqueuer_linger_does_not_delay_a_request_after_a_quiet_spell(
+    enqueue_broker: RedisBroker,
+) -> None:
+    enqueuer = BatchingEnqueuer(
+        enqueue_broker, max_batch=200, timeout=2.0, max_depth=100_000, linger=0.5
+    )
+    try:
+        started = time.monotonic()
+        await enqueuer.enqueue([queued("q-1")])
+        first = time.monotonic() - started
+        started = time.monotonic()
+        await enqueuer.enqueue([queued("q-2")])  # within the linger: waits for its turn
+        second = time.monotonic() - started
+    finally:
+        await enqueuer.close()
+    assert first < 0.25
+    assert second >= 0.3
+
+
 # ---------------------------------------------------------------- Redis down or hung
 
 

@@ -723,3 +723,21 @@ async def test_ingest_redis_down_answers_503_quickly_and_healthz_stays_up(
     assert elapsed < 5.0
     assert health.status_code == 200
     assert await health.get_json() == {"status": "ok"}
+
+
+async def test_the_web_log_shows_the_quick_starts_two_lines(
+    client: Client, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await make_app()
+    caplog.set_level("INFO", logger="lvd.ingest")
+    event = {"eventName": "user_login", "userId": 123, "timestamp": "2025-12-10T15:45:00Z"}
+    assert (await client.post(f"/api/logs/{app.id}", json=event)).status_code == 202
+    bad = {**event, "timestamp": "yesterday"}
+    assert (await client.post(f"/api/logs/{app.id}", json=bad)).status_code == 202
+    lines = [r.getMessage() for r in caplog.records if r.name == "lvd.ingest"]
+    assert lines == [
+        "Processing event: user_login",
+        f"Validation PASSED for app_id: {app.id}",
+        "Processing event: user_login",
+        f"Validation FAILED for app_id: {app.id}",
+    ]

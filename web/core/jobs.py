@@ -230,15 +230,23 @@ class BatchingEnqueuer:
     """
 
     def __init__(
-        self, broker: dramatiq.Broker, *, max_batch: int, timeout: float, max_depth: int
+        self,
+        broker: dramatiq.Broker,
+        *,
+        max_batch: int,
+        timeout: float,
+        max_depth: int,
+        linger: float = 0.0,
     ) -> None:
         self._broker = broker
+        self._linger = linger
         self._max_batch = max_batch
         self._timeout = timeout
         self._max_depth = max_depth
         self._depth = 0
         self._depth_read_at = float("-inf")
         self._pending: list[_Waiting] = []
+        self._last_flush = float("-inf")
         self._flusher: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
 
@@ -263,6 +271,12 @@ class BatchingEnqueuer:
     async def _flush_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
+            # At most one message per `linger`: under load, requests that arrive meanwhile
+            # share it. A request after a quiet spell is sent at once.
+            wait = self._last_flush + self._linger - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_flush = time.monotonic()
             batch = self._take_batch()
             message = build_store_message([e for waiting in batch for e in waiting.events])
             try:

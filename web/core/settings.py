@@ -30,6 +30,8 @@ class Limits:
     max_json_depth: int = 64
     max_event_name_length: int = 255
     max_event_id_length: int = 100
+    # A body that has not fully arrived by then is answered 408.
+    body_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Settings:
     enqueue_timeout: float = 2.0
     # Events coalesced into one queue message at most (one Redis round trip, one INSERT).
     enqueue_batch_size: int = 200
+    # Under load, at most one queue message per this many ms per web process: requests
+    # arriving meanwhile share it (fewer Redis round trips, worker messages, commits).
+    enqueue_linger_ms: float = 4.0
     # Dramatiq: a dead worker's messages come back after this many ms without a heartbeat.
     heartbeat_timeout_ms: int = 5_000
     # Out of a million broker commands, how many run maintenance (requeue of dead workers' work).
@@ -127,6 +132,7 @@ class Settings:
             port=_port(env),
             enqueue_timeout=_float(env, "LVD_ENQUEUE_TIMEOUT", 2.0),
             enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
+            enqueue_linger_ms=_float(env, "LVD_ENQUEUE_LINGER_MS", 4.0, allow_zero=True),
             heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 5_000),
             maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 100_000),
             max_deliveries=_int(env, "LVD_MAX_DELIVERIES", 5),
@@ -218,7 +224,9 @@ def _smtp_port(env: Mapping[str, str]) -> int:
     return port
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False
+) -> float:
     raw = env.get(name)
     if not raw:
         return default
@@ -226,6 +234,6 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise SettingsError(f"{name} must be a positive finite number, got {raw!r}")
     return value
