@@ -22,11 +22,13 @@ run: install
 test: install
 	$(BIN)/pytest
 
-## Throughput, latency, memory and validation figures as one table, then the time from POST
-## to the row painted in the browser at 100 events/s (about 8 minutes in all).
+## Throughput, latency, memory and validation figures as one table, the time from POST to
+## the row painted in the browser at 100 events/s, then memory over a 10-minute run
+## (about 20 minutes in all; BENCH_QUICK=1 BENCH_SOAK_MINUTES=2 for a quick look).
 bench: install
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.browser_latency --rate 100 --seconds 20
+	$(BIN)/python -m bench.soak
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from lvd.loadtest import (
@@ -9,9 +10,9 @@ from lvd.loadtest import (
     Report,
     due_times,
     format_report,
-    make_event,
     parse_rate,
     percentile,
+    request_body,
 )
 
 
@@ -70,10 +71,25 @@ def test_report_summary_counts_statuses_latencies_and_storage() -> None:
     assert "1 lost" in text and "p99 40.0" in text
 
 
-def test_make_event_marks_the_invalid_share_and_keeps_ids_unique() -> None:
-    events = [make_event(i, invalid=i % 2 == 0, run_id="r") for i in range(4)]
-    assert [e["event_id"] for e in events] == ["r-0", "r-1", "r-2", "r-3"]
+def test_events_mark_the_invalid_share_and_keep_ids_unique() -> None:
+    body, ids = request_body(0, 4, 2, "r")
+    events = orjson.loads(body)
+    assert [e["event_id"] for e in events] == ids == ["r-0", "r-1", "r-2", "r-3"]
     assert [e["timestamp"] == "not a date" for e in events] == [True, False, True, False]
+    assert all(e["eventName"] == "load_test_event" for e in events)
+
+
+def test_a_single_event_is_sent_as_an_object() -> None:
+    body, ids = request_body(7, 1, 0, "abc")
+    event = orjson.loads(body)
+    assert event == {
+        "event_id": "abc-7",
+        "eventName": "load_test_event",
+        "userId": 7,
+        "timestamp": "2025-12-10T15:45:00Z",
+        "properties": {"step": 7, "source": "lvd loadtest"},
+    }
+    assert ids == ["abc-7"]
 
 
 def test_retryable_statuses_are_the_ones_a_client_may_send_again() -> None:

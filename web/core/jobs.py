@@ -271,10 +271,10 @@ class BatchingEnqueuer:
     async def _flush_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            # At most one message per `linger`: under load, requests that arrive meanwhile
-            # share it. A request after a quiet spell is sent at once.
+            # At most one message per `linger` unless a full one is waiting: under load,
+            # requests that arrive meanwhile share it. One after a quiet spell goes at once.
             wait = self._last_flush + self._linger - time.monotonic()
-            if wait > 0:
+            if wait > 0 and self._pending_events() < self._max_batch:
                 await asyncio.sleep(wait)
             self._last_flush = time.monotonic()
             batch = self._take_batch()
@@ -302,6 +302,9 @@ class BatchingEnqueuer:
             raise QueueFull(f"the queue holds {self._depth} messages, over its limit")
         self._broker.enqueue(message)
         self._depth += 1
+
+    def _pending_events(self) -> int:
+        return sum(len(waiting.events) for waiting in self._pending)
 
     def _take_batch(self) -> list[_Waiting]:
         # A request's events are never split across messages; one large request may

@@ -150,7 +150,7 @@ def client_event_id(event: dict[str, Any], index: int, limits: Limits) -> str | 
         value = event.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ParseError(
                 400,
                 "invalid_event_id",

@@ -47,7 +47,7 @@ class Settings:
     enqueue_batch_size: int = 200
     # Under load, at most one queue message per this many ms per web process: requests
     # arriving meanwhile share it (fewer Redis round trips, worker messages, commits).
-    enqueue_linger_ms: float = 4.0
+    enqueue_linger_ms: float = 8.0
     # Dramatiq: a dead worker's messages come back after this many ms without a heartbeat.
     heartbeat_timeout_ms: int = 5_000
     # Out of a million broker commands, how many run maintenance (requeue of dead workers' work).
@@ -132,7 +132,7 @@ class Settings:
             port=_port(env),
             enqueue_timeout=_float(env, "LVD_ENQUEUE_TIMEOUT", 2.0),
             enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
-            enqueue_linger_ms=_float(env, "LVD_ENQUEUE_LINGER_MS", 4.0, allow_zero=True),
+            enqueue_linger_ms=_float(env, "LVD_ENQUEUE_LINGER_MS", 8.0, allow_zero=True),
             heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 5_000),
             maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 100_000),
             max_deliveries=_int(env, "LVD_MAX_DELIVERIES", 5),

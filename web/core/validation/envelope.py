@@ -87,7 +87,7 @@ def describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
