@@ -18,7 +18,7 @@ from web.core.directory import AppView
 from web.core.errors import Rejected
 from web.core.jobs import QueuedEvent
 from web.core.parsing import ParsedEvent, parse_events
-from web.core.validation import CompiledPlan, Verdict, validate
+from web.core.validation import CompiledPlan, validate
 from web.core.validation.envelope import event_name_of
 from web.security import admit_events
 
@@ -27,6 +27,8 @@ log = logging.getLogger("lvd.ingest")
 blueprint = Blueprint("ingest", __name__)
 
 SESSION_HEADER = "X-LVD-Session"
+# A judged event: as it goes to the queue, and its errors and warnings for the answer.
+Judged = tuple[QueuedEvent, list[dict[str, Any]]]
 MAX_SESSION_LENGTH = 100
 
 
@@ -104,26 +106,26 @@ async def judge_and_enqueue(
     ]
     _log_verdicts(view.app.id, judged)
     task_id = await svc.enqueuer.enqueue([queued for queued, _ in judged])
-    return [_result(queued, verdict, task_id) for queued, verdict in judged]
+    return [_result(queued, issues, task_id) for queued, issues in judged]
 
 
-def _log_verdicts(app_id: str, judged: Sequence[tuple[QueuedEvent, Verdict]]) -> None:
+def _log_verdicts(app_id: str, judged: Sequence[Judged]) -> None:
     # One event: the quick start's two lines. A batch: two lines for all of it, because a
     # log line per event would cost more CPU than judging the event.
     if not log.isEnabledFor(logging.INFO):
         return
     if len(judged) == 1:
-        queued, verdict = judged[0]
+        queued = judged[0][0]
         log.info("Processing event: %s", queued.event_name or "(no name)")
-        outcome = "PASSED" if verdict.status == "valid" else "FAILED"
+        outcome = "PASSED" if queued.status == "valid" else "FAILED"
         log.info("Validation %s for app_id: %s", outcome, app_id)
         return
-    failed = sum(1 for _, verdict in judged if verdict.status == "invalid")
+    failed = sum(1 for queued, _ in judged if queued.status == "invalid")
     log.info("Processing %d events: %s", len(judged), _names(judged))
     log.info("Validation PASSED %d, FAILED %d for app_id: %s", len(judged) - failed, failed, app_id)
 
 
-def _names(judged: Sequence[tuple[QueuedEvent, Verdict]], shown: int = 5) -> str:
+def _names(judged: Sequence[Judged], shown: int = 5) -> str:
     names = [queued.event_name or "(no name)" for queued, _ in judged[:shown]]
     return ", ".join(names) + (", ..." if len(judged) > shown else "")
 
@@ -135,32 +137,33 @@ def _judge(
     received_at: str,
     session: str | None,
     judged_as: Callable[[dict[str, Any]], Mapping[str, Any]] | None,
-) -> tuple[QueuedEvent, Verdict]:
+) -> Judged:
     event = parsed.event
     judged = judged_as(event) if judged_as else event
     name = event_name_of(judged)
     verdict = validate(judged, plan)
     shown_name = name if isinstance(name, str) else None
+    issues = verdict.issues_as_dicts()
     queued = QueuedEvent(
         app_id=app.id,
         event_id=parsed.event_id or str(uuid.uuid4()),
         event_name=shown_name[:255] if shown_name else None,
         payload=parsed.json or orjson.dumps(event).decode(),
         status=verdict.status,
-        errors=orjson.dumps(verdict.issues_as_dicts()).decode(),
+        errors=orjson.dumps(issues).decode() if issues else "[]",
         plan_version=verdict.plan_version,
         session=session,
         received_at=received_at,
     )
-    return queued, verdict
+    return queued, issues
 
 
-def _result(queued: QueuedEvent, verdict: Verdict, task_id: str) -> dict[str, Any]:
+def _result(queued: QueuedEvent, issues: list[dict[str, Any]], task_id: str) -> dict[str, Any]:
     return {
         "event_id": queued.event_id,
         "event_name": queued.event_name,
-        "status": verdict.status,
-        "errors": verdict.issues_as_dicts(),
+        "status": queued.status,
+        "errors": issues,
         "task_id": task_id,
         "message": "Event queued for processing",
     }

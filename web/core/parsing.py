@@ -88,7 +88,9 @@ def parse_json(body: bytes, limits: Limits) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _json_error(str(exc), body[exc.pos : exc.pos + 9]) from None
-    _check_depth_and_nulls(value, limits.max_json_depth)
+    # JSON can only spell U+0000 as an escape (orjson refuses a raw NUL byte), so most
+    # bodies need no look at their strings.
+    _check_depth_and_nulls(value, limits.max_json_depth, strings=b"\\u0000" in body)
     return value
 
 
@@ -167,8 +169,9 @@ def client_event_id(event: dict[str, Any], index: int, limits: Limits) -> str | 
     return None
 
 
-def _check_depth_and_nulls(value: Any, max_depth: int) -> None:
+def _check_depth_and_nulls(value: Any, max_depth: int, *, strings: bool = True) -> None:
     # Iterative walk: a recursive one is what turns deep input into a RecursionError.
+    # Without `strings`, only containers are visited.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -176,14 +179,17 @@ def _check_depth_and_nulls(value: Any, max_depth: int) -> None:
             if depth > max_depth:
                 raise _too_deep(max_depth)
             for key, child in item.items():
-                if "\x00" in key:
+                if strings and "\x00" in key:
                     raise _null_character()
-                stack.append((child, depth + 1))
+                if strings or isinstance(child, (dict, list)):
+                    stack.append((child, depth + 1))
         elif isinstance(item, list):
             if depth > max_depth:
                 raise _too_deep(max_depth)
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str) and "\x00" in item:
+            stack.extend(
+                (child, depth + 1) for child in item if strings or isinstance(child, (dict, list))
+            )
+        elif strings and isinstance(item, str) and "\x00" in item:
             raise _null_character()
 
 

@@ -224,9 +224,7 @@ def _smtp_port(env: Mapping[str, str]) -> int:
     return port
 
 
-def _float(
-    env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False
-) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False) -> float:
     raw = env.get(name)
     if not raw:
         return default
