@@ -278,6 +278,25 @@ async def test_batching_enqueuer_sequential_requests_get_their_own_messages(
     }
 
 
+async def test_batching_enqueuer_caps_a_message_by_payload_bytes(
+    enqueue_broker: RedisBroker, queue_reader: QueueReader
+) -> None:
+    # 10 concurrent requests of one 40 KB event with a 100 KB cap: at most 2 per message.
+    enqueuer = BatchingEnqueuer(
+        enqueue_broker, max_batch=500, timeout=2.0, max_depth=100_000, max_bytes=100_000
+    )
+    big = "x" * 40_000
+    events = [replace(queued(f"b-{i}"), payload=f'{{"blob": "{big}"}}') for i in range(10)]
+    try:
+        message_ids = await asyncio.gather(*(enqueuer.enqueue([e]) for e in events))
+    finally:
+        await enqueuer.close()
+    stored = queue_reader.messages(set(message_ids))
+    assert sorted(e for ids in stored.values() for e in ids) == sorted(e.event_id for e in events)
+    assert all(len(ids) <= 2 for ids in stored.values())
+    assert len(stored) >= 5
+
+
 async def test_batching_enqueuer_linger_gathers_requests_spread_in_time(
     enqueue_broker: RedisBroker, queue_reader: QueueReader
 ) -> None:

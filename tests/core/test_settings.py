@@ -28,7 +28,7 @@ def test_settings_from_empty_env_is_the_defaults() -> None:
     assert settings.redis_url == DEFAULT_REDIS_URL == "redis://127.0.0.1:6379/0"
     assert (settings.host, settings.port) == ("127.0.0.1", 5001)
     assert settings.enqueue_timeout == 2.0
-    assert settings.enqueue_batch_size == 200
+    assert settings.enqueue_batch_size == 500
     assert settings.heartbeat_timeout_ms == 5_000
     assert settings.maintenance_chance == 100_000
     assert settings.page_size == 100

@@ -12,6 +12,7 @@ import pytest
 
 from lvd.loadtest import Report, send_load
 from web.core.directory import APP_CACHE_SECONDS
+from web.core.settings import Settings
 
 from .conftest import (
     APP_ID,
@@ -244,10 +245,11 @@ async def test_postgres_down_for_a_while_events_wait_in_redis_and_drain(stack: S
     figure(test, "Redis memory per held event (lvd loadtest events)", round(per_event), "bytes")
     # LVD_MAX_QUEUE_DEPTH counts messages, and a message carries up to
     # LVD_ENQUEUE_BATCH_SIZE events: the bound it puts on Redis memory, for these events.
+    depth, batch = Settings.max_queue_depth, Settings.enqueue_batch_size
     figure(
         test,
-        "bound at LVD_MAX_QUEUE_DEPTH (20 000) x LVD_ENQUEUE_BATCH_SIZE (200)",
-        round(per_event * 20_000 * 200 / 2**30, 2),
+        f"bound at LVD_MAX_QUEUE_DEPTH ({depth}) x LVD_ENQUEUE_BATCH_SIZE ({batch})",
+        round(per_event * depth * batch / 2**30, 2),
         "GiB",
     )
     figure(test, "ingest answers other than 202", sum(non_202(report).values()))

@@ -58,6 +58,10 @@ class QueueFull(Exception):
     """Backpressure: workers are this far behind, so new events are refused for now."""
 
 
+# Payload bytes one queue message carries at most (unless one request alone is larger): a
+# message of many large events stays small enough for Redis, the worker's prefetch and
+# one INSERT.
+MAX_MESSAGE_PAYLOAD_BYTES = 1024 * 1024
 # How long a measured queue depth is trusted before it is read again (seconds).
 DEPTH_CHECK_INTERVAL = 0.1
 
@@ -218,6 +222,10 @@ def _new_future() -> asyncio.Future[str]:
 class _Waiting:
     events: Sequence[QueuedEvent]
     done: asyncio.Future[str] = field(default_factory=_new_future)
+    payload_bytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.payload_bytes = sum(len(event.payload) for event in self.events)
 
 
 class BatchingEnqueuer:
@@ -237,9 +245,11 @@ class BatchingEnqueuer:
         timeout: float,
         max_depth: int,
         linger: float = 0.0,
+        max_bytes: int = MAX_MESSAGE_PAYLOAD_BYTES,
     ) -> None:
         self._broker = broker
         self._linger = linger
+        self._max_bytes = max_bytes
         self._max_batch = max_batch
         self._timeout = timeout
         self._max_depth = max_depth
@@ -274,7 +284,7 @@ class BatchingEnqueuer:
             # At most one message per `linger` unless a full one is waiting: under load,
             # requests that arrive meanwhile share it. One after a quiet spell goes at once.
             wait = self._last_flush + self._linger - time.monotonic()
-            if wait > 0 and self._pending_events() < self._max_batch:
+            if wait > 0 and not self._full_message_waits():
                 await asyncio.sleep(wait)
             self._last_flush = time.monotonic()
             batch = self._take_batch()
@@ -303,18 +313,23 @@ class BatchingEnqueuer:
         self._broker.enqueue(message)
         self._depth += 1
 
-    def _pending_events(self) -> int:
-        return sum(len(waiting.events) for waiting in self._pending)
+    def _full_message_waits(self) -> bool:
+        events = sum(len(waiting.events) for waiting in self._pending)
+        size = sum(waiting.payload_bytes for waiting in self._pending)
+        return events >= self._max_batch or size >= self._max_bytes
 
     def _take_batch(self) -> list[_Waiting]:
-        # A request's events are never split across messages; one large request may
-        # exceed max_batch on its own.
-        batch = [self._pending.pop(0)]
-        count = len(batch[0].events)
-        while self._pending and count + len(self._pending[0].events) <= self._max_batch:
-            waiting = self._pending.pop(0)
-            batch.append(waiting)
-            count += len(waiting.events)
+        # Up to max_batch events and max_bytes of payloads. A request's events are never
+        # split across messages; one large request may exceed the limits on its own.
+        first = self._pending.pop(0)
+        batch, count, size = [first], len(first.events), first.payload_bytes
+        while self._pending:
+            following = self._pending[0]
+            count += len(following.events)
+            size += following.payload_bytes
+            if count > self._max_batch or size > self._max_bytes:
+                break
+            batch.append(self._pending.pop(0))
         return batch
 
     def ping(self) -> None:

@@ -98,6 +98,12 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     """Send `level` and above to stderr; handlers others installed (pytest's) stay in place."""
     root = logging.getLogger()
     root.setLevel(level)
+    # Our formats use none of these, and collecting them is most of a record's cost: the
+    # logging HOWTO's "Optimization" switches (no caller frame walk, thread, process names).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # Hypercorn writes its own lines with its own handlers; passing them up would double them.
     for name in ("hypercorn.error", "hypercorn.access"):
         logging.getLogger(name).propagate = False

@@ -44,7 +44,7 @@ class Settings:
     # Seconds an ingest request waits for Redis before answering 503.
     enqueue_timeout: float = 2.0
     # Events coalesced into one queue message at most (one Redis round trip, one INSERT).
-    enqueue_batch_size: int = 200
+    enqueue_batch_size: int = 500
     # Under load, at most one queue message per this many ms per web process: requests
     # arriving meanwhile share it (fewer Redis round trips, worker messages, commits).
     enqueue_linger_ms: float = 8.0
@@ -131,7 +131,7 @@ class Settings:
             host=host,
             port=_port(env),
             enqueue_timeout=_float(env, "LVD_ENQUEUE_TIMEOUT", 2.0),
-            enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 200),
+            enqueue_batch_size=_int(env, "LVD_ENQUEUE_BATCH_SIZE", 500),
             enqueue_linger_ms=_float(env, "LVD_ENQUEUE_LINGER_MS", 8.0, allow_zero=True),
             heartbeat_timeout_ms=_int(env, "LVD_HEARTBEAT_TIMEOUT_MS", 5_000),
             maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 100_000),
