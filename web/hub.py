@@ -171,16 +171,21 @@ class Hub:
                 )
 
     async def _deliver(self, ids: list[int] | None) -> None:
-        async with self._pool.acquire() as conn:
-            if ids is None:
+        if ids is None:
+            async with self._pool.acquire() as conn:
                 await self._catch_up(conn)
-                return
-            fresh = [row_id for row_id in ids if row_id not in self._caught_up]
-            self._caught_up.difference_update(ids)
-            if self._subscriptions and fresh:
-                self._fan_out(await queries.select_log_entries_by_ids(conn, fresh))
-            elif fresh:
-                self._last_id = max(self._last_id, *fresh)
+            return
+        fresh = [row_id for row_id in ids if row_id not in self._caught_up]
+        self._caught_up.difference_update(ids)
+        if not fresh:
+            return
+        if not self._subscriptions:
+            # Nobody is watching: no connection, no query (a pool round trip per commit).
+            self._last_id = max(self._last_id, *fresh)
+            return
+        async with self._pool.acquire() as conn:
+            entries = await queries.select_log_entries_by_ids(conn, fresh)
+        self._fan_out(entries)
 
     async def _catch_up(self, conn: queries.Connection) -> None:
         """Send every row from just below what may have been missed, oldest first.
