@@ -97,8 +97,15 @@ def peak_rss_mb(root_pid: int) -> float:
 
 
 def tree_rss_mb(root_pid: int) -> float:
-    procs = [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]
-    return float(sum(p.memory_info().rss for p in procs)) / 2**20
+    """Resident memory of a process and its children (hypercorn's and Dramatiq's workers)."""
+    root = psutil.Process(root_pid)
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 2**20
 
 
 async def load(
@@ -123,7 +130,7 @@ def measure_ceiling(
     port = free_port()
     log = logs / f"ceiling-{target.rpartition(':')[2]}.log"
     with process([*hypercorn, "--bind", f"127.0.0.1:{port}", target], env, log):
-        wait_ready_port(port)
+        wait_ready(f"http://127.0.0.1:{port}/")  # any answer below 500 will do
         return asyncio.run(
             load(
                 f"http://127.0.0.1:{port}",
@@ -133,16 +140,6 @@ def measure_ceiling(
                 verify=False,
             )
         )
-
-
-def wait_ready_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def held(summary: dict[str, Any]) -> bool:

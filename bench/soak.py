@@ -13,27 +13,13 @@ import os
 import threading
 import time
 
-import psutil
-
-from bench.pipeline import APP_ID, bench_environment, pipeline
+from bench.pipeline import APP_ID, bench_environment, pipeline, tree_rss_mb
 from lvd import loadtest
 
 MINUTES = float(os.environ.get("BENCH_SOAK_MINUTES", "10"))
 RATE = float(os.environ.get("BENCH_SOAK_RATE", "500"))
 SAMPLE_SECONDS = 30.0
 WARM_UP_SECONDS = 60.0
-
-
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children (hypercorn's and Dramatiq's workers)."""
-    root = psutil.Process(pid)
-    total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total / 2**20
 
 
 def main() -> None:
@@ -52,7 +38,7 @@ def main() -> None:
             started = time.monotonic()
             while True:
                 elapsed = time.monotonic() - started
-                samples.append((elapsed, tree_rss_mib(web.pid), tree_rss_mib(worker.pid)))
+                samples.append((elapsed, tree_rss_mb(web.pid), tree_rss_mb(worker.pid)))
                 print(
                     f"  {elapsed:5.0f} s: web {samples[-1][1]:.1f} MiB,"
                     f" worker {samples[-1][2]:.1f} MiB",
@@ -68,11 +54,11 @@ def main() -> None:
         )
         stop.set()
         sampler.join()
-        samples.append((MINUTES * 60, tree_rss_mib(web.pid), tree_rss_mib(worker.pid)))
+        samples.append((MINUTES * 60, tree_rss_mb(web.pid), tree_rss_mb(worker.pid)))
         asyncio.run(loadtest.verify_storage(report, database_url, APP_ID, drain_limit=120))
         summary = report.summary()
 
-    warm = next(s for s in samples if s[0] >= WARM_UP_SECONDS)
+    warm = next((s for s in samples if s[0] >= WARM_UP_SECONDS), samples[-1])
     last = samples[-1]
     print("\n" + "=" * 100)
     print(f"soak: {RATE:.0f} events/s for {MINUTES:g} min, memory sampled every 30 s")

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 # Seconds a client should wait before retrying when the queue is unavailable.
 RETRY_AFTER_SECONDS = 2
+TOO_LARGE_MESSAGE = "the request body is over the size limit"
 _API_PREFIXES = ("/api/", "/v1/", "/batch")
 
 
@@ -78,5 +79,5 @@ _HTTP_CODES = {
 }
 _HTTP_MESSAGES = {
     404: "no such page",
-    413: "the request body is over the size limit",
+    413: TOO_LARGE_MESSAGE,
 }

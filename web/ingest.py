@@ -59,7 +59,7 @@ async def ingest(app_id: str) -> Response:
         content_encoding=request.headers.get("Content-Encoding"),
         authorization=request.headers.get("Authorization"),
         write_key=request.headers.get("X-Write-Key"),
-        session=request.headers.get(SESSION_HEADER) or request.args.get("session"),
+        session=requested_session(),
     )
     body = await accept_events(services(), call, raw)
     return Response(body, status=202, mimetype="application/json")
@@ -167,6 +167,11 @@ def _result(queued: QueuedEvent, issues: list[dict[str, Any]], task_id: str) -> 
         "task_id": task_id,
         "message": "Event queued for processing",
     }
+
+
+def requested_session(from_path: str | None = None) -> str | None:
+    """The session a Quart request names: in its path, else its header, else its query."""
+    return from_path or request.headers.get(SESSION_HEADER) or request.args.get("session")
 
 
 def checked_session(session: str | None) -> str | None:

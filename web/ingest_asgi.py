@@ -24,7 +24,7 @@ from quart import Quart
 from web.context import Services
 from web.core.errors import Rejected
 from web.core.jobs import EnqueueUnavailable
-from web.errors import RETRY_AFTER_SECONDS, error_document
+from web.errors import RETRY_AFTER_SECONDS, TOO_LARGE_MESSAGE, error_document
 from web.ingest import SESSION_HEADER, IngestCall, accept_events
 from web.metrics import record_ingest
 from web.security import CROSS_ORIGIN_HEADERS, SECURITY_HEADERS
@@ -42,13 +42,14 @@ log = logging.getLogger(__name__)
 INGEST_PATH = re.compile(r"/api/logs/([^/]+)")
 # The metrics label Quart gives the route, so both ways of serving it count as one.
 ENDPOINT = "ingest.ingest"
+_SESSION_HEADER = SESSION_HEADER.lower().encode()
 _WANTED_HEADERS = {
     b"content-type",
     b"content-encoding",
     b"content-length",
     b"authorization",
     b"x-write-key",
-    SESSION_HEADER.lower().encode(),
+    _SESSION_HEADER,
 }
 _FIXED_HEADERS = [
     (name.lower().encode(), value.encode())
@@ -90,8 +91,7 @@ class IngestFastPath:
                 content_encoding=headers.get(b"content-encoding"),
                 authorization=headers.get(b"authorization"),
                 write_key=headers.get(b"x-write-key"),
-                session=headers.get(SESSION_HEADER.lower().encode())
-                or _query_value(scope, "session"),
+                session=headers.get(_SESSION_HEADER) or _query_value(scope, "session"),
             )
             status, body = 202, await accept_events(svc, call, raw)
         except _ClientGone:
@@ -167,7 +167,7 @@ async def _read_body(receive: Receive, declared_length: str | None, svc: Service
 
 
 def _too_large() -> Rejected:
-    return Rejected(413, "request_too_large", "the request body is over the size limit")
+    return Rejected(413, "request_too_large", TOO_LARGE_MESSAGE)
 
 
 def _error_body(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:

@@ -13,7 +13,7 @@ from web.core import queries
 from web.core.errors import Rejected
 from web.core.parsing import ParsedEvent, check_media_type, decompress, events_of_batch, parse_json
 from web.core.validation.envelope import NAME_KEYS
-from web.ingest import SESSION_HEADER, checked_session, judge_and_enqueue
+from web.ingest import checked_session, judge_and_enqueue, requested_session
 from web.security import admit_events, basic_user
 
 blueprint = Blueprint("sdk_ingest", __name__)
@@ -110,8 +110,8 @@ async def _accept(
         authorization=request.headers.get("Authorization"),
         write_key=key or request.headers.get("X-Write-Key"),
     )
-    session = session or request.headers.get(SESSION_HEADER) or request.args.get("session")
-    results = await judge_and_enqueue(svc, view, events, checked_session(session), judged_as)
+    session = checked_session(requested_session(session))
+    results = await judge_and_enqueue(svc, view, events, session, judged_as)
     # The SDKs count only a 200 as delivered (Rudder's client retries anything else).
     payload = {"success": True, "results": results}
     return Response(orjson.dumps(payload), status=200, mimetype="application/json")
