@@ -15,6 +15,7 @@ from web.core.jobs import (
 from web.core.settings import Settings
 from workers.database import DatabasePool
 from workers.dead_letters import DeadLetters
+from workers.memory import ReturnFreeMemory
 from workers.scheduler import Job, Scheduler
 from workers.status import WorkerStatus, configure_worker_logging
 
@@ -35,4 +36,5 @@ periodic_jobs = [
 ]
 broker.add_middleware(Scheduler(database, periodic_jobs), before=DatabasePool)
 broker.add_middleware(WorkerStatus())
+broker.add_middleware(ReturnFreeMemory())
 dramatiq.set_broker(broker)

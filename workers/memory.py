@@ -1,0 +1,74 @@
+"""Handing the heap's free pages back to the system, so a busy worker's memory stays flat.
+
+Measured in a worker at 1 000 events/s (glibc's mallinfo2): the memory in use stayed at
+9 MB while the free space inside malloc's heap grew from 4 to 8 MB in four minutes, and the
+resident size grew with it. Queue messages of every size, from a few hundred bytes to a
+megabyte, leave holes between longer-lived blocks that glibc reuses but does not return.
+malloc_trim(0) gives back every free page, wherever it lies, without moving anything.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+
+log = logging.getLogger("lvd.worker")
+
+TRIM_INTERVAL_SECONDS = 30.0
+
+Trim = Callable[[int], int]
+
+
+def glibc_malloc_trim() -> Trim | None:
+    """glibc's malloc_trim, or None where the C library has none (macOS, musl)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the symbols already loaded in this process
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim_function: Trim = trim
+    return trim_function
+
+
+MALLOC_TRIM = glibc_malloc_trim()
+
+
+class ReturnFreeMemory(dramatiq.Middleware):
+    """Calls malloc_trim(0) every `interval` seconds on a thread of its own."""
+
+    def __init__(
+        self, interval: float = TRIM_INTERVAL_SECONDS, trim: Trim | None = MALLOC_TRIM
+    ) -> None:
+        self._interval = interval
+        self._trim = trim
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: Any, worker: dramatiq.Worker) -> None:
+        if self._trim is None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._trim_forever, args=(self._trim,), name="lvd-malloc-trim", daemon=True
+        )
+        self._thread.start()
+
+    def after_worker_shutdown(self, broker: Any, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._interval)
+            self._thread = None
+
+    def _trim_forever(self, trim: Trim) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                trim(0)
+            except Exception:  # housekeeping must never stop the worker
+                log.exception("malloc_trim failed; not trying again")
+                return
