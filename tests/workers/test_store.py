@@ -20,7 +20,7 @@ import pytest
 
 from web.core import queries
 from web.core.db import create_pool
-from web.core.jobs import EVENTS_CHANNEL, QueuedEvent
+from web.core.jobs import EVENTS_CHANNEL, OrjsonEncoder, QueuedEvent
 from web.core.settings import Settings
 from workers.store import NOTIFY_PAYLOAD_LIMIT, entry_from_message, id_payloads, store_events
 
@@ -38,7 +38,7 @@ def message_event(
     plan_version: int | None = None,
 ) -> dict[str, Any]:
     """One event as it travels in a store_events message (built the way ingest builds it)."""
-    return QueuedEvent(
+    event = QueuedEvent(
         app_id=app_id,
         event_id=event_id,
         event_name=f"name-{event_id}",
@@ -48,7 +48,9 @@ def message_event(
         plan_version=plan_version,
         session=session,
         received_at=RECEIVED,
-    ).as_message_data()
+    )
+    decoded: dict[str, Any] = OrjsonEncoder().decode(OrjsonEncoder().encode({"e": event}))["e"]
+    return decoded
 
 
 class Listener:
@@ -225,6 +227,34 @@ async def test_store_events_unstorable_event_is_parked_and_the_rest_stored(
     assert parked[0].event == events[1]
     # The notification names exactly the stored row, never the parked one.
     assert ids[0] in listener.notified_ids()
+
+
+@pytest.mark.parametrize(
+    ("field", "bad_value", "error"),
+    [
+        ("plan_version", "three", "DataError"),
+        ("plan_version", 2**40, "DataError"),
+        ("payload", "{not json", "InvalidTextRepresentationError"),
+        ("errors", "[", "InvalidTextRepresentationError"),
+    ],
+)
+async def test_store_events_a_malformed_field_parks_that_event_only(
+    pool: asyncpg.Pool, test_app_row: queries.App, field: str, bad_value: object, error: str
+) -> None:
+    """A value that cannot be stored (a message not written by ingest) is pinned to its
+    own event: the other events of the message are stored."""
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE dead_letters")
+    good = message_event(f"typed-ok-{field}-{error}")
+    bad = {**message_event(f"typed-bad-{field}-{error}"), field: bad_value}
+    ids = await store_events(pool, [good, bad], message_id="msg-typed")
+    stored = [row for row in await rows_of(pool) if row.event_id.startswith("typed-")]
+    assert [row.event_id for row in stored] == [good["event_id"]]
+    assert ids == [stored[0].id]
+    async with pool.acquire() as conn:
+        parked = await queries.select_dead_letters(conn)
+    assert [(d.message_id, d.event_id) for d in parked] == [("msg-typed", bad["event_id"])]
+    assert error in parked[0].reason
 
 
 async def test_store_events_survives_a_terminated_backend(
