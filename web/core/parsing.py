@@ -19,7 +19,7 @@ class ParseError(Rejected):
     """The request body cannot be read as events; nothing from it is stored."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see QueuedEvent)
 class ParsedEvent:
     event: dict[str, Any]
     event_id: str | None  # the client's id, when it sent one

@@ -44,7 +44,7 @@ class AppSummary:
     invalid: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: the worker builds one per event (see QueuedEvent)
 class NewLogEntry:
     """One judged event as a worker writes it; payload and errors are JSON text."""
 

@@ -31,7 +31,7 @@ class Issue:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see web.core.jobs.QueuedEvent)
 class Verdict:
     issues: tuple[Issue, ...] = ()
     plan_version: int | None = None
