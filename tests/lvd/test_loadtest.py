@@ -67,8 +67,13 @@ def test_report_summary_counts_statuses_latencies_and_storage() -> None:
     assert summary["latency_ms"] == {"p50": 20.0, "p95": 40.0, "p99": 40.0, "max": 40.0}
     assert summary["queue_to_db_ms"]["p50"] == 7.0
     assert (summary["lost"], summary["doubled"], summary["stored_once"]) == (1, 0, 3)
+    assert summary["stored_per_second"] == 0  # no span measured: no rate
+    report.stored_span_seconds = 1.5
+    summary = report.summary()
+    assert summary["stored_per_second"] == 2.0  # 3 stored between first arrival and last commit
     text = format_report(summary)
     assert "1 lost" in text and "p99 40.0" in text
+    assert "2.0 events/s from first accepted to last committed" in text
 
 
 def test_events_mark_the_invalid_share_and_keep_ids_unique() -> None:
