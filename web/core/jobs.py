@@ -251,6 +251,9 @@ class BatchingEnqueuer:
         self._last_flush = float("-inf")
         self._flusher: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
+        # Messages carry QueuedEvent dataclasses, which orjson writes and the stdlib's json
+        # does not (build_broker sets this too; a broker built elsewhere may not have).
+        dramatiq.set_encoder(OrjsonEncoder())
 
     async def enqueue(self, events: Sequence[QueuedEvent]) -> str:
         """Enqueue events; returns the queue message id, or raises EnqueueUnavailable."""

@@ -76,8 +76,6 @@ def decompress(raw: bytes, content_encoding: str | None, limits: Limits) -> byte
 
 
 def parse_json(body: bytes, limits: Limits) -> Any:
-    if not body.strip():
-        raise ParseError(400, "empty_body", "the request body is empty")
     if len(body) > limits.max_request_bytes:
         raise ParseError(
             413,
@@ -87,6 +85,9 @@ def parse_json(body: bytes, limits: Limits) -> Any:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        # Only a body that failed to parse is looked at for blankness: strip() copies it.
+        if not body.strip():
+            raise ParseError(400, "empty_body", "the request body is empty") from None
         raise _json_error(str(exc), body[exc.pos : exc.pos + 9]) from None
     # JSON can only spell U+0000 as an escape (orjson refuses a raw NUL byte), so most
     # bodies need no look at their strings.

@@ -39,7 +39,11 @@ class Verdict:
     @property
     def status(self) -> Status:
         # Warnings inform; only errors make an event invalid.
+        if not self.issues:  # most events: no generator to build
+            return "valid"
         return "invalid" if any(i.severity == "error" for i in self.issues) else "valid"
 
     def issues_as_dicts(self) -> list[dict[str, Any]]:
+        if not self.issues:
+            return []
         return [issue.as_dict() for issue in self.issues]
