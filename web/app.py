@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 # A web request may wait this long on Redis; past it the answer is 503, not a hang.
 WEB_REDIS_SOCKET_TIMEOUT = 1.0
+# How long shutdown waits for requests to hand back their database connections before it
+# closes them anyway (asyncpg's Pool.close waits for every one, without a limit).
+POOL_CLOSE_SECONDS = 3.0
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -127,9 +130,18 @@ def create_app(settings: Settings | None = None) -> Quart:
             return
         await services.hub.close()
         await services.enqueuer.close()
-        await services.pool.close()
+        await close_pool(services.pool, POOL_CLOSE_SECONDS)
 
     return app
+
+
+async def close_pool(pool: asyncpg.Pool, seconds: float) -> None:
+    """Close the pool gracefully, or terminate it if a connection is still held `seconds` on."""
+    try:
+        await asyncio.wait_for(pool.close(), seconds)
+    except TimeoutError:
+        log.warning("Database connections still in use %g s into shutdown: closing them", seconds)
+        pool.terminate()
 
 
 async def _shared_secret(pool: asyncpg.Pool) -> str:

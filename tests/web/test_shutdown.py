@@ -1,0 +1,49 @@
+"""Shutdown of a web process: it never hangs on a database connection a request still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from web.app import close_pool
+from web.core.db import create_pool
+from web.core.settings import Settings
+
+
+async def test_close_pool_terminates_a_connection_still_held(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    held = await pool.acquire()  # a stuck request's connection, never released
+    backend = await held.fetchval("SELECT pg_backend_pid()")
+    started = time.monotonic()
+    await close_pool(pool, 0.3)
+    assert time.monotonic() - started < 2
+    assert "still in use" in caplog.text
+    # The server side is gone too, not only our socket.
+    probe = await asyncpg.connect(settings.database_url)
+    try:
+        for _ in range(50):
+            alive = await probe.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", backend
+            )
+            if not alive:
+                break
+            await asyncio.sleep(0.05)
+        assert alive == 0
+    finally:
+        await probe.close()
+
+
+async def test_close_pool_with_every_connection_back_closes_quietly(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = await create_pool(settings.database_url, min_size=2, max_size=2)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+    await close_pool(pool, 5)
+    assert pool.is_closing()
+    assert "still in use" not in caplog.text
