@@ -15,6 +15,7 @@ from web.core.db import init_connection
 from web.core.filters import EventFilter
 from web.core.jobs import EVENTS_CHANNEL
 from web.core.plans import PLANS_CHANNEL
+from web.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,7 @@ class Hub:
 
     async def close(self) -> None:
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
 

@@ -30,6 +30,7 @@ from web.core.pipeline_status import (
     status_redis,
     text_of,
 )
+from web.core.tasks import cancel_and_wait
 from web.stream import RETRY_MS, sse_frame
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,7 @@ async def status_board() -> AsyncGenerator[None, None]:
     current_app.extensions[_BOARD] = board
     publisher = asyncio.create_task(board.publish_forever(), name="status-publish")
     yield
-    publisher.cancel()
-    await asyncio.gather(publisher, return_exceptions=True)
+    await cancel_and_wait(publisher)
     current_app.extensions.pop(_BOARD, None)
     await board.close()
 
