@@ -264,7 +264,8 @@ async def verify_storage(
     report: Report, database_url: str, app_id: str, *, drain_limit: float = 60.0
 ) -> None:
     """Wait for the queue to drain, then count each sent id in the database."""
-    accepted = set(report.accepted_ids)
+    accepted_ids = report.accepted_ids
+    accepted = set(accepted_ids)
     # The oracle: an event refused for good (a 4xx other than 408/429) must never be stored.
     # After a retryable answer (429, 503, a dropped connection) it may be: the request can
     # have reached a hung Redis that ran it later; a retry with the same id stores it once.
@@ -284,7 +285,6 @@ async def verify_storage(
         # Counting every id ten times a second would load PostgreSQL while the workers
         # drain (50 000 index probes a poll): wait for the last answered events first, the
         # likeliest to be stored last, then count them all.
-        accepted_ids = report.accepted_ids
         await _wait_until_stored(conn, app_id, accepted_ids[-DRAIN_SAMPLE:], deadline)
         await _wait_until_stored(conn, app_id, list(accepted), deadline)
         report.drain_seconds = time.perf_counter() - started
@@ -316,13 +316,14 @@ async def verify_storage(
 async def _wait_until_stored(
     conn: asyncpg.Connection, app_id: str, event_ids: list[str], deadline: float
 ) -> None:
+    expected = len(set(event_ids))
     while True:
         found = await conn.fetchval(
             "SELECT count(*) FROM log_entries WHERE app_id = $1 AND event_id = ANY($2::text[])",
             app_id,
             event_ids,
         )
-        if found >= len(set(event_ids)) or time.perf_counter() > deadline:
+        if found >= expected or time.perf_counter() > deadline:
             return
         await asyncio.sleep(0.1)
 

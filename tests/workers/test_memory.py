@@ -58,7 +58,7 @@ def test_without_glibc_nothing_runs() -> None:
     middleware.after_worker_shutdown(None, None)  # type: ignore[arg-type]
 
 
-def test_glibc_trim_is_found_and_returns_memory_here() -> None:
+def test_glibc_trim_is_found_and_callable_here() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc_trim is glibc's")
     trim = glibc_malloc_trim()

@@ -98,6 +98,9 @@ def build_broker(
     still run once Redis resumes, and a fetch whose reply is lost strands its messages in
     this worker's ack set. TCP keepalive still notices a dead peer within about 25 s.
     """
+    # Process-wide in Dramatiq. Both sides need it: store messages carry QueuedEvent
+    # dataclasses, which orjson writes and the stdlib's json does not.
+    dramatiq.set_encoder(OrjsonEncoder())
     if settings.rabbitmq_url:
         return _build_rabbitmq_broker(
             settings.rabbitmq_url, socket_timeout or _CONNECT_TIMEOUT_SECONDS, retries
@@ -111,7 +114,6 @@ def build_broker(
         retry=Retry(NoBackoff(), retries),
         health_check_interval=30,
     )
-    dramatiq.set_encoder(OrjsonEncoder())
     broker = RedisBroker(  # type: ignore[no-untyped-call]
         client=client,
         heartbeat_timeout=settings.heartbeat_timeout_ms,
@@ -135,7 +137,6 @@ def _build_rabbitmq_broker(url: str, socket_timeout: float, retries: int) -> dra
         each.retry_delay = 0.1
         # RabbitMQ blocks publishers when short of memory or disk: give up (503), not wait.
         each.blocked_connection_timeout = socket_timeout * 2
-    dramatiq.set_encoder(OrjsonEncoder())
     # confirm_delivery: enqueue returns once RabbitMQ has the message, so a 202 means it is
     # in the queue, as with Redis. No connection is opened here.
     broker = RabbitmqBroker(confirm_delivery=True, url=url)
@@ -226,7 +227,8 @@ class BatchingEnqueuer:
     Each caller still waits until the message carrying its events is in Redis, so a 202 is
     never given for an event that was not enqueued. The blocking redis-py call runs on one
     dedicated thread, never on the event loop; while it runs, new requests gather into the
-    next batch, so batches grow exactly when load does.
+    next batch, so batches grow exactly when load does. The broker comes from build_broker,
+    which sets the encoder these messages need.
     """
 
     def __init__(
@@ -251,9 +253,6 @@ class BatchingEnqueuer:
         self._last_flush = float("-inf")
         self._flusher: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
-        # Messages carry QueuedEvent dataclasses, which orjson writes and the stdlib's json
-        # does not (build_broker sets this too; a broker built elsewhere may not have).
-        dramatiq.set_encoder(OrjsonEncoder())
 
     async def enqueue(self, events: Sequence[QueuedEvent]) -> str:
         """Enqueue events; returns the queue message id, or raises EnqueueUnavailable."""
