@@ -22,8 +22,11 @@ from dramatiq.brokers.redis import RedisBroker
 from tests.conftest import free_port
 from web.core.jobs import (
     EVENTS_CHANNEL,
+    EMAILS_QUEUE,
     EVENTS_QUEUE,
+    MAINTENANCE_QUEUE,
     STORE_EVENTS_ACTOR,
+    UNHURRIED_POLL_MS,
     BatchingEnqueuer,
     EnqueueUnavailable,
     OrjsonEncoder,
@@ -461,3 +464,23 @@ def test_build_broker_uses_settings(settings: Settings) -> None:
         assert isinstance(dramatiq.get_encoder(), OrjsonEncoder)
     finally:
         close_broker(broker)
+
+
+def test_only_the_events_queue_is_polled_at_the_workers_timeout(settings: Settings) -> None:
+    # lvd worker runs with worker_timeout 50 ms; every other consumer backs off to 1 s.
+    broker = build_broker(settings, socket_timeout=0.75, retries=0)
+    try:
+        timeouts = {
+            name: broker.consume(name, prefetch=1, timeout=50).timeout
+            for name in (EVENTS_QUEUE, f"{EVENTS_QUEUE}.DQ", EMAILS_QUEUE, MAINTENANCE_QUEUE)
+        }
+        patient = broker.consume(EMAILS_QUEUE, prefetch=1, timeout=5000).timeout
+    finally:
+        close_broker(broker)
+    assert timeouts == {
+        EVENTS_QUEUE: 50,
+        f"{EVENTS_QUEUE}.DQ": UNHURRIED_POLL_MS,
+        EMAILS_QUEUE: UNHURRIED_POLL_MS,
+        MAINTENANCE_QUEUE: UNHURRIED_POLL_MS,
+    }
+    assert patient == 5000  # a longer timeout than the floor is kept
