@@ -1,11 +1,16 @@
-"""The load tool's arithmetic: rates, the open-loop schedule, percentiles and the report."""
+"""The load tool's arithmetic: rates, the open-loop schedule, percentiles and the report;
+and its HTTP/1.1 client, against a scripted server."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 
 from lvd.loadtest import (
+    HttpConnection,
     Outcome,
     Report,
     due_times,
@@ -107,3 +112,68 @@ def test_retryable_statuses_are_the_ones_a_client_may_send_again() -> None:
         500,
         503,
     ]
+
+
+# ---------------------------------------------------------------- the HTTP client
+
+REPLIES = [
+    b"HTTP/1.1 202 \r\ncontent-type: application/json\r\nX-Extra: a:b\r\n"
+    b'Content-Length: 11\r\n\r\n{"ok":true}',
+    b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 2\r\nConnection: close\r\n\r\n{}",
+]
+
+
+@pytest.fixture
+async def scripted_server() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """Answers each request on a connection with the next of REPLIES; records the requests."""
+    received: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for reply in REPLIES:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            received.append(head + await reader.readexactly(length))
+            writer.write(reply)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield port, received
+    server.close()
+    await server.wait_closed()
+
+
+async def test_client_reads_status_headers_and_body_and_honours_connection_close(
+    scripted_server: tuple[int, list[bytes]],
+) -> None:
+    port, received = scripted_server
+    conn = HttpConnection("127.0.0.1", port)
+    first = await conn.post("/api/logs/a", b'{"n":1}', {"X-Write-Key": "k"})
+    second = await conn.post("/api/logs/a", b'{"n":2}', {})
+    third = await conn.post("/api/logs/a", b'{"n":3}', {})  # a new connection after "close"
+    await conn.close()
+    assert (first, second, third) == ((202, b'{"ok":true}'), (429, b"{}"), (202, b'{"ok":true}'))
+    assert received[0].startswith(b"POST /api/logs/a HTTP/1.1\r\n")
+    assert b"X-Write-Key: k\r\n" in received[0] and received[0].endswith(b'{"n":1}')
+    assert [r.rsplit(b"\r\n", 1)[1] for r in received] == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+
+
+async def test_client_reports_a_connection_closed_without_an_answer() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    conn = HttpConnection("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        with pytest.raises(ConnectionError):
+            await conn.post("/api/logs/a", b"", {})
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
