@@ -71,7 +71,7 @@ def actors_default(settings: Settings) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        ("broker", "RedisBroker"),
+        ("broker", "EventsFirstRedisBroker"),
         ("is_actors_broker", True),
         ("actor", "store_events"),
         ("queue", "events"),
