@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +14,6 @@ from web.core.jobs import EVENTS_CHANNEL
 from workers.failures import is_permanent
 
 log = logging.getLogger(__name__)
-
-# pg_notify payloads must stay under 8000 bytes; ids are sent in chunks below that.
-NOTIFY_PAYLOAD_LIMIT = 7900
 
 
 def entry_from_message(data: Mapping[str, Any]) -> queries.NewLogEntry:
@@ -70,10 +67,8 @@ async def _store(
 async def _insert_and_notify(
     pool: asyncpg.Pool, entries: Sequence[queries.NewLogEntry]
 ) -> list[int]:
-    async with pool.acquire() as conn, conn.transaction():
-        ids = await queries.insert_log_entries(conn, entries)
-        await _notify(conn, ids)
-    return ids
+    async with pool.acquire() as conn:
+        return await queries.insert_log_entries_and_notify(conn, entries, EVENTS_CHANNEL)
 
 
 async def _insert_each_and_park_failures(
@@ -94,13 +89,8 @@ async def _insert_each_and_park_failures(
                 reason = f"{type(exc).__name__}: {exc}"
                 await queries.insert_dead_letters(conn, message_id, [dict(event)], reason, 1)
                 log.error("Message %s: parked event %s: %s", message_id, entry.event_id, reason)
-        await _notify(conn, ids)
+        await queries.notify_ids(conn, EVENTS_CHANNEL, ids)
     return ids
-
-
-async def _notify(conn: queries.Connection, ids: Sequence[int]) -> None:
-    for payload in id_payloads(ids):
-        await queries.notify(conn, EVENTS_CHANNEL, payload)
 
 
 async def park_message(
@@ -110,18 +100,3 @@ async def park_message(
     items = [e if isinstance(e, dict) else {"raw": e} for e in events] or [{"raw": None}]
     async with pool.acquire() as conn:
         return await queries.insert_dead_letters(conn, message_id, items, reason, attempts)
-
-
-def id_payloads(ids: Sequence[int], limit: int = NOTIFY_PAYLOAD_LIMIT) -> Iterator[str]:
-    """Comma-separated ids, in chunks that each fit one notification."""
-    chunk: list[str] = []
-    size = 0
-    for row_id in ids:
-        text = str(row_id)
-        if chunk and size + len(text) + 1 > limit:
-            yield ",".join(chunk)
-            chunk, size = [], 0
-        chunk.append(text)
-        size += len(text) + 1
-    if chunk:
-        yield ",".join(chunk)

@@ -21,8 +21,8 @@ from dramatiq.brokers.redis import RedisBroker
 
 from tests.conftest import free_port
 from web.core.jobs import (
-    EVENTS_CHANNEL,
     EMAILS_QUEUE,
+    EVENTS_CHANNEL,
     EVENTS_QUEUE,
     MAINTENANCE_QUEUE,
     STORE_EVENTS_ACTOR,

@@ -22,7 +22,7 @@ from web.core import queries
 from web.core.db import create_pool
 from web.core.jobs import EVENTS_CHANNEL, OrjsonEncoder, QueuedEvent
 from web.core.settings import Settings
-from workers.store import NOTIFY_PAYLOAD_LIMIT, entry_from_message, id_payloads, store_events
+from workers.store import entry_from_message, store_events
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RECEIVED = "2025-12-10T15:45:00.123456+00:00"
@@ -177,32 +177,29 @@ async def test_store_events_notifies_exactly_the_new_ids(
 
 
 async def test_store_events_notifies_only_after_commit(
-    pool: asyncpg.Pool,
-    test_app_row: queries.App,
-    listener: Listener,
-    monkeypatch: pytest.MonkeyPatch,
+    pool: asyncpg.Pool, settings: Settings, test_app_row: queries.App, listener: Listener
 ) -> None:
-    real_notify = queries.notify
-    seen_before_commit: list[bool] = []
-    visible_before_commit: list[int] = []
-
-    async def notify_then_look(conn: queries.Connection, channel: str, payload: str) -> None:
-        await real_notify(conn, channel, payload)
-        # Still inside the worker's transaction: nobody may hear of these rows yet.
+    # Another transaction holds c-1 uncommitted: the worker's statement waits on it.
+    blocker = await asyncpg.connect(settings.database_url, timeout=10)
+    try:
+        blocking = blocker.transaction()
+        await blocking.start()
+        await queries.insert_log_entries(blocker, [entry_from_message(message_event("c-1"))])
+        storing = asyncio.create_task(
+            store_events(pool, [message_event("c-1"), message_event("c-2")])
+        )
         await asyncio.sleep(0.3)
-        seen_before_commit.append(payload in listener.payloads)
+        assert not storing.done()
         async with pool.acquire() as other:
-            visible_before_commit.append(
-                await other.fetchval(
-                    "SELECT count(*) FROM log_entries WHERE id = ANY($1::bigint[])",
-                    [int(i) for i in payload.split(",")],
-                )
+            visible = await other.fetchval(
+                "SELECT count(*) FROM log_entries WHERE event_id = 'c-2'"
             )
-
-    monkeypatch.setattr(queries, "notify", notify_then_look)
-    ids = await store_events(pool, [message_event("c-1"), message_event("c-2")])
-    assert seen_before_commit == [False]
-    assert visible_before_commit == [0]
+        heard_meanwhile = list(listener.payloads)
+        await blocking.rollback()
+        ids = await asyncio.wait_for(storing, 10)
+    finally:
+        await blocker.close()
+    assert (visible, heard_meanwhile) == (0, [])
     assert await listener.settle(lambda: bool(listener.payloads_with(ids)))
     assert listener.payloads_with(ids) == [f"{ids[0]},{ids[1]}"]
 
@@ -289,6 +286,10 @@ class StaleConnection:
         yield
 
     async def fetch(self, query: str, *args: Any) -> list[Any]:
+        self.queries += 1
+        raise self.error
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
         self.queries += 1
         raise self.error
 
@@ -393,23 +394,39 @@ def test_entry_from_message_missing_field_raises_key_error(missing: str) -> None
 # ---------------------------------------------------------------- id payloads
 
 
+async def announced(
+    pool: asyncpg.Pool,
+    listener: Listener,
+    ids: list[int],
+    limit: int = queries.NOTIFY_PAYLOAD_LIMIT,
+) -> list[str]:
+    """The payloads notify_ids sends for ids, read up to a marker sent after them."""
+    marker = f"end-{len(listener.payloads)}-{ids[:1]}"
+    async with pool.acquire() as conn:
+        await queries.notify_ids(conn, EVENTS_CHANNEL, ids, limit=limit)
+        await queries.notify(conn, EVENTS_CHANNEL, marker)  # one session's arrive in order
+    assert await listener.settle(lambda: marker in listener.payloads)
+    before = listener.payloads[: listener.payloads.index(marker)]
+    return [p for p in before if not p.startswith("end-")]
+
+
 @pytest.mark.parametrize(
     ("ids", "limit", "expected"),
     [
-        ([], NOTIFY_PAYLOAD_LIMIT, []),
-        ([7], NOTIFY_PAYLOAD_LIMIT, ["7"]),
-        ([1, 2, 3], NOTIFY_PAYLOAD_LIMIT, ["1,2,3"]),
+        ([], queries.NOTIFY_PAYLOAD_LIMIT, []),
+        ([7], queries.NOTIFY_PAYLOAD_LIMIT, ["7"]),
+        ([3, 1, 2], queries.NOTIFY_PAYLOAD_LIMIT, ["1,2,3"]),  # in id order
         ([1, 2, 3], 4, ["1,2", "3"]),
         ([10, 20, 30, 40], 6, ["10,20", "30,40"]),
-        ([10, 20, 30, 40], 5, ["10", "20", "30", "40"]),
-        # Each payload stays shorter than the limit (it reserves a byte per id for a comma).
-        ([1, 22, 333, 4444], 8, ["1,22", "333", "4444"]),
-        ([1, 22, 333, 4444], 9, ["1,22,333", "4444"]),
+        ([10, 20, 30, 40], 3, ["10", "20", "30", "40"]),
         ([123456789], 3, ["123456789"]),  # one id never gets split, even when too long
     ],
 )
-def test_id_payloads_chunks(ids: list[int], limit: int, expected: list[str]) -> None:
-    assert list(id_payloads(ids, limit)) == expected
+async def test_notify_ids_chunks(
+    pool: asyncpg.Pool, listener: Listener, ids: list[int], limit: int, expected: list[str]
+) -> None:
+    listener.payloads.clear()
+    assert await announced(pool, listener, ids, limit) == expected
 
 
 @pytest.mark.parametrize(
@@ -417,15 +434,16 @@ def test_id_payloads_chunks(ids: list[int], limit: int, expected: list[str]) -> 
     [
         list(range(1, 5001)),
         list(range(10**15, 10**15 + 3000)),
-        [9_223_372_036_854_775_807 - i for i in range(2000)],
+        [9_223_372_036_854_775_807 - i for i in range(2000)][::-1],
     ],
     ids=["5000-small", "3000-16-digit", "2000-max-bigint"],
 )
-def test_id_payloads_fit_a_notification_and_keep_every_id_once_in_order(ids: list[int]) -> None:
-    payloads = list(id_payloads(ids))
+async def test_notify_ids_fit_a_notification_and_keep_every_id_once_in_order(
+    pool: asyncpg.Pool, listener: Listener, ids: list[int]
+) -> None:
+    payloads = await announced(pool, listener, ids)
     assert len(payloads) > 1
     assert all(len(p.encode()) < 8000 for p in payloads)
-    assert all(len(p) < NOTIFY_PAYLOAD_LIMIT for p in payloads)
     assert [int(text) for p in payloads for text in p.split(",")] == ids
 
 
@@ -433,11 +451,12 @@ async def test_store_events_many_ids_are_announced_in_chunks(
     pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
 ) -> None:
     ids = await store_events(pool, [message_event(f"bulk-{i}") for i in range(2000)])
-    assert len(ids) == 2000
-    expected = list(id_payloads(ids))
-    assert len(expected) > 1
-    assert await listener.settle(lambda: len(listener.payloads_with(ids)) >= len(expected))
-    assert listener.payloads_with(ids) == expected
+    assert len(ids) == 2000 and ids == sorted(ids)
+    assert await listener.settle(lambda: listener.notified_ids()[-1:] == ids[-1:])
+    payloads = listener.payloads_with(ids)
+    assert len(payloads) > 1
+    assert all(len(p.encode()) < 8000 for p in payloads)
+    assert [int(text) for p in payloads for text in p.split(",")] == ids
 
 
 # ---------------------------------------------------------------- import side effects

@@ -193,6 +193,9 @@ from web.core.queries.dead_letters import (
     select_dead_letters as select_dead_letters,
 )
 from web.core.queries.events import (
+    NOTIFY_PAYLOAD_LIMIT as NOTIFY_PAYLOAD_LIMIT,
+)
+from web.core.queries.events import (
     EventCount as EventCount,
 )
 from web.core.queries.events import (
@@ -202,7 +205,13 @@ from web.core.queries.events import (
     insert_log_entries as insert_log_entries,
 )
 from web.core.queries.events import (
+    insert_log_entries_and_notify as insert_log_entries_and_notify,
+)
+from web.core.queries.events import (
     notify as notify,
+)
+from web.core.queries.events import (
+    notify_ids as notify_ids,
 )
 from web.core.queries.events import (
     select_event_counts as select_event_counts,
