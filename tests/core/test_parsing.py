@@ -238,6 +238,24 @@ def test_parse_events_batch_array_counts_as_one_level(depth: int, accepted: bool
         assert refusal(raw, limits=SMALL) == (400, "too_deep")
 
 
+DEPTH_4 = Limits(max_json_depth=4)
+
+
+def test_parse_events_many_shallow_brackets_are_not_mistaken_for_depth() -> None:
+    # Far more brackets than a depth of 4, none nested deeper than 3 levels.
+    siblings = b",".join(b'"k%d": {"v": [%d]}' % (i, i) for i in range(20))
+    single = b'{"eventName": "a", ' + siblings + b"}"
+    assert len(parse(single, limits=DEPTH_4).events) == 1
+    assert len(parse(b"[" + single + b"," + single + b"]", limits=DEPTH_4).events) == 2
+
+
+@pytest.mark.parametrize("position", [0, 1, 4])
+def test_parse_events_one_deep_event_refuses_its_batch(position: int) -> None:
+    events = [b'{"eventName": "ok", "p": {"q": 1}}'] * 5
+    events[position] = b'{"eventName": "deep", "p": {"q": {"r": {"s": 1}}}}'  # 5 levels in all
+    assert refusal(b"[" + b",".join(events) + b"]", limits=DEPTH_4) == (400, "too_deep")
+
+
 # ---------------------------------------------------------------- top level
 
 

@@ -76,6 +76,13 @@ def decompress(raw: bytes, content_encoding: str | None, limits: Limits) -> byte
 
 
 def parse_json(body: bytes, limits: Limits) -> Any:
+    """The body's JSON value, refused when nested deeper than allowed or holding U+0000."""
+    value = _load_json(body, limits)
+    check_nesting_and_nulls(value, body, limits.max_json_depth)
+    return value
+
+
+def _load_json(body: bytes, limits: Limits) -> Any:
     if len(body) > limits.max_request_bytes:
         raise ParseError(
             413,
@@ -83,16 +90,25 @@ def parse_json(body: bytes, limits: Limits) -> Any:
             f"the body exceeds the limit of {limits.max_request_bytes} bytes",
         )
     try:
-        value = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         # Only a body that failed to parse is looked at for blankness: strip() copies it.
         if not body.strip():
             raise ParseError(400, "empty_body", "the request body is empty") from None
         raise _json_error(str(exc), body[exc.pos : exc.pos + 9]) from None
-    # JSON can only spell U+0000 as an escape (orjson refuses a raw NUL byte), so most
-    # bodies need no look at their strings.
-    _check_depth_and_nulls(value, limits.max_json_depth, strings=b"\\u0000" in body)
-    return value
+
+
+def check_nesting_and_nulls(value: Any, text: bytes, max_depth: int) -> None:
+    """Refuse a value (whose JSON text is `text`) nested deeper than max_depth or holding U+0000.
+
+    The text says where no walk is needed, which is nearly always: JSON can only spell
+    U+0000 as an escape (orjson refuses a raw NUL byte), and every level of nesting opens
+    a bracket, so a text with no more brackets than max_depth cannot be too deep.
+    """
+    if b"\\u0000" in text:
+        _check_depth_and_nulls(value, max_depth, strings=True)
+    elif text.count(b"{") + text.count(b"[") > max_depth:
+        _check_depth_and_nulls(value, max_depth, strings=False)
 
 
 def parse_events(
@@ -105,11 +121,15 @@ def parse_events(
 ) -> ParsedBody:
     """Read one event object, or (when allowed) an array of them."""
     check_media_type(content_type)
-    value = parse_json(decompress(raw, content_encoding, limits), limits)
+    body = decompress(raw, content_encoding, limits)
+    value = _load_json(body, limits)
+    if isinstance(value, list) and allow_batch:
+        # Each event is checked for nesting on its own serialised text (_parsed_event): a
+        # batch's text has more brackets than max_depth, an event's seldom has.
+        return ParsedBody(events_of_batch(value, limits), is_batch=True)
+    check_nesting_and_nulls(value, body, limits.max_json_depth)
     if isinstance(value, dict):
         return ParsedBody([_parsed_event(value, 0, limits)], is_batch=False)
-    if isinstance(value, list) and allow_batch:
-        return ParsedBody(events_of_batch(value, limits), is_batch=True)
     expected = "an event object or an array of events" if allow_batch else "an event object"
     raise ParseError(
         400, "invalid_top_level", f"the body must be {expected}, got {_json_type(value)}"
@@ -117,6 +137,7 @@ def parse_events(
 
 
 def events_of_batch(items: list[Any], limits: Limits) -> list[ParsedEvent]:
+    """The events of an array, each an object nested at most max_json_depth - 1 levels."""
     if not items:
         raise ParseError(400, "empty_batch", "the batch holds no events")
     if len(items) > limits.max_events_per_request:
@@ -131,11 +152,15 @@ def events_of_batch(items: list[Any], limits: Limits) -> list[ParsedEvent]:
             raise ParseError(
                 400, "invalid_event", f"event {index} must be an object, got {_json_type(item)}"
             )
-        events.append(_parsed_event(item, index, limits))
+        # The array is the first level.
+        events.append(_parsed_event(item, index, limits, max_depth=limits.max_json_depth - 1))
     return events
 
 
-def _parsed_event(event: dict[str, Any], index: int, limits: Limits) -> ParsedEvent:
+def _parsed_event(
+    event: dict[str, Any], index: int, limits: Limits, *, max_depth: int | None = None
+) -> ParsedEvent:
+    """The event with its id and JSON text; its nesting checked too when max_depth is given."""
     serialised = orjson.dumps(event)
     size = len(serialised)
     if size > limits.max_event_bytes:
@@ -144,6 +169,8 @@ def _parsed_event(event: dict[str, Any], index: int, limits: Limits) -> ParsedEv
             "event_too_large",
             f"event {index} is {size} bytes; one event may be at most {limits.max_event_bytes}",
         )
+    if max_depth is not None:  # orjson writes U+0000 back as the escape the check looks for
+        check_nesting_and_nulls(event, serialised, max_depth)
     return ParsedEvent(event, client_event_id(event, index, limits), serialised.decode())
 
 
