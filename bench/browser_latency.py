@@ -31,7 +31,7 @@ from playwright.async_api import Page, async_playwright
 
 from bench.pipeline import BIN, ROOT, free_port, process, wait_ready
 from lvd.devservices import DevServices
-from lvd.loadtest import HttpConnection
+from lvd.loadtest import ConnectionPool
 from web.core.apps import create_app
 from web.core.db import prepare_database, with_database
 
@@ -88,7 +88,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def _send(
-    idle: asyncio.Queue[HttpConnection], rate: float, seconds: float, run_id: str
+    pool: ConnectionPool, rate: float, seconds: float, run_id: str
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Open-loop: request i leaves at start + i/rate whether or not earlier ones answered.
 
@@ -112,15 +112,8 @@ async def _send(
             "sent_at_ms": sent_at,
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
-        conn = await idle.get()
-        try:
-            status, _ = await conn.post(f"/api/logs/{APP_ID}", orjson.dumps(event), {})
-            key = str(status)
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
-            await conn.close()
-            key = type(exc).__name__
-        finally:
-            idle.put_nowait(conn)
+        status, error = await pool.post(f"/api/logs/{APP_ID}", orjson.dumps(event), {})
+        key = error or str(status)
         statuses[key] = statuses.get(key, 0) + 1
         if key == "202":
             sent[event_id] = sent_at
@@ -173,18 +166,14 @@ async def measure(base_url: str, database_url: str, rate: float, seconds: float)
             await page.goto(f"{base_url}/apps/{APP_ID}")
             # A selector, not wait_for_function: the page's CSP forbids evaluating strings.
             await page.wait_for_selector('#connection[data-state="live"]', timeout=15_000)
-            parts = urlsplit(base_url)
-            idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
-            for _ in range(64):
-                idle.put_nowait(HttpConnection(parts.hostname or "127.0.0.1", parts.port or 80))
+            pool = ConnectionPool(base_url, 64)
             try:
                 # A few events first, so that connections, plan cache and worker are warm.
-                warm, _ = await _send(idle, 10, 0.5, f"warm-{run_id}")
+                warm, _ = await _send(pool, 10, 0.5, f"warm-{run_id}")
                 await _arrivals(page, set(warm), 10)
-                sent, statuses = await _send(idle, rate, seconds, run_id)
+                sent, statuses = await _send(pool, rate, seconds, run_id)
             finally:
-                while not idle.empty():
-                    await idle.get_nowait().close()
+                await pool.close()
             inserted, painted = await _arrivals(page, set(sent), 30)
         finally:
             await browser.close()

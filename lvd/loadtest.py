@@ -195,6 +195,33 @@ class HttpConnection:
             self._writer = None
 
 
+class ConnectionPool:
+    """Keep-alive connections to one server, each carrying one request at a time."""
+
+    def __init__(self, url: str, size: int) -> None:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
+        for _ in range(size):
+            self._idle.put_nowait(HttpConnection(host, port))
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        """The answer's status, or 0 and the error's name when the connection failed."""
+        conn = await self._idle.get()
+        try:
+            status, _ = await conn.post(path, body, headers)
+            return status, ""
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+            await conn.close()
+            return 0, type(exc).__name__
+        finally:
+            self._idle.put_nowait(conn)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            await self._idle.get_nowait().close()
+
+
 async def send_load(
     url: str,
     app_id: str,
@@ -208,29 +235,19 @@ async def send_load(
     run_id: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Report:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = f"/api/logs/{app_id}"
     run_id = run_id or uuid.uuid4().hex[:12]
     due = due_times(rate, duration)
     report = Report(requested=len(due), duration=duration)
-    idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
-    for _ in range(connections):
-        idle.put_nowait(HttpConnection(host, port))
+    pool = ConnectionPool(url, connections)
     invalid_every = round(1 / invalid_share) if invalid_share > 0 else 0
     started = time.perf_counter()
 
     async def one(index: int, due_at: float) -> None:
         body, event_ids = request_body(index * batch, batch, invalid_every, run_id)
-        conn = await idle.get()
-        try:
-            status, _ = await conn.post(path, body, headers or {})
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
-            report.errors[type(exc).__name__] += 1
-            await conn.close()
-            status = 0
-        finally:
-            idle.put_nowait(conn)
+        status, error = await pool.post(path, body, headers or {})
+        if error:
+            report.errors[error] += 1
         latency = time.perf_counter() - (started + due_at)
         report.outcomes.append(Outcome(status, latency, event_ids))
 
@@ -247,8 +264,7 @@ async def send_load(
     if progress:
         _progress(len(due), len(due), len(report.outcomes))
         print(file=sys.stderr)
-    while not idle.empty():
-        await idle.get_nowait().close()
+    await pool.close()
     return report
 
 

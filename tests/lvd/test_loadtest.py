@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from lvd.loadtest import (
+    ConnectionPool,
     HttpConnection,
     Outcome,
     Report,
@@ -175,5 +176,30 @@ async def test_client_reports_a_connection_closed_without_an_answer() -> None:
             await conn.post("/api/logs/a", b"", {})
     finally:
         await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_pool_gives_the_status_or_the_failures_name_and_keeps_the_connection(
+    scripted_server: tuple[int, list[bytes]],
+) -> None:
+    port, received = scripted_server
+    pool = ConnectionPool(f"http://127.0.0.1:{port}", 1)
+    answers = [await pool.post("/api/logs/a", b"{}", {}) for _ in range(3)]
+    await pool.close()
+    assert answers == [(202, ""), (429, ""), (202, "")]  # one connection, reopened after close
+    assert len(received) == 3
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    pool = ConnectionPool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1)
+    try:
+        assert await pool.post("/api/logs/a", b"", {}) == (0, "ConnectionError")
+        assert await pool.post("/api/logs/a", b"", {}) == (0, "ConnectionError")
+    finally:
+        await pool.close()
         server.close()
         await server.wait_closed()
