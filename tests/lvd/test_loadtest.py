@@ -164,24 +164,31 @@ async def test_client_reads_status_headers_and_body_and_honours_connection_close
     assert [r.rsplit(b"\r\n", 1)[1] for r in received] == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
 
 
-async def test_client_reports_a_connection_closed_without_an_answer() -> None:
+@pytest.fixture
+async def hang_up_port() -> AsyncIterator[int]:
+    """A server that reads a request's head and closes the connection without an answer."""
+
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    conn = HttpConnection("127.0.0.1", server.sockets[0].getsockname()[1])
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+async def test_client_reports_a_connection_closed_without_an_answer(hang_up_port: int) -> None:
+    conn = HttpConnection("127.0.0.1", hang_up_port)
     try:
         with pytest.raises(ConnectionError):
             await conn.post("/api/logs/a", b"", {})
     finally:
         await conn.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_pool_gives_the_status_or_the_failures_name_and_keeps_the_connection(
-    scripted_server: tuple[int, list[bytes]],
+    scripted_server: tuple[int, list[bytes]], hang_up_port: int
 ) -> None:
     port, received = scripted_server
     pool = ConnectionPool(f"http://127.0.0.1:{port}", 1)
@@ -190,16 +197,9 @@ async def test_pool_gives_the_status_or_the_failures_name_and_keeps_the_connecti
     assert answers == [(202, ""), (429, ""), (202, "")]  # one connection, reopened after close
     assert len(received) == 3
 
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.close()
-
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    pool = ConnectionPool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1)
+    pool = ConnectionPool(f"http://127.0.0.1:{hang_up_port}", 1)
     try:
         assert await pool.post("/api/logs/a", b"", {}) == (0, "ConnectionError")
         assert await pool.post("/api/logs/a", b"", {}) == (0, "ConnectionError")
     finally:
         await pool.close()
-        server.close()
-        await server.wait_closed()
