@@ -35,6 +35,7 @@ from web.context import Services
 from web.core import queries
 from web.core.db import create_pool
 from web.core.directory import AppDirectory
+from web.core.heap import freeze_startup_objects
 from web.core.jobs import BatchingEnqueuer, build_broker, persistence_warning
 from web.core.logs import configure_logging
 from web.core.ratelimit import RateLimiter
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         app.extensions["lvd"] = Services(settings, pool, enqueuer, directory, hub, limiter)
         app.secret_key = settings.secret_key or await _shared_secret(pool)
+        freeze_startup_objects()
         log.info("Serving on http://%s:%d", settings.host, settings.port)
 
     @app.after_serving

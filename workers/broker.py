@@ -15,7 +15,7 @@ from web.core.jobs import (
 from web.core.settings import Settings
 from workers.database import DatabasePool
 from workers.dead_letters import DeadLetters
-from workers.memory import ReturnFreeMemory
+from workers.memory import FreezeStartupObjects, ReturnFreeMemory
 from workers.scheduler import Job, Scheduler
 from workers.status import WorkerStatus, configure_worker_logging
 
@@ -37,4 +37,6 @@ periodic_jobs = [
 broker.add_middleware(Scheduler(database, periodic_jobs), before=DatabasePool)
 broker.add_middleware(WorkerStatus())
 broker.add_middleware(ReturnFreeMemory())
+# Last: boot hooks run in order, so everything the others open at boot is frozen too.
+broker.add_middleware(FreezeStartupObjects())
 dramatiq.set_broker(broker)

@@ -4,7 +4,9 @@ and its HTTP/1.1 client, against a scripted server."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
@@ -16,9 +18,11 @@ from lvd.loadtest import (
     Report,
     due_times,
     format_report,
+    garbage_collector_paused,
     parse_rate,
     percentile,
     request_body,
+    send_load,
 )
 
 
@@ -203,3 +207,48 @@ async def test_pool_gives_the_status_or_the_failures_name_and_keeps_the_connecti
         assert await pool.post("/api/logs/a", b"", {}) == (0, "ConnectionError")
     finally:
         await pool.close()
+
+
+# ---------------------------------------------------------------- the collector while sending
+
+
+def test_the_collector_is_paused_inside_the_block_and_restored_after() -> None:
+    assert gc.isenabled()
+    with garbage_collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), garbage_collector_paused():
+        raise RuntimeError("a failed run still restores the collector")
+    assert gc.isenabled()
+
+
+def test_a_collector_that_was_off_stays_off() -> None:
+    gc.disable()
+    try:
+        with garbage_collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_requests_are_sent_while_the_collector_is_paused(
+    scripted_server: tuple[int, list[bytes]],
+) -> None:
+    port, received = scripted_server
+    enabled_when_answered: list[bool] = []
+    original = ConnectionPool.post
+
+    async def noting_post(self: ConnectionPool, *args: Any) -> tuple[int, str]:
+        answer = await original(self, *args)
+        enabled_when_answered.append(gc.isenabled())
+        return answer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ConnectionPool, "post", noting_post)
+        report = await send_load(
+            f"http://127.0.0.1:{port}", "a", 20, 0.1, connections=1, progress=False
+        )
+    assert len(report.outcomes) == len(received) == 2
+    assert enabled_when_answered == [False, False]
+    assert gc.isenabled()
