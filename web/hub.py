@@ -118,7 +118,12 @@ class Hub:
     def _on_notification(
         self, conn: asyncpg.Connection, pid: int, channel: str, payload: str
     ) -> None:
-        ids = [int(part) for part in payload.split(",") if part.isdigit()]
+        # Runs for every commit of every worker, watched or not: the plain parse of what
+        # the worker's SQL writes first, the careful one only for a stranger's NOTIFY.
+        try:
+            ids = list(map(int, payload.split(",")))
+        except ValueError:
+            ids = [int(part) for part in payload.split(",") if part.isdigit()]
         self._pending_ids.put_nowait(ids)
 
     def _on_plan_changed(
@@ -174,13 +179,15 @@ class Hub:
             async with self._pool.acquire() as conn:
                 await self._catch_up(conn)
             return
-        fresh = [row_id for row_id in ids if row_id not in self._caught_up]
-        self._caught_up.difference_update(ids)
+        fresh = ids
+        if self._caught_up:  # only just after a reconnect
+            fresh = [row_id for row_id in ids if row_id not in self._caught_up]
+            self._caught_up.difference_update(ids)
         if not fresh:
             return
         if not self._subscriptions:
             # Nobody is watching: no connection, no query (a pool round trip per commit).
-            self._last_id = max(self._last_id, *fresh)
+            self._last_id = max(self._last_id, max(fresh))
             return
         async with self._pool.acquire() as conn:
             entries = await queries.select_log_entries_by_ids(conn, fresh)

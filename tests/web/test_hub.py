@@ -189,6 +189,25 @@ async def test_hub_delivers_rows_committed_out_of_id_order(
         assert await drain(subscription, 2) == [fast_id, slow_id]
 
 
+async def test_hub_reads_the_ids_in_a_strangers_notification_and_skips_the_rest(
+    hub: Hub, pool: asyncpg.Pool, make_app: MakeApp
+) -> None:
+    # Anyone may NOTIFY the channel: what is not an id is skipped, and the feed goes on.
+    app = await make_app()
+
+    async with hub.subscribe(app.id, EventFilter()) as subscription:
+        async with pool.acquire() as conn:
+            first, second, third = await queries.insert_log_entries(
+                conn, [new_entry(app.id) for _ in range(3)]
+            )
+            await queries.notify(conn, EVENTS_CHANNEL, f"{first},hello,,{second}")
+            await queries.notify(conn, EVENTS_CHANNEL, "not ids at all")
+            await queries.notify(conn, EVENTS_CHANNEL, str(third))
+
+        assert await drain(subscription, 3) == [first, second, third]
+        await nothing_more(subscription, 0.1)
+
+
 # --- reconnect --------------------------------------------------------------------------
 
 

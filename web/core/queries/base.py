@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from web.core.filters import EventFilter
 
@@ -44,9 +44,12 @@ class AppSummary:
     invalid: int
 
 
-@dataclass(slots=True)  # not frozen: the worker builds one per event (see QueuedEvent)
-class NewLogEntry:
-    """One judged event as a worker writes it; payload and errors are JSON text."""
+class NewLogEntry(NamedTuple):
+    """One judged event as a worker writes it; payload and errors are JSON text.
+
+    A tuple, because the insert sends it as a PostgreSQL record of the type new_log_entry
+    (migration 0007), whose fields are these, in this order.
+    """
 
     app_id: str
     event_id: str
