@@ -1,0 +1,120 @@
+"""Every stored event's app exists: the guarantees of the foreign key that migration 0008
+replaced with a check per statement, against real PostgreSQL and real concurrent sessions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from tests.core.test_queries import count_rows, entry, insert
+from web.core import queries
+
+
+async def app_with_events(pool: asyncpg.Pool, app_id: str, count: int) -> None:
+    async with pool.acquire() as conn:
+        await queries.insert_app(conn, app_id, app_id, f"wk_{app_id}")
+    await insert(pool, [entry(f"{app_id}-{n}", app_id=app_id) for n in range(count)])
+
+
+async def orphans(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM log_entries l"
+                " WHERE NOT EXISTS (SELECT FROM apps WHERE apps.id = l.app_id)"
+            )
+        )
+
+
+async def test_a_batch_naming_a_missing_app_stores_nothing_and_names_it(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    batch = [entry(f"e{n}") for n in range(50)] + [entry("stray", app_id="no-such-app")]
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="no-such-app"):
+        await insert(pool, batch)
+    assert await count_rows(pool) == 0
+
+
+async def test_an_update_cannot_move_events_to_a_missing_app(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    await insert(pool, [entry("e1")])
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute("UPDATE log_entries SET app_id = 'no-such-app'")
+    assert await orphans(pool) == 0
+
+
+async def test_deleting_an_app_deletes_its_events_and_no_others(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    await insert(pool, [entry("kept")])
+    await app_with_events(pool, "going", 3)
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM apps WHERE id = 'going'")
+        remaining = await conn.fetch("SELECT app_id, event_id FROM log_entries")
+    assert [tuple(row) for row in remaining] == [("test-app", "kept")]
+
+
+async def test_an_apps_id_cannot_change(pool: asyncpg.Pool, test_app_row: queries.App) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="cannot change"):
+            await conn.execute("UPDATE apps SET id = 'renamed' WHERE id = 'test-app'")
+        # Other columns still change freely.
+        await conn.execute("UPDATE apps SET name = 'Renamed' WHERE id = 'test-app'")
+
+
+async def test_a_delete_waits_for_an_uncommitted_insert_then_deletes_its_events(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    await app_with_events(pool, "busy", 0)
+    async with pool.acquire() as inserting, pool.acquire() as deleting:
+        transaction = inserting.transaction()
+        await transaction.start()
+        await queries.insert_log_entries(inserting, [entry("late", app_id="busy")])
+        delete = asyncio.create_task(deleting.execute("DELETE FROM apps WHERE id = 'busy'"))
+        await asyncio.sleep(0.3)
+        assert not delete.done(), "the app was deleted under an insert not yet committed"
+        await transaction.commit()
+        assert await asyncio.wait_for(delete, 5) == "DELETE 1"
+    assert await orphans(pool) == 0
+    assert await count_rows(pool) == 0
+
+
+async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    await app_with_events(pool, "doomed", 1)
+    async with pool.acquire() as deleting, pool.acquire() as inserting:
+        transaction = deleting.transaction()
+        await transaction.start()
+        await deleting.execute("DELETE FROM apps WHERE id = 'doomed'")
+        store = asyncio.create_task(
+            queries.insert_log_entries(inserting, [entry("late", app_id="doomed")])
+        )
+        await asyncio.sleep(0.3)
+        assert not store.done(), "the insert did not wait for the delete to finish"
+        await transaction.commit()
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await asyncio.wait_for(store, 5)
+    assert await orphans(pool) == 0
+    assert await count_rows(pool) == 0
+
+
+async def test_an_insert_proceeds_when_the_delete_is_rolled_back(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    await app_with_events(pool, "spared", 0)
+    async with pool.acquire() as deleting, pool.acquire() as inserting:
+        transaction = deleting.transaction()
+        await transaction.start()
+        await deleting.execute("DELETE FROM apps WHERE id = 'spared'")
+        store = asyncio.create_task(
+            queries.insert_log_entries(inserting, [entry("late", app_id="spared")])
+        )
+        await asyncio.sleep(0.3)
+        await transaction.rollback()
+        assert len(await asyncio.wait_for(store, 5)) == 1
+    assert await count_rows(pool) == 1
