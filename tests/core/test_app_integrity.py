@@ -83,22 +83,30 @@ async def test_a_delete_waits_for_an_uncommitted_insert_then_deletes_its_events(
     assert await count_rows(pool) == 0
 
 
-async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
-    pool: asyncpg.Pool, test_app_row: queries.App
-) -> None:
-    await app_with_events(pool, "doomed", 1)
+async def insert_while_its_app_is_being_deleted(
+    pool: asyncpg.Pool, app_id: str, *, delete_commits: bool
+) -> list[int]:
+    """Delete the app in a transaction, insert one of its events meanwhile (which must wait),
+    then end the delete; the insert's outcome."""
+    await app_with_events(pool, app_id, 0)
     async with pool.acquire() as deleting, pool.acquire() as inserting:
         transaction = deleting.transaction()
         await transaction.start()
-        await deleting.execute("DELETE FROM apps WHERE id = 'doomed'")
+        await deleting.execute("DELETE FROM apps WHERE id = $1", app_id)
         store = asyncio.create_task(
-            queries.insert_log_entries(inserting, [entry("late", app_id="doomed")])
+            queries.insert_log_entries(inserting, [entry("late", app_id=app_id)])
         )
         await asyncio.sleep(0.3)
         assert not store.done(), "the insert did not wait for the delete to finish"
-        await transaction.commit()
-        with pytest.raises(asyncpg.ForeignKeyViolationError):
-            await asyncio.wait_for(store, 5)
+        await (transaction.commit() if delete_commits else transaction.rollback())
+        return await asyncio.wait_for(store, 5)
+
+
+async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await insert_while_its_app_is_being_deleted(pool, "doomed", delete_commits=True)
     assert await orphans(pool) == 0
     assert await count_rows(pool) == 0
 
@@ -106,15 +114,6 @@ async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
 async def test_an_insert_proceeds_when_the_delete_is_rolled_back(
     pool: asyncpg.Pool, test_app_row: queries.App
 ) -> None:
-    await app_with_events(pool, "spared", 0)
-    async with pool.acquire() as deleting, pool.acquire() as inserting:
-        transaction = deleting.transaction()
-        await transaction.start()
-        await deleting.execute("DELETE FROM apps WHERE id = 'spared'")
-        store = asyncio.create_task(
-            queries.insert_log_entries(inserting, [entry("late", app_id="spared")])
-        )
-        await asyncio.sleep(0.3)
-        await transaction.rollback()
-        assert len(await asyncio.wait_for(store, 5)) == 1
+    stored = await insert_while_its_app_is_being_deleted(pool, "spared", delete_commits=False)
+    assert len(stored) == 1
     assert await count_rows(pool) == 1
