@@ -31,7 +31,7 @@ from playwright.async_api import Page, async_playwright
 
 from bench.pipeline import BIN, ROOT, free_port, process, wait_ready
 from lvd.devservices import DevServices
-from lvd.loadtest import ConnectionPool
+from lvd.loadtest import ConnectionPool, garbage_collector_paused
 from web.core.apps import create_app
 from web.core.db import prepare_database, with_database
 
@@ -171,7 +171,8 @@ async def measure(base_url: str, database_url: str, rate: float, seconds: float)
                 # A few events first, so that connections, plan cache and worker are warm.
                 warm, _ = await _send(pool, 10, 0.5, f"warm-{run_id}")
                 await _arrivals(page, set(warm), 10)
-                sent, statuses = await _send(pool, rate, seconds, run_id)
+                with garbage_collector_paused():  # as the load tool sends (lvd/loadtest.py)
+                    sent, statuses = await _send(pool, rate, seconds, run_id)
             finally:
                 await pool.close()
             inserted, painted = await _arrivals(page, set(sent), 30)
