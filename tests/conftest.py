@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import subprocess
@@ -42,6 +43,14 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(autouse=True)
+def unfrozen_heap() -> Iterator[None]:
+    """A web app started in this process freezes what exists (web.core.heap); undo it after
+    each test, so one test's objects do not outlive it for the rest of the run."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

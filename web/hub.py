@@ -123,7 +123,7 @@ class Hub:
         try:
             ids = list(map(int, payload.split(",")))
         except ValueError:
-            ids = [int(part) for part in payload.split(",") if part.isdigit()]
+            ids = [int(part) for part in payload.split(",") if part.isascii() and part.isdigit()]
         self._pending_ids.put_nowait(ids)
 
     def _on_plan_changed(
@@ -180,7 +180,7 @@ class Hub:
                 await self._catch_up(conn)
             return
         fresh = ids
-        if self._caught_up:  # only just after a reconnect
+        if self._caught_up:  # ids a catch-up sent, whose notifications may still come
             fresh = [row_id for row_id in ids if row_id not in self._caught_up]
             self._caught_up.difference_update(ids)
         if not fresh:

@@ -58,6 +58,29 @@ async def test_deleting_an_app_deletes_its_events_and_no_others(
     assert [tuple(row) for row in remaining] == [("test-app", "kept")]
 
 
+async def test_truncating_apps_empties_the_events_too(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    await insert(pool, [entry("e1"), entry("e2")])
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE apps CASCADE")
+    assert await count_rows(pool) == 0
+
+
+async def test_an_app_is_deleted_only_in_a_read_committed_transaction(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    # A REPEATABLE READ snapshot could miss events an insert committed while the delete
+    # waited for it, and leave them without their app.
+    await insert(pool, [entry("e1")])
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError, match="READ COMMITTED"):
+            async with conn.transaction(isolation="repeatable_read"):
+                await conn.execute("DELETE FROM apps WHERE id = 'test-app'")
+    assert await count_rows(pool) == 1
+    assert await orphans(pool) == 0
+
+
 async def test_an_apps_id_cannot_change(pool: asyncpg.Pool, test_app_row: queries.App) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.ForeignKeyViolationError, match="cannot change"):
@@ -108,6 +131,29 @@ async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await insert_while_its_app_is_being_deleted(pool, "doomed", delete_commits=True)
     assert await orphans(pool) == 0
+    assert await count_rows(pool) == 0
+
+
+async def test_an_insert_fails_when_its_app_is_deleted_and_made_again_meanwhile(
+    pool: asyncpg.Pool, test_app_row: queries.App
+) -> None:
+    # The insert waited on the old row, which is gone; the new one is not in its snapshot.
+    # The foreign key failed this insert too: storing it unlocked would let a third session
+    # delete the new app at once and leave the event behind.
+    await app_with_events(pool, "reborn", 0)
+    async with pool.acquire() as remaking, pool.acquire() as inserting:
+        transaction = remaking.transaction()
+        await transaction.start()
+        await remaking.execute("DELETE FROM apps WHERE id = 'reborn'")
+        await queries.insert_app(remaking, "reborn", "reborn", "wk_reborn_again")
+        store = asyncio.create_task(
+            queries.insert_log_entries(inserting, [entry("late", app_id="reborn")])
+        )
+        await asyncio.sleep(0.3)
+        assert not store.done(), "the insert did not wait for the delete to finish"
+        await transaction.commit()
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await asyncio.wait_for(store, 5)
     assert await count_rows(pool) == 0
 
 

@@ -1,12 +1,11 @@
-"""Startup objects frozen out of the garbage collector's sweeps, in the web and the worker."""
+"""Startup objects frozen out of the garbage collector's sweeps, in the web and the worker.
+
+tests/conftest.py unfreezes after every test."""
 
 from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
-
-import pytest
 
 from web.core.heap import freeze_startup_objects
 from workers.memory import FreezeStartupObjects
@@ -21,15 +20,7 @@ def is_tracked_by_a_generation(obj: object) -> bool:
     return any(each is obj for each in gc.get_objects())
 
 
-@pytest.fixture
-def unfrozen_afterwards() -> Iterator[None]:
-    yield
-    gc.unfreeze()  # the test process must not keep every test's objects for ever
-
-
-def test_objects_alive_at_the_call_are_frozen_and_later_ones_are_not(
-    unfrozen_afterwards: None,
-) -> None:
+def test_objects_alive_at_the_call_are_frozen_and_later_ones_are_not() -> None:
     before = Held()
     assert is_tracked_by_a_generation(before)
     assert freeze_startup_objects() > 0
@@ -38,7 +29,7 @@ def test_objects_alive_at_the_call_are_frozen_and_later_ones_are_not(
     assert is_tracked_by_a_generation(after)
 
 
-def test_garbage_is_collected_first_not_frozen(unfrozen_afterwards: None) -> None:
+def test_garbage_is_collected_first_not_frozen() -> None:
     cycle = Held()
     cycle.itself = cycle  # type: ignore[attr-defined]
     gone = weakref.ref(cycle)
@@ -47,7 +38,7 @@ def test_garbage_is_collected_first_not_frozen(unfrozen_afterwards: None) -> Non
     assert gone() is None  # frozen, the cycle would live as long as the process
 
 
-def test_the_worker_freezes_once_booted(unfrozen_afterwards: None) -> None:
+def test_the_worker_freezes_once_booted() -> None:
     booted_with = Held()
     FreezeStartupObjects().after_worker_boot(broker=None, worker=None)  # type: ignore[arg-type]
     assert not is_tracked_by_a_generation(booted_with)

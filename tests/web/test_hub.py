@@ -200,7 +200,7 @@ async def test_hub_reads_the_ids_in_a_strangers_notification_and_skips_the_rest(
             first, second, third = await queries.insert_log_entries(
                 conn, [new_entry(app.id) for _ in range(3)]
             )
-            await queries.notify(conn, EVENTS_CHANNEL, f"{first},hello,,{second}")
+            await queries.notify(conn, EVENTS_CHANNEL, f"{first},hello,,²,{second}")
             await queries.notify(conn, EVENTS_CHANNEL, "not ids at all")
             await queries.notify(conn, EVENTS_CHANNEL, str(third))
 

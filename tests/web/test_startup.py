@@ -10,10 +10,7 @@ from web.core.settings import Settings
 
 async def test_the_app_and_its_services_are_frozen_once_serving(web_settings: Settings) -> None:
     app = create_app(web_settings)
-    try:
-        async with app.test_app():
-            services = app.extensions["lvd"]
-            tracked = gc.get_objects()  # generations 0-2: everything not frozen
-            assert not any(each is app or each is services for each in tracked)
-    finally:
-        gc.unfreeze()  # the test process must not keep every test's objects for ever
+    async with app.test_app():  # tests/conftest.py unfreezes after the test
+        services = app.extensions["lvd"]
+        tracked = gc.get_objects()  # generations 0-2: everything not frozen
+        assert not any(each is app or each is services for each in tracked)

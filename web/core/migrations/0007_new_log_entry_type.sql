@@ -13,3 +13,4 @@ CREATE TYPE new_log_entry AS (
     session text,
     received_at timestamptz
 );
+-- Never ALTER this type: live connections keep its codec. Make a new type instead.
