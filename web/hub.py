@@ -28,6 +28,9 @@ _RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 _RETRY_SECONDS = 0.5
 # A catch-up starts this many ids below the last one seen (rows commit out of id order).
 _LOOKBACK_IDS = 500
+# How long the ids a catch-up sent are remembered: their notifications, if any, were on
+# their way when it ran. Forgetting them early costs only a repeat, which streams skip.
+_CAUGHT_UP_MEMORY_SECONDS = 30.0
 
 
 @dataclass(eq=False)
@@ -208,6 +211,9 @@ class Hub:
             self._caught_up.update(entry.id for entry in entries)
             start = entries[-1].id
         self._floor = None
+        # Most of these ids are never notified again: forget them, or every later
+        # notification would be checked against them for the life of the process.
+        asyncio.get_running_loop().call_later(_CAUGHT_UP_MEMORY_SECONDS, self._caught_up.clear)
 
     def _fan_out(self, entries: list[queries.LogEntry]) -> None:
         for entry in entries:

@@ -294,6 +294,20 @@ async def test_hub_row_committed_as_listener_returns_is_delivered_once(
     assert received == [*away, *raced]
 
 
+async def test_hub_forgets_the_ids_a_catch_up_sent_once_their_notifications_are_past(
+    hub: Hub, pool: asyncpg.Pool, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web.hub, "_RECONNECT_DELAYS", (0.1,))
+    monkeypatch.setattr(web.hub, "_CAUGHT_UP_MEMORY_SECONDS", 0.3)
+    app = await make_app()
+    await store_events(pool, [message_event(app.id)])
+    await terminate(pool, await listener_pid(hub))
+    await eventually(lambda: not hub.connected.is_set(), message="the hub saw the loss")
+    await asyncio.wait_for(hub.connected.wait(), 5.0)
+    await eventually(lambda: bool(hub._caught_up), message="the catch-up ran")
+    await eventually(lambda: not hub._caught_up, message="its ids were forgotten")
+
+
 async def test_hub_close_stops_listening(settings: Settings, pool: asyncpg.Pool) -> None:
     own = Hub(settings.database_url, pool)
     await own.start()
