@@ -27,6 +27,7 @@ from tests.conftest import (
     wait_for_log,
 )
 from web.core.apps import create_app
+from web.core.pipeline_status import HEARTBEAT_SECONDS
 from web.core.settings import Settings
 
 from .helpers import quick_start_event, unique, wait_for_event_ids
@@ -159,10 +160,24 @@ async def open_streams(base_url: str, app_id: str, count: int) -> AsyncIterator[
         yield
 
 
+async def settled_stream_count(settings: Settings) -> int:
+    """The open-stream count once two readings a heartbeat apart agree. A stream an earlier
+    test opened may still be closing, and the web reports its count once a heartbeat: a
+    single reading once caught one that was gone a moment later."""
+    deadline = time.monotonic() + BEAT_WAIT
+    previous = (await status_json(settings))["open_streams"]
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS + 0.5)
+        current = (await status_json(settings))["open_streams"]
+        if current == previous or time.monotonic() > deadline:
+            return int(current)
+        previous = current
+
+
 async def test_status_cli_counts_open_dashboard_streams(
     live_server: LiveServer, status_app: str
 ) -> None:
-    before = (await status_json(live_server.settings))["open_streams"]
+    before = await settled_stream_count(live_server.settings)
 
     async with open_streams(live_server.base_url, status_app, 3):
         during = await status_until(live_server.settings, lambda f: f["open_streams"] == before + 3)
