@@ -19,13 +19,12 @@ from web import (
     detail,
     export,
     health,
-    ingest,
     metrics,
     openapi,
     plan_pages,
     plans,
     query_api,
-    sdk_ingest,
+    snowplow_micro,
     status,
     stream,
     violations,
@@ -42,7 +41,7 @@ from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
 from web.errors import register_error_handlers
 from web.hub import Hub
-from web.ingest_asgi import install_ingest_fast_path
+from web.ingest import install_ingest
 from web.security import install_security
 
 log = logging.getLogger(__name__)
@@ -73,9 +72,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     for module in (
         health,
         auth,
-        ingest,
         query_api,
-        sdk_ingest,
         openapi,
         apps,
         plans,
@@ -87,16 +84,17 @@ def create_app(settings: Settings | None = None) -> Quart:
         violations,
         coverage,
         export,
+        snowplow_micro,
         status,
         metrics,
         alerts,
     ):
         app.register_blueprint(module.blueprint)
-    metrics.time_ingest(app, settings)
+    metrics.prepare_metrics_dir(settings)
     register_error_handlers(app)
     install_security(app)
     install_auth(app)
-    install_ingest_fast_path(app)
+    install_ingest(app)
 
     @app.before_serving
     async def open_services() -> None:

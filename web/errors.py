@@ -8,15 +8,13 @@ from typing import Any
 from quart import Quart, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from web.core.errors import Rejected
+from web.core.errors import RETRY_AFTER_SECONDS, TOO_LARGE_MESSAGE, Rejected
+from web.core.ingest.wire import error_document
 from web.core.jobs import EnqueueUnavailable
 
 log = logging.getLogger(__name__)
-
-# Seconds a client should wait before retrying when the queue is unavailable.
-RETRY_AFTER_SECONDS = 2
-TOO_LARGE_MESSAGE = "the request body is over the size limit"
-_API_PREFIXES = ("/api/", "/v1/", "/batch")
+# Paths whose errors are JSON whatever the client accepts: the APIs and the SDKs' paths.
+_API_PREFIXES = ("/api/", "/v1/", "/batch", "/snowplow/", "/micro/")
 
 
 def wants_json() -> bool:
@@ -24,13 +22,6 @@ def wants_json() -> bool:
         request.path.startswith(_API_PREFIXES)
         or request.accept_mimetypes.best == "application/json"
     )
-
-
-def error_document(
-    code: str, message: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The JSON body of every API error: a machine-readable code and a sentence."""
-    return {"error": {"code": code, "message": message, **(details or {})}}
 
 
 async def error_response(

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from quart import Blueprint, Quart, Response, g, request
+from quart import Blueprint, Response, request
 from redis.exceptions import RedisError
 
 from web.context import services
@@ -31,9 +31,6 @@ from web.status import board
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("metrics", __name__)
-
-# Requests to these blueprints' POST routes are timed: every way events come in.
-INGEST_BLUEPRINTS = frozenset({"ingest", "sdk_ingest"})
 
 # registry=None: each scrape builds its own registry (see metrics() below).
 INGEST_LATENCY = Histogram(
@@ -51,29 +48,20 @@ INGEST_REQUESTS = Counter(
 )
 
 
-def time_ingest(app: Quart, settings: Settings) -> None:
-    """Time every ingest request; installed before the other hooks so it includes them."""
+def prepare_metrics_dir(settings: Settings) -> None:
+    """Make the folder the web processes share their ingest counters in, if one is set."""
     if settings.metrics_dir:
         os.makedirs(settings.metrics_dir, exist_ok=True)
-
-    @app.before_request
-    async def start_ingest_clock() -> None:
-        if request.method == "POST" and request.blueprint in INGEST_BLUEPRINTS:
-            g.lvd_ingest_started = time.perf_counter()
-
-    @app.after_request
-    async def observe_ingest(response: Response) -> Response:
-        started = g.pop("lvd_ingest_started", None)
-        if started is not None:
-            record_ingest(request.endpoint or "unknown", response.status_code, started)
-        return response
 
 
 _observe_failed = False
 
 
 def record_ingest(endpoint: str, code: int, started: float) -> None:
-    """Count an answered ingest request and its latency since started (perf_counter)."""
+    """Count an answered ingest request and its latency since started (perf_counter).
+
+    endpoint is the wire format and route (web/core/ingest/registry.py), e.g. native.ingest.
+    """
     global _observe_failed
     try:
         INGEST_LATENCY.labels(endpoint).observe(time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -9,10 +10,13 @@ from quart import Blueprint, Response, jsonify
 
 from web.context import services
 from web.core.filters import MAX_NAMES, MAX_SESSION, MAX_TEXT
+from web.core.ingest.accept import SESSION_HEADER
+from web.core.ingest.formats.amplitude import MAX_EVENTS as AMPLITUDE_MAX_EVENTS
+from web.core.ingest.formats.segment import SEGMENT_CALLS
+from web.core.ingest.registry import SESSION_PREFIX, routes_by_format
+from web.core.ingest.wire import Route, WireFormat
 from web.core.settings import Limits
-from web.ingest import SESSION_HEADER
 from web.query_api import DEFAULT_LIMIT, MAX_LIMIT, MAX_WAIT_COUNT, MAX_WAIT_SECONDS
-from web.sdk_ingest import POSTHOG_BATCH, SEGMENT_CALLS
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -37,12 +41,7 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         "/api/logs/{app_id}/summary": {"parameters": [_ref_param("AppId")], "get": _summary()},
         "/api/logs/{app_id}/wait": {"parameters": [_ref_param("AppId")], "get": _wait()},
     }
-    for prefix, scoped in (("", False), ("/v1/session/{session}", True)):
-        extra = [_ref_param("PathSession")] if scoped else []
-        paths[f"{prefix}/v1/batch"] = {"parameters": extra, "post": _segment("batch", scoped)}
-        for call in SEGMENT_CALLS:
-            paths[f"{prefix}/v1/{call}"] = {"parameters": extra, "post": _segment(call, scoped)}
-        paths[f"{prefix}{POSTHOG_BATCH}"] = {"parameters": extra, "post": _posthog(scoped)}
+    paths.update(_sdk_paths())
     for item in paths.values():
         if not item["parameters"]:
             del item["parameters"]
@@ -208,54 +207,58 @@ def _wait() -> dict[str, Any]:
     }
 
 
-def _segment(call: str, scoped: bool) -> dict[str, Any]:
-    body = "SegmentBatch" if call == "batch" else "SegmentMessage"
+def _sdk_paths() -> dict[str, Any]:
+    """Every SDK route of the wire formats, at the root and under a session-scoped host."""
+    paths: dict[str, Any] = {}
+    for fmt, route in routes_by_format():
+        if fmt.name == "native":  # described in full above
+            continue
+        for prefix in ("", SESSION_PREFIX):
+            path = re.sub(r"<(\w+)>", r"{\1}", f"{prefix}{route.path}")
+            names = re.findall(r"{(\w+)}", path)
+            item = paths.setdefault(path, {"parameters": [_path_param(n) for n in names]})
+            for method in route.methods:
+                item[method.lower()] = _sdk_operation(fmt, route, method, scoped=bool(prefix))
+    return paths
+
+
+def _sdk_operation(fmt: WireFormat, route: Route, method: str, *, scoped: bool) -> Schema:
     where = " in the session named by the path" if scoped else ""
-    named = (
-        "Each message is named by its `event` (track) or else by its type."
-        if call == "batch"
-        else (
-            "Named by its `event`."
-            if call == "track"
-            else f"Stored under the event name {call!r} (unless the message names itself)."
-        )
+    operation: Schema = {
+        "operationId": f"{fmt.name}_{route.name}_{method.lower()}{'_in_session' if scoped else ''}",
+        "tags": ["sdk"],
+        "summary": f"{route.summary}{where}",
+        "description": fmt.description,
+    }
+    operation["security"] = [{"writeKeyBasic": []}, {}] if fmt.basic_auth else [{}]
+    errors = _errors("400", "401", "404", "413", "415", "429", "503", schema=fmt.error_schema)
+    if route.document is not None:
+        operation["responses"] = {
+            "200": {"description": "A document the SDK reads"},
+            **_errors("413", schema=fmt.error_schema),
+        }
+        return operation
+    if method == "POST":
+        schema = route.body_schema or fmt.body_schema
+        operation["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": _ref(schema)}, "text/plain": {"schema": _ref(schema)}},
+        }
+    if not scoped:
+        operation["parameters"] = [_ref_param("SessionHeader"), _ref_param("QuerySession")]
+    accepted = (
+        {"description": "Accepted: a 1x1 GIF"}
+        if method == "GET"
+        else _json_response("Accepted: one verdict per event", fmt.result_schema)
     )
-    return {
-        "operationId": f"segment_{call}{'_in_session' if scoped else ''}",
-        "tags": ["sdk"],
-        "summary": f"Segment / RudderStack HTTP API: {call}{where}",
-        "description": f"The write key selects the app. {named} messageId is the event id.",
-        "security": [{"writeKeyBasic": []}, {}],
-        "parameters": [] if scoped else [_ref_param("SessionHeader"), _ref_param("QuerySession")],
-        "requestBody": {
-            "required": True,
-            "content": {JSON: {"schema": _ref(body)}},
-        },
-        "responses": {
-            "200": _json_response("Accepted: one verdict per message", "SdkResult"),
-            **_errors("400", "401", "413", "415", "429", "503", sdk=True),
-        },
-    }
+    operation["responses"] = {"200": accepted, **errors}
+    return operation
 
 
-def _posthog(scoped: bool) -> dict[str, Any]:
-    return {
-        "operationId": f"posthog_batch{'_in_session' if scoped else ''}",
-        "tags": ["sdk"],
-        "summary": "PostHog capture batch"
-        + (" in the session named by the path" if scoped else ""),
-        "description": "`api_key` (the app's write key) selects the app; `uuid` is the event id.",
-        "security": [{}],
-        "parameters": [] if scoped else [_ref_param("SessionHeader"), _ref_param("QuerySession")],
-        "requestBody": {
-            "required": True,
-            "content": {JSON: {"schema": _ref("PostHogBatch")}},
-        },
-        "responses": {
-            "200": _json_response("Accepted: one verdict per event", "SdkResult"),
-            **_errors("400", "401", "413", "415", "429", "503", sdk=True),
-        },
-    }
+def _path_param(name: str) -> Schema:
+    if name == "session":
+        return _ref_param("PathSession")
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 # ---- components
@@ -461,6 +464,72 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 "sentAt": {"type": "string", "format": "date-time"},
             },
         },
+        "AmplitudeEvent": {
+            "type": "object",
+            "description": f"An Amplitude event, named by event_type. {message_size}",
+            "required": ["event_type"],
+            "properties": {
+                "event_type": {"type": "string"},
+                "insert_id": event_id,
+                "user_id": nullable_text,
+                "device_id": nullable_text,
+                "time": {"type": "integer"},
+                "event_properties": {"type": "object"},
+                "user_properties": {"type": "object"},
+            },
+            "additionalProperties": True,
+        },
+        "AmplitudeUpload": {
+            "type": "object",
+            "required": ["api_key", "events"],
+            "properties": {
+                "api_key": {"type": "string", "description": "The app's write key"},
+                "events": {
+                    "type": "array",
+                    "items": _ref("AmplitudeEvent"),
+                    "minItems": 1,
+                    "maxItems": AMPLITUDE_MAX_EVENTS,
+                },
+                "options": {"type": "object"},
+            },
+        },
+        "AmplitudeResult": {
+            "type": "object",
+            "required": ["code", "events_ingested", "results"],
+            "properties": {
+                "code": {"const": 200},
+                "events_ingested": {"type": "integer"},
+                "payload_size_bytes": {"type": "integer"},
+                "server_upload_time": {"type": "integer"},
+                "results": {"type": "array", "items": _ref("Verdict")},
+            },
+        },
+        "AmplitudeError": {
+            "description": "Amplitude's error shape; error_code is this server's code. A bad"
+            " or missing key is 400 'Invalid API key', as Amplitude answers it.",
+            "type": "object",
+            "required": ["code", "error", "error_code"],
+            "properties": {
+                "code": {"type": "integer"},
+                "error": {"type": "string"},
+                "error_code": {"type": "string"},
+            },
+        },
+        "SnowplowPayload": {
+            "type": "object",
+            "description": "Snowplow's payload_data envelope: tracker payloads, every field a"
+            " string (e, eid, aid, ue_pr/ue_px, co/cx, se_ca, se_ac...).",
+            "required": ["data"],
+            "properties": {
+                "schema": {"type": "string"},
+                "data": {
+                    "type": "array",
+                    "items": {"type": "object", "additionalProperties": True},
+                    "minItems": 1,
+                    "maxItems": limits.max_events_per_request,
+                },
+            },
+        },
         "PostHogEvent": {
             "type": "object",
             "properties": {
@@ -597,15 +666,19 @@ def _responses(limits: Limits) -> dict[str, Schema]:
     found: dict[str, Schema] = {}
     retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}
     for status, text in texts.items():
-        for prefix, schema in (("E", "Error"), ("SdkE", "SdkError")):
+        for schema, prefix in _ERROR_RESPONSE_PREFIXES.items():
             response = found[f"{prefix}{status}"] = _json_response(text, schema)
             if status in ("429", "503"):
                 response["headers"] = retry_after
     return found
 
 
-def _errors(*statuses: str, sdk: bool = False) -> dict[str, Any]:
-    prefix = "SdkE" if sdk else "E"
+# Each error schema's responses are components named <prefix><status>.
+_ERROR_RESPONSE_PREFIXES = {"Error": "E", "SdkError": "SdkE", "AmplitudeError": "AmplitudeE"}
+
+
+def _errors(*statuses: str, schema: str = "Error") -> dict[str, Any]:
+    prefix = _ERROR_RESPONSE_PREFIXES[schema]
     return {status: {"$ref": f"#/components/responses/{prefix}{status}"} for status in statuses}
 
 

@@ -13,6 +13,7 @@ from web.context import services
 from web.core import queries
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
+from web.security import refuse_other_sites
 
 blueprint = Blueprint("query_api", __name__)
 
@@ -25,19 +26,7 @@ DEFAULT_WAIT_SECONDS = 10.0
 MAX_WAIT_SECONDS = 60.0
 
 
-@blueprint.before_request
-async def refuse_other_sites() -> None:
-    """Stored events are readable only by clients that are not web pages of another site.
-
-    The ingest paths answer every origin (Access-Control-Allow-Origin: *) so browser SDKs can
-    post; without this check any site a tester visits could read or reset their events.
-    """
-    site = request.headers.get("Sec-Fetch-Site")
-    origin = request.headers.get("Origin")
-    if (site is not None and site not in ("same-origin", "none")) or (
-        origin is not None and origin != request.host_url.rstrip("/")
-    ):
-        raise Rejected(403, "cross_site_request", "the query API answers same-origin requests only")
+blueprint.before_request(refuse_other_sites)
 
 
 @blueprint.get("/api/logs/<app_id>")

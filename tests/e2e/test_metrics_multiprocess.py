@@ -40,7 +40,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Requests sent at most while waiting for both processes to have served some.
 MAX_ATTEMPTS = 200
 _JSON = {"Content-Type": "application/json"}
-INGEST_202 = ("lvd_ingest_requests_total", (("code", "202"), ("endpoint", "ingest.ingest")))
+INGEST_202 = ("lvd_ingest_requests_total", (("code", "202"), ("endpoint", "native.ingest")))
 
 
 @dataclass
@@ -184,7 +184,7 @@ def test_metrics_ingest_totals_agree_whichever_process_answers(
     # Each process served fewer than `total`: only summing every process's file gives it.
     assert max(ingested.counts.values()) < total
     assert {f[INGEST_202] for f in figures} == {total}
-    latency = ("lvd_ingest_latency_seconds_count", (("endpoint", "ingest.ingest"),))
+    latency = ("lvd_ingest_latency_seconds_count", (("endpoint", "native.ingest"),))
     assert {f[latency] for f in figures} == {total}
 
 
@@ -295,7 +295,7 @@ def test_lvd_web_empties_the_metrics_dir_of_an_earlier_run(
             sys.executable,
             "-c",
             "from web.metrics import INGEST_REQUESTS\n"
-            "INGEST_REQUESTS.labels('ingest.ingest', '202').inc(1000)\n",
+            "INGEST_REQUESTS.labels('native.ingest', '202').inc(1000)\n",
         ],
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PATH": ""},
         cwd=PROJECT_ROOT,

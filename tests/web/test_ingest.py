@@ -679,8 +679,10 @@ async def test_ingest_answers_cors_preflight(client: Client, make_app: MakeApp) 
         },
     )
 
-    assert response.status_code in (200, 204)
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in response.headers["Vary"]
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     allowed = {
         h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")
@@ -694,11 +696,15 @@ async def test_ingest_responses_allow_any_origin(client: Client, make_app: MakeA
 
     accepted = await post_raw(client, app.id, orjson.dumps(QUICK_START), origin)
     refused = await post_raw(client, "no-such-app", orjson.dumps(QUICK_START), origin)
+    no_origin = await post_raw(client, app.id, orjson.dumps(QUICK_START), JSON)
 
     assert accepted.status_code == 202
-    assert accepted.headers["Access-Control-Allow-Origin"] == "*"
+    # Echoed, never "*": a credentialed request (Snowplow's) may not be answered with "*".
+    assert accepted.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert accepted.headers["Access-Control-Allow-Credentials"] == "true"
     assert refused.status_code == 404
-    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    assert refused.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert no_origin.headers["Access-Control-Allow-Origin"] == "*"
 
 
 # --- Redis unavailable ------------------------------------------------------------------

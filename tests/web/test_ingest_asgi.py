@@ -15,7 +15,7 @@ from quart.typing import TestClientProtocol as Client
 from tests.web.conftest import MakeApp
 from web.context import Services
 from web.core.settings import Limits
-from web.ingest_asgi import IngestFastPath
+from web.ingest import IngestEdge
 
 EVENT = {"eventName": "user_login", "userId": 1, "timestamp": "2025-12-10T15:45:00Z"}
 
@@ -62,23 +62,22 @@ def scope_for(path: str, headers: dict[str, str] | None = None, **extra: Any) ->
 
 
 @pytest.fixture
-def fast_path(quart_app: Quart) -> IngestFastPath:
+def fast_path(quart_app: Quart) -> IngestEdge:
     middleware = quart_app.asgi_app
-    assert isinstance(middleware, IngestFastPath)
+    assert isinstance(middleware, IngestEdge)
     return middleware
 
 
 @pytest.fixture
-def quart_route_broken(quart_app: Quart) -> Iterator[None]:
-    """Quart's own ingest view fails loudly: a 202 proves the fast path answered."""
-    original = quart_app.view_functions["ingest.ingest"]
+def quart_never_answers(quart_app: Quart) -> Iterator[None]:
+    """Any request that reaches Quart fails loudly: an answer proves the edge gave it."""
 
-    async def must_not_run(**_: Any) -> Any:
-        raise AssertionError("Quart's ingest route ran")
+    async def must_not_run() -> None:
+        raise AssertionError("Quart saw an ingest request")
 
-    quart_app.view_functions["ingest.ingest"] = must_not_run
+    quart_app.before_request_funcs.setdefault(None, []).insert(0, must_not_run)
     yield
-    quart_app.view_functions["ingest.ingest"] = original
+    quart_app.before_request_funcs[None].remove(must_not_run)
 
 
 @pytest.fixture
@@ -91,7 +90,7 @@ async def small_limits(services: Services) -> AsyncIterator[None]:
 
 
 async def test_ingest_posts_are_answered_without_quart(
-    client: Client, make_app: MakeApp, quart_route_broken: None
+    client: Client, make_app: MakeApp, quart_never_answers: None
 ) -> None:
     app = await make_app()
     response = await client.post(f"/api/logs/{app.id}", json=EVENT)
@@ -100,22 +99,28 @@ async def test_ingest_posts_are_answered_without_quart(
     assert body["status"] == "valid" and body["event_name"] == "user_login"
     assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"  # no Origin sent
 
 
-async def test_other_methods_and_paths_still_reach_quart(
-    client: Client, make_app: MakeApp, quart_route_broken: None
+async def test_preflights_are_answered_without_quart(
+    client: Client, make_app: MakeApp, quart_never_answers: None
 ) -> None:
     app = await make_app()
     preflight = await client.options(f"/api/logs/{app.id}")
-    assert preflight.status_code == 200
+    assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
-    # A trailing slash is not Quart's rule either: the same 404 both ways.
+
+
+async def test_other_methods_and_paths_still_reach_quart(client: Client, make_app: MakeApp) -> None:
+    app = await make_app()
+    # A trailing slash is no ingest route: Quart's 404.
     assert (await client.post(f"/api/logs/{app.id}/", json=EVENT)).status_code == 404
+    # The query API shares the path.
+    assert (await client.get(f"/api/logs/{app.id}")).status_code == 200
 
 
 async def test_under_a_root_path_quart_answers_the_same(
-    fast_path: IngestFastPath, make_app: MakeApp
+    fast_path: IngestEdge, make_app: MakeApp
 ) -> None:
     app = await make_app()
     body = orjson.dumps({**EVENT, "event_id": "root-path-1"})
@@ -145,7 +150,7 @@ async def test_a_refusal_keeps_its_code_and_headers(
 
 
 async def test_a_declared_oversized_body_is_refused_before_reading(
-    fast_path: IngestFastPath, small_limits: None, make_app: MakeApp
+    fast_path: IngestEdge, small_limits: None, make_app: MakeApp
 ) -> None:
     app = await make_app()
     exchange = Exchange([], hang_after=True)  # nothing arrives: it must not wait for it
@@ -158,7 +163,7 @@ async def test_a_declared_oversized_body_is_refused_before_reading(
 
 
 async def test_a_streamed_body_over_the_limit_is_refused(
-    fast_path: IngestFastPath, small_limits: None, make_app: MakeApp
+    fast_path: IngestEdge, small_limits: None, make_app: MakeApp
 ) -> None:
     app = await make_app()
     exchange = Exchange([b"[" + b" " * 40, b" " * 40 + b"]"])  # no Content-Length
@@ -168,7 +173,7 @@ async def test_a_streamed_body_over_the_limit_is_refused(
 
 
 async def test_a_body_that_stops_arriving_gets_408(
-    fast_path: IngestFastPath, small_limits: None, make_app: MakeApp
+    fast_path: IngestEdge, small_limits: None, make_app: MakeApp
 ) -> None:
     app = await make_app()
     exchange = Exchange([b'{"eventName": '], hang_after=True)
@@ -181,7 +186,7 @@ async def test_a_body_that_stops_arriving_gets_408(
 
 
 async def test_a_client_that_disconnects_gets_no_answer(
-    fast_path: IngestFastPath, make_app: MakeApp
+    fast_path: IngestEdge, make_app: MakeApp
 ) -> None:
     app = await make_app()
     exchange = Exchange([b'{"eventName": '], hang_after=True)
@@ -192,7 +197,7 @@ async def test_a_client_that_disconnects_gets_no_answer(
 
 
 async def test_session_comes_from_the_header_before_the_query(
-    fast_path: IngestFastPath, make_app: MakeApp
+    fast_path: IngestEdge, make_app: MakeApp
 ) -> None:
     app = await make_app()
     too_long = "x" * 101
@@ -222,7 +227,7 @@ async def test_an_unexpected_error_is_a_json_500_and_logged(
     async def broken(*_: Any) -> bytes:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("web.ingest_asgi.accept_events", broken)
+    monkeypatch.setattr("web.ingest.accept", broken)
     response = await client.post(f"/api/logs/{app.id}", json=EVENT)
     assert response.status_code == 500
     assert (await response.get_json())["error"]["code"] == "internal_error"

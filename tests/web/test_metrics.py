@@ -82,7 +82,7 @@ async def test_metrics_ingest_requests_are_timed_and_counted(
     after = await scrape(client)
 
     assert (accepted.status_code, unknown.status_code) == (202, 404)
-    endpoint = {"endpoint": "ingest.ingest"}
+    endpoint = {"endpoint": "native.ingest"}
     for name, labels, added in (
         ("lvd_ingest_latency_seconds_count", endpoint, 2),
         ("lvd_ingest_requests_total", {**endpoint, "code": "202"}, 1),
@@ -156,7 +156,7 @@ def other_processes_dir(tmp_path: Path) -> Path:
     """A multiprocess directory where two other processes each counted 40 accepted requests."""
     code = (
         "from web.metrics import INGEST_REQUESTS\n"
-        "INGEST_REQUESTS.labels('ingest.ingest', '202').inc(40)\n"
+        "INGEST_REQUESTS.labels('native.ingest', '202').inc(40)\n"
     )
     for _ in range(2):  # two processes, two files
         subprocess.run(
@@ -177,7 +177,7 @@ async def test_metrics_multiprocess_dir_sums_every_process_file(
     async with app.test_app():
         samples = await scrape(app.test_client())
 
-    labels = {"endpoint": "ingest.ingest", "code": "202"}
+    labels = {"endpoint": "native.ingest", "code": "202"}
     assert value(samples, "lvd_ingest_requests_total", **labels) == 80
     assert value(samples, "lvd_status_source_up", source="redis") == 1.0
 

@@ -225,8 +225,8 @@ async def test_ingest_preflight_still_allows_cross_origin_posts(
         headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
     )
 
-    assert response.status_code == 200
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
 
 
 # --- summary ------------------------------------------------------------------------------

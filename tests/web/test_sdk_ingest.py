@@ -17,7 +17,7 @@ from tests.web.conftest import MakeApp
 from tests.web.support import json_of, queued_event
 from web.core import queries
 from web.core.settings import Limits, Settings
-from web.sdk_ingest import SEGMENT_CALLS, named_by_type
+from web.core.ingest.formats.segment import SEGMENT_CALLS, named_by_type
 
 LIMITS = Limits()
 RESULT_KEYS = {"event_id", "event_name", "status", "errors", "task_id", "message"}
@@ -387,7 +387,8 @@ async def test_sdk_paths_answer_cross_origin_posts(client: Client, make_app: Mak
     response = await post_json(client, "/v1/track", segment_message(), headers)
 
     await accepted(response)
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert response.headers["Vary"] == "Origin"
 
 
 # --- PostHog ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections import OrderedDict
@@ -22,6 +23,8 @@ APP_CACHE_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 COMPILED_PLANS_KEPT = 256
+# Write keys remembered for SDK calls that name no app id; only keys of real apps are kept.
+KEYS_KEPT = 10_000
 # How old a cached app may be when the database is unreachable and it is served anyway.
 STALE_LIMIT_SECONDS = 600.0
 
@@ -37,6 +40,9 @@ class AppDirectory:
         self._pool = pool
         self._ttl = ttl
         self._apps: dict[str, tuple[float, AppView]] = {}
+        # Write key -> app id, for the SDKs that send only a key. The view itself is always
+        # read through get(), so the key map needs no expiry of its own.
+        self._keys: OrderedDict[str, str] = OrderedDict()
         # Bumped by every forget(): a lookup that started before a change must not cache
         # what it read, or it would undo the forget.
         self._epoch = 0
@@ -63,15 +69,32 @@ class AppDirectory:
             if cached is not None and now - cached[0] < STALE_LIMIT_SECONDS:
                 log.warning("Database unavailable (%r); using app %s as cached", exc, app_id)
                 return cached[1]
-            raise Rejected(
-                503,
-                "database_unavailable",
-                "the database is not answering; retry shortly",
-                headers={"Retry-After": "2"},
-            ) from exc
+            raise _database_unavailable() from exc
         if epoch == self._epoch:
             self._apps[app_id] = (now, view)
         return view
+
+    async def get_by_key(self, write_key: str) -> AppView | None:
+        """The app a write key belongs to, through the same cache (and outage rule) as get()."""
+        app_id = self._keys.get(write_key)
+        if app_id is not None:
+            view = await self.get(app_id)
+            # Constant-time: the key map must not turn into a timing oracle for keys.
+            if view is not None and hmac.compare_digest(view.app.write_key, write_key):
+                self._keys.move_to_end(write_key)
+                return view
+            self._keys.pop(write_key, None)
+        try:
+            async with self._pool.acquire() as conn:
+                app = await queries.select_app_by_write_key(conn, write_key)
+        except CONNECTION_ERRORS as exc:
+            raise _database_unavailable() from exc
+        if app is None:
+            return None
+        self._keys[write_key] = app.id
+        if len(self._keys) > KEYS_KEPT:
+            self._keys.popitem(last=False)
+        return await self.get(app.id)
 
     async def _plan(self, conn: queries.Connection, app: queries.App) -> CompiledPlan | None:
         if app.plan_version is None:
@@ -95,3 +118,12 @@ class AppDirectory:
             self._apps.clear()
         else:
             self._apps.pop(app_id, None)
+
+
+def _database_unavailable() -> Rejected:
+    return Rejected(
+        503,
+        "database_unavailable",
+        "the database is not answering; retry shortly",
+        headers={"Retry-After": "2"},
+    )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# Seconds a client should wait before retrying when the queue is unavailable.
+RETRY_AFTER_SECONDS = 2
+TOO_LARGE_MESSAGE = "the request body is over the size limit"
+
 
 class Rejected(Exception):
     """The request cannot go on; web/errors.py turns this into the HTTP answer."""

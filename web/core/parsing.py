@@ -136,8 +136,13 @@ def parse_events(
     )
 
 
-def events_of_batch(items: list[Any], limits: Limits) -> list[ParsedEvent]:
-    """The events of an array, each an object nested at most max_json_depth - 1 levels."""
+def events_of_batch(
+    items: list[Any], limits: Limits, id_keys: tuple[str, ...] = ID_KEYS
+) -> list[ParsedEvent]:
+    """The events of an array, each an object nested at most max_json_depth - 1 levels.
+
+    id_keys name the fields that hold the client's event id, the first present wins.
+    """
     if not items:
         raise ParseError(400, "empty_batch", "the batch holds no events")
     if len(items) > limits.max_events_per_request:
@@ -153,12 +158,19 @@ def events_of_batch(items: list[Any], limits: Limits) -> list[ParsedEvent]:
                 400, "invalid_event", f"event {index} must be an object, got {_json_type(item)}"
             )
         # The array is the first level.
-        events.append(_parsed_event(item, index, limits, max_depth=limits.max_json_depth - 1))
+        events.append(
+            _parsed_event(item, index, limits, max_depth=limits.max_json_depth - 1, id_keys=id_keys)
+        )
     return events
 
 
 def _parsed_event(
-    event: dict[str, Any], index: int, limits: Limits, *, max_depth: int | None = None
+    event: dict[str, Any],
+    index: int,
+    limits: Limits,
+    *,
+    max_depth: int | None = None,
+    id_keys: tuple[str, ...] = ID_KEYS,
 ) -> ParsedEvent:
     """The event with its id and JSON text; its nesting checked too when max_depth is given."""
     serialised = orjson.dumps(event)
@@ -171,12 +183,14 @@ def _parsed_event(
         )
     if max_depth is not None:  # orjson writes U+0000 back as the escape the check looks for
         check_nesting_and_nulls(event, serialised, max_depth)
-    return ParsedEvent(event, client_event_id(event, index, limits), serialised.decode())
+    return ParsedEvent(event, client_event_id(event, index, limits, id_keys), serialised.decode())
 
 
-def client_event_id(event: dict[str, Any], index: int, limits: Limits) -> str | None:
+def client_event_id(
+    event: dict[str, Any], index: int, limits: Limits, id_keys: tuple[str, ...] = ID_KEYS
+) -> str | None:
     """The client's id for the event, which makes its retries idempotent."""
-    for key in ID_KEYS:
+    for key in id_keys:
         value = event.get(key)
         if value is None:
             continue

@@ -1,0 +1,1 @@
+"""One module per SDK family's wire format; registered in web/core/ingest/registry.py."""

@@ -1,0 +1,170 @@
+"""Snowplow Micro's answers, built from stored events: good and bad events and their filters.
+
+A suite written for Micro asks /micro/all, /micro/good, /micro/bad and /micro/reset; here
+"good" is an event the app's plan found valid and "bad" one it found invalid, with the
+plan's errors as Micro's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from web.core.errors import Rejected
+from web.core.ingest.formats.snowplow import READABLE_KEYS, schema_name
+from web.core.queries.base import LogEntry
+
+UNSTRUCT_SCHEMA = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
+CONTEXTS_SCHEMA = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+# Micro's event types, by the tracker's `e`, and the schema it lists for the built-in ones.
+EVENT_TYPES = {
+    "ue": "unstruct",
+    "se": "struct",
+    "pv": "page_view",
+    "pp": "page_ping",
+    "tr": "transaction",
+    "ti": "transaction_item",
+}
+BUILT_IN_SCHEMAS = {
+    "struct": "iglu:com.google.analytics/event/jsonschema/1-0-0",
+    "page_view": "iglu:com.snowplowanalytics.snowplow/page_view/jsonschema/1-0-0",
+    "page_ping": "iglu:com.snowplowanalytics.snowplow/page_ping/jsonschema/1-0-0",
+}
+# Tracker fields and their names in an enriched event.
+ENRICHED_FIELDS = {
+    "aid": "app_id",
+    "p": "platform",
+    "eid": "event_id",
+    "tv": "v_tracker",
+    "tna": "name_tracker",
+    "uid": "user_id",
+    "duid": "domain_userid",
+    "sid": "domain_sessionid",
+    "url": "page_url",
+    "page": "page_title",
+    "refr": "page_referrer",
+    "se_ca": "se_category",
+    "se_ac": "se_action",
+    "se_la": "se_label",
+    "se_pr": "se_property",
+    "se_va": "se_value",
+}
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MicroFilter:
+    """Micro's filters for /micro/good (schema, event_type, contexts) and /micro/bad."""
+
+    schema: str | None = None
+    event_type: str | None = None
+    contexts: tuple[str, ...] = ()
+    vendor: str | None = None
+    name: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any]) -> MicroFilter:
+        """From a POST body or the query string; 400 for a filter of the wrong type."""
+        contexts = values.get("contexts") or ()
+        if isinstance(contexts, str):
+            contexts = (contexts,)
+        limit = values.get("limit", DEFAULT_LIMIT)
+        try:
+            limit = int(limit)
+        except (TypeError, ValueError):
+            raise Rejected(400, "invalid_filter", "limit must be a whole number") from None
+        texts = {key: values.get(key) for key in ("schema", "event_type", "vendor", "name")}
+        if not all(value is None or isinstance(value, str) for value in texts.values()) or not all(
+            isinstance(context, str) for context in contexts
+        ):
+            raise Rejected(400, "invalid_filter", "filters are strings (contexts a list of them)")
+        return cls(
+            schema=texts["schema"],
+            event_type=texts["event_type"],
+            contexts=tuple(contexts),
+            vendor=texts["vendor"],
+            name=texts["name"],
+            limit=max(0, min(limit, MAX_LIMIT)),
+        )
+
+    def keeps_good(self, good: Mapping[str, Any]) -> bool:
+        return (
+            (self.schema is None or good["schema"] == self.schema)
+            and (self.event_type is None or good["eventType"] == self.event_type)
+            and all(context in good["contexts"] for context in self.contexts)
+        )
+
+    def keeps_bad(self, entry: LogEntry) -> bool:
+        schema = entry.payload.get("schema")
+        vendor, _, name = (
+            schema_name(schema).partition("/") if isinstance(schema, str) else ("",) * 3
+        )
+        return (self.vendor is None or vendor == self.vendor) and (
+            self.name is None or name == self.name
+        )
+
+
+def good_event(entry: LogEntry) -> dict[str, Any]:
+    """A stored event as Micro lists a good one: enriched fields, type, schema, contexts."""
+    payload = entry.payload
+    event_type = EVENT_TYPES.get(str(payload.get("e")), str(payload.get("e")))
+    schema = payload.get("schema") if event_type == "unstruct" else BUILT_IN_SCHEMAS.get(event_type)
+    found = payload.get("contexts")
+    contexts: list[Any] = found if isinstance(found, list) else []
+    enriched: dict[str, Any] = {
+        name: payload[field] for field, name in ENRICHED_FIELDS.items() if field in payload
+    }
+    enriched.update(
+        event=event_type,
+        event_id=entry.event_id,
+        dvce_created_tstamp=payload.get("timestamp"),
+        collector_tstamp=entry.received_at.isoformat(),
+        contexts={"schema": CONTEXTS_SCHEMA, "data": contexts},
+    )
+    if event_type == "unstruct" and isinstance(schema, str):
+        vendor, name, event_format, version = (schema.removeprefix("iglu:").split("/") + [""] * 4)[
+            :4
+        ]
+        enriched.update(
+            event_vendor=vendor,
+            event_name=name,
+            event_format=event_format,
+            event_version=version,
+            unstruct_event={
+                "schema": UNSTRUCT_SCHEMA,
+                "data": {"schema": schema, "data": payload.get("properties")},
+            },
+        )
+    return {
+        "event": enriched,
+        "eventType": event_type,
+        "schema": schema,
+        "contexts": [c["schema"] for c in contexts if isinstance(c, dict) and "schema" in c],
+        "rawEvent": raw_event(entry),
+    }
+
+
+def bad_event(entry: LogEntry) -> dict[str, Any]:
+    """A stored invalid event as Micro lists a bad one, the plan's errors as its errors."""
+    return {
+        "collectorPayload": None,
+        "rawEvent": raw_event(entry),
+        "errors": [
+            f"{issue.get('path', '')}: {issue.get('message', '')}" for issue in entry.errors
+        ],
+    }
+
+
+def raw_event(entry: LogEntry) -> dict[str, Any]:
+    """The tracker's own fields, as it sent them (the readable view left out)."""
+    parameters = {k: v for k, v in entry.payload.items() if k not in READABLE_KEYS}
+    return {
+        "api": {"vendor": "com.snowplowanalytics.snowplow", "version": "tp2"},
+        "parameters": parameters,
+        "contentType": "application/json",
+        "source": {"name": "live-validation-dashboard", "encoding": "UTF-8"},
+        "context": {"timestamp": entry.received_at.isoformat(), "headers": []},
+    }
