@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -96,6 +97,9 @@ class IngestEdge:
         except Exception:
             log.exception("Unhandled error on %s %s", scope["method"], scope["path"])
             answer = fmt.refused(Rejected(500, "internal_error", "an unexpected error occurred"))
+        final = match.route_of(fmt).final_statuses.get(answer.status)
+        if final is not None:
+            answer = replace(answer, status=final)
         await _answer(send, answer, headers)
         record_ingest(match.endpoint(fmt), answer.status, started)
 

@@ -58,8 +58,7 @@ async def _app_id(alias: str | None) -> str | None:
     """The app a /snowplow/<app> prefix names by id or write key; None at the root."""
     if alias is None:
         return None
-    apps = services().apps
-    view = await apps.get(alias) or await apps.get_by_key(alias)
+    view = await services().apps.get_by_id_or_key(alias)
     if view is None:
         raise Rejected(404, "unknown_app", f"no app has the id or write key {alias!r}")
     return view.app.id

@@ -74,6 +74,17 @@ class AppDirectory:
             self._apps[app_id] = (now, view)
         return view
 
+    async def get_by_id_or_key(self, alias: str) -> AppView | None:
+        """The app whose id, else whose write key, is `alias` (Snowplow's aid or path).
+
+        What the cache already knows it as is asked first, so that a known app is still
+        found, by either name, while the database is away.
+        """
+        if alias in self._keys and alias not in self._apps:
+            return await self.get_by_key(alias)
+        view = await self.get(alias)
+        return view if view is not None else await self.get_by_key(alias)
+
     async def get_by_key(self, write_key: str) -> AppView | None:
         """The app a write key belongs to, through the same cache (and outage rule) as get()."""
         app_id = self._keys.get(write_key)

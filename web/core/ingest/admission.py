@@ -27,11 +27,9 @@ async def find_app(apps: AppDirectory, delivery: Delivery) -> AppView:
         return view
     if delivery.app_alias is not None:
         # An alias is an app id or a write key; naming the key counts as presenting it.
-        view = await apps.get(delivery.app_alias)
-        if view is None:
-            view = await apps.get_by_key(delivery.app_alias)
-            if view is not None:
-                delivery.write_key = delivery.write_key or delivery.app_alias
+        view = await apps.get_by_id_or_key(delivery.app_alias)
+        if view is not None and view.app.id != delivery.app_alias:
+            delivery.write_key = delivery.write_key or delivery.app_alias
         if view is None:
             raise Rejected(
                 404,

@@ -50,10 +50,13 @@ class Match:
     def route(self) -> Route:
         return self.candidates[0][1]
 
+    def route_of(self, fmt: WireFormat) -> Route:
+        """The route of `fmt` among the candidates (the first one's when it is not there)."""
+        return next((route for found, route in self.candidates if found is fmt), self.route)
+
     def endpoint(self, fmt: WireFormat) -> str:
         """The label of the route `fmt` served, in metrics and logs: format.route."""
-        route = next((route for found, route in self.candidates if found is fmt), self.route)
-        return f"{fmt.name}.{route.name}"
+        return f"{fmt.name}.{self.route_of(fmt).name}"
 
     def max_request_bytes(self, limits: Limits) -> int:
         return max(fmt.limits(limits).max_request_bytes for fmt in self.formats)

@@ -76,6 +76,8 @@ class Route:
     document: Callable[[WireRequest], Answer] | None = None
     summary: str = ""
     body_schema: str = ""  # the OpenAPI schema of its body, when not the format's
+    # Refusals the SDKs sending here would retry for ever, and the status they take as final.
+    final_statuses: Mapping[int, int] = field(default_factory=dict)
 
 
 class WireFormat:

@@ -63,10 +63,10 @@ class SegmentFormat(WireFormat):
     name = "segment"
     title = "Segment and RudderStack (Analytics.js, mobile, server SDKs)"
     routes: ClassVar[tuple[Route, ...]] = (
-        *(
-            Route(f"{path}", f"/v1/{path}", summary="Segment / RudderStack batch")
-            for path in BATCH_PATHS
-        ),
+        Route("batch", "/v1/batch", summary="Segment / RudderStack batch"),
+        # The mobile SDKs' batch path. analytics-swift drops a batch only on a 400 and
+        # resends any other refusal on every flush, for ever.
+        Route("b", "/v1/b", summary="Segment batch (mobile SDKs)", final_statuses={401: 400}),
         *(
             Route(
                 call,

@@ -27,6 +27,8 @@ TP2 = "/com.snowplowanalytics.snowplow/tp2"
 READABLE_KEYS = ("event", "schema", "properties", "contexts", "timestamp")
 APP_PREFIX = "/snowplow/<app>"
 ID_KEYS = ("eid",)
+# The trackers retry every refusal but 400, 401, 403, 410 and 422: an unknown app is final.
+FINAL = {404: 403}
 # The names of the tracker's built-in event types (`e`); ue and se are named by content.
 EVENT_TYPES = {
     "pv": "page_view",
@@ -51,10 +53,24 @@ class SnowplowFormat(WireFormat):
     name = "snowplow"
     title = "Snowplow (browser, mobile and server trackers)"
     routes: ClassVar[tuple[Route, ...]] = (
-        Route("tp2", TP2, summary="Snowplow tracker protocol, POST (app chosen by aid)"),
-        Route("pixel", "/i", methods=("GET",), summary="Snowplow pixel, GET (app by aid)"),
-        Route("app_tp2", f"{APP_PREFIX}{TP2}", summary="Snowplow tracker protocol, POST"),
-        Route("app_pixel", f"{APP_PREFIX}/i", methods=("GET",), summary="Snowplow pixel, GET"),
+        Route("tp2", TP2, summary="Tracker protocol, POST (app by aid)", final_statuses=FINAL),
+        Route(
+            "pixel",
+            "/i",
+            methods=("GET",),
+            summary="Pixel, GET (app by aid)",
+            final_statuses=FINAL,
+        ),
+        Route(
+            "app_tp2", f"{APP_PREFIX}{TP2}", summary="Tracker protocol, POST", final_statuses=FINAL
+        ),
+        Route(
+            "app_pixel",
+            f"{APP_PREFIX}/i",
+            methods=("GET",),
+            summary="Pixel, GET",
+            final_statuses=FINAL,
+        ),
     )
     # The browser tracker sends this when anonymous tracking is on.
     cors_headers = ("SP-Anonymous",)
