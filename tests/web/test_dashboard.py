@@ -348,3 +348,25 @@ def test_dashboard_templates_never_mark_data_safe() -> None:
         assert not re.search(r"\|\s*safe\b", source), template.name
         assert not re.search(r"autoescape\s+false", source, re.IGNORECASE), template.name
         assert "Markup" not in source, template.name
+
+
+async def test_dashboard_app_page_shows_each_sdk_pointed_here_with_the_key(
+    client: Client, make_app: MakeApp
+) -> None:
+    app = await make_app()
+
+    response, text = await page(client, f"/apps/{app.id}")
+
+    assert response.status_code == 200
+    snippets = html.unescape(text)
+    server = "http://localhost"  # the test client's host
+    for expected in (
+        f'AnalyticsBrowser.load({{ writeKey: "{app.write_key}", cdnURL: "{server}" }})',
+        f'posthog.init("{app.write_key}", {{ api_host: "{server}" }})',
+        f'amplitude.init("{app.write_key}", {{ serverUrl: "{server}/2/httpapi" }})',
+        f'newTracker("sp", "{server}/snowplow/{app.id}", {{ appId: "{app.id}" }})',
+        f'rudderanalytics.load("{app.write_key}", "{server}", {{ configUrl: "{server}" }})',
+        f'Configuration(writeKey: "{app.write_key}").apiHost("localhost/v1")',
+        f"curl -X POST {server}/api/logs/{app.id}",
+    ):
+        assert expected in snippets, expected

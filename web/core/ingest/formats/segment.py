@@ -59,6 +59,24 @@ def settings_document(request: WireRequest) -> Answer:
     return json_answer(200, document)
 
 
+def rudder_source_config(request: WireRequest) -> Answer:
+    """What RudderStack's JS SDK loads from its control plane (`configUrl`): no destinations,
+    its own error and metrics reporting off, so it sends events and nothing else."""
+    key = request.query.get("writeKey") or basic_user(request.header("authorization")) or ""
+    source = {
+        "id": f"lvd-{key}",
+        "name": "Live Validation Dashboard",
+        "writeKey": key,
+        "workspaceId": "lvd",
+        "enabled": True,
+        "config": {
+            "statsCollection": {"errors": {"enabled": False}, "metrics": {"enabled": False}}
+        },
+        "destinations": [],
+    }
+    return json_answer(200, {"isHosted": False, "source": source})
+
+
 class SegmentFormat(WireFormat):
     name = "segment"
     title = "Segment and RudderStack (Analytics.js, mobile, server SDKs)"
@@ -91,6 +109,16 @@ class SegmentFormat(WireFormat):
             methods=("GET",),
             document=settings_document,
             summary="Analytics.js settings: send events back to this server",
+        ),
+        *(
+            Route(
+                f"rudder_config{suffix.replace('/', '_slash')}",
+                f"/sourceConfig{suffix}",
+                methods=("GET",),
+                document=rudder_source_config,
+                summary="RudderStack JS SDK source config (configUrl): no destinations",
+            )
+            for suffix in ("", "/")
         ),
     )
     # Analytics.js marks retries; RudderStack's JS SDK sends its ids in headers.
