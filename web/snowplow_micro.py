@@ -44,7 +44,8 @@ async def micro_bad(app: str | None = None) -> Response:
     wanted = MicroFilter.parse(await _filters())
     async with services().pool.acquire() as conn:
         entries = await snowplow_queries.select_snowplow_events(conn, app_id, "invalid", MAX_LIMIT)
-    return _json([bad_event(entry) for entry in entries if wanted.keeps_bad(entry)][: wanted.limit])
+    bads = (bad_event(entry) for entry in entries)
+    return _json([bad for bad in bads if wanted.keeps_bad(bad)][: wanted.limit])
 
 
 async def micro_reset(app: str | None = None) -> Response:
@@ -83,8 +84,12 @@ def _json(document: Any) -> Response:
 
 for _prefix in PREFIXES:
     _suffix = "_in_app" if _prefix else ""
-    blueprint.add_url_rule(f"{_prefix}/micro/all", f"all{_suffix}", micro_all)
-    for _name, _view in (("good", micro_good), ("bad", micro_bad), ("reset", micro_reset)):
+    for _name, _view in (
+        ("all", micro_all),
+        ("good", micro_good),
+        ("bad", micro_bad),
+        ("reset", micro_reset),
+    ):
         blueprint.add_url_rule(
             f"{_prefix}/micro/{_name}", f"{_name}{_suffix}", _view, methods=["GET", "POST"]
         )

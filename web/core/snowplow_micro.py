@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from web.core.errors import Rejected
-from web.core.ingest.formats.snowplow import READABLE_KEYS, schema_name
+from web.core.ingest.formats.snowplow import READABLE_KEYS
 from web.core.queries.base import LogEntry
 
 UNSTRUCT_SCHEMA = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
-CONTEXTS_SCHEMA = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+CONTEXTS_SCHEMA = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
 # Micro's event types, by the tracker's `e`, and the schema it lists for the built-in ones.
 EVENT_TYPES = {
     "ue": "unstruct",
@@ -30,7 +30,10 @@ BUILT_IN_SCHEMAS = {
     "struct": "iglu:com.google.analytics/event/jsonschema/1-0-0",
     "page_view": "iglu:com.snowplowanalytics.snowplow/page_view/jsonschema/1-0-0",
     "page_ping": "iglu:com.snowplowanalytics.snowplow/page_ping/jsonschema/1-0-0",
+    "transaction": "iglu:com.snowplowanalytics.snowplow/transaction/jsonschema/1-0-0",
+    "transaction_item": "iglu:com.snowplowanalytics.snowplow/transaction_item/jsonschema/1-0-0",
 }
+API = {"vendor": "com.snowplowanalytics.snowplow", "version": "tp2"}
 # Tracker fields and their names in an enriched event.
 ENRICHED_FIELDS = {
     "aid": "app_id",
@@ -56,13 +59,14 @@ MAX_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class MicroFilter:
-    """Micro's filters for /micro/good (schema, event_type, contexts) and /micro/bad."""
+    """Micro's filters: /micro/good's schema, event_type, contexts; /micro/bad's vendor and
+    version (of the collector API the event came through); both take a limit."""
 
     schema: str | None = None
     event_type: str | None = None
     contexts: tuple[str, ...] = ()
     vendor: str | None = None
-    name: str | None = None
+    version: str | None = None
     limit: int = DEFAULT_LIMIT
 
     @classmethod
@@ -76,7 +80,7 @@ class MicroFilter:
             limit = int(limit)
         except (TypeError, ValueError):
             raise Rejected(400, "invalid_filter", "limit must be a whole number") from None
-        texts = {key: values.get(key) for key in ("schema", "event_type", "vendor", "name")}
+        texts = {key: values.get(key) for key in ("schema", "event_type", "vendor", "version")}
         if not all(value is None or isinstance(value, str) for value in texts.values()) or not all(
             isinstance(context, str) for context in contexts
         ):
@@ -86,7 +90,7 @@ class MicroFilter:
             event_type=texts["event_type"],
             contexts=tuple(contexts),
             vendor=texts["vendor"],
-            name=texts["name"],
+            version=texts["version"],
             limit=max(0, min(limit, MAX_LIMIT)),
         )
 
@@ -97,13 +101,10 @@ class MicroFilter:
             and all(context in good["contexts"] for context in self.contexts)
         )
 
-    def keeps_bad(self, entry: LogEntry) -> bool:
-        schema = entry.payload.get("schema")
-        vendor, _, name = (
-            schema_name(schema).partition("/") if isinstance(schema, str) else ("",) * 3
-        )
-        return (self.vendor is None or vendor == self.vendor) and (
-            self.name is None or name == self.name
+    def keeps_bad(self, bad: Mapping[str, Any]) -> bool:
+        api = bad["rawEvent"]["api"]
+        return (self.vendor is None or api["vendor"] == self.vendor) and (
+            self.version is None or api["version"] == self.version
         )
 
 
@@ -162,7 +163,7 @@ def raw_event(entry: LogEntry) -> dict[str, Any]:
     """The tracker's own fields, as it sent them (the readable view left out)."""
     parameters = {k: v for k, v in entry.payload.items() if k not in READABLE_KEYS}
     return {
-        "api": {"vendor": "com.snowplowanalytics.snowplow", "version": "tp2"},
+        "api": API,
         "parameters": parameters,
         "contentType": "application/json",
         "source": {"name": "live-validation-dashboard", "encoding": "UTF-8"},
