@@ -80,7 +80,7 @@ class IngestEdge:
                 method=scope["method"],
                 route=match.route.name,
                 path_params=match.params,
-                query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+                query=_query_of(scope),
                 headers=headers,
                 body=body,
                 base_url=_base_url(scope, headers),
@@ -131,6 +131,16 @@ def _headers_of(scope: Scope) -> dict[str, str]:
         if key not in found:
             found[key] = value.decode("latin-1")
     return found
+
+
+def _query_of(scope: Scope) -> dict[str, str]:
+    """The first value of each query parameter, as Quart's request.args.get gives it."""
+    query: dict[str, str] = {}
+    raw: bytes = scope.get("query_string", b"")
+    if raw:
+        for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+            query.setdefault(name, value)
+    return query
 
 
 def cors_headers(origin: str | None) -> dict[str, str]:

@@ -69,7 +69,7 @@ class AmplitudeFormat(WireFormat):
         document = {
             "code": 200,
             "events_ingested": len(results),
-            "payload_size_bytes": sum(len(event.json) for event in delivery.events),
+            "payload_size_bytes": len(request.body),
             "server_upload_time": int(time.time() * 1000),
             "results": results,
         }
