@@ -16,8 +16,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from tests.web.conftest import MakeApp
 from tests.web.support import json_of, queued_event
 from web.core import queries
-from web.core.settings import Limits, Settings
 from web.core.ingest.formats.segment import SEGMENT_CALLS, named_by_type
+from web.core.settings import Limits, Settings
 
 LIMITS = Limits()
 RESULT_KEYS = {"event_id", "event_name", "status", "errors", "task_id", "message"}
