@@ -31,6 +31,9 @@ CORE_MODULES = (
     "web.core.directory",
     "web.core.errors",
     "web.core.logs",
+    "web.core.ingest.registry",
+    "web.core.ingest.accept",
+    "web.core.snowplow_micro",
 )
 
 
