@@ -13,7 +13,7 @@ from web.core.filters import MAX_NAMES, MAX_SESSION, MAX_TEXT
 from web.core.ingest.accept import SESSION_HEADER
 from web.core.ingest.formats.amplitude import MAX_EVENTS as AMPLITUDE_MAX_EVENTS
 from web.core.ingest.formats.segment import SEGMENT_CALLS
-from web.core.ingest.registry import SESSION_PREFIX, routes_by_format
+from web.core.ingest.registry import SESSION_PREFIX, WIRE_FORMATS, routes_by_format
 from web.core.ingest.wire import Route, WireFormat
 from web.core.settings import Limits
 from web.query_api import DEFAULT_LIMIT, MAX_LIMIT, MAX_WAIT_COUNT, MAX_WAIT_SECONDS
@@ -54,6 +54,11 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
             "x-lvd-limits": asdict(limits),
         },
         "paths": paths,
+        "tags": [
+            {"name": fmt.title, "description": fmt.description}
+            for fmt in WIRE_FORMATS
+            if fmt.name != "native"
+        ],
         "components": {
             "schemas": _schemas(limits),
             "parameters": _parameters(),
@@ -226,9 +231,8 @@ def _sdk_operation(fmt: WireFormat, route: Route, method: str, *, scoped: bool) 
     where = " in the session named by the path" if scoped else ""
     operation: Schema = {
         "operationId": f"{fmt.name}_{route.name}_{method.lower()}{'_in_session' if scoped else ''}",
-        "tags": ["sdk"],
+        "tags": [fmt.title],
         "summary": f"{route.summary}{where}",
-        "description": fmt.description,
     }
     operation["security"] = [{"writeKeyBasic": []}, {}] if fmt.basic_auth else [{}]
     errors = _errors("400", "401", "404", "413", "415", "429", "503", schema=fmt.error_schema)

@@ -46,7 +46,6 @@ class Delivery:
     events: list[ParsedEvent]
     app_id: str | None = None  # named in the path; else the app is found by its key
     write_key: str | None = None  # presented in a header or the body; None: not presented
-    session: str | None = None
     judged_as: JudgedAs | None = None
     is_batch: bool = True
     # Alternative references to the app (Snowplow's aid): an app id or a write key.
@@ -88,7 +87,7 @@ class WireFormat:
     """
 
     name: ClassVar[str]
-    title: ClassVar[str]
+    title: ClassVar[str]  # the SDKs it serves, as the API description groups its paths
     routes: ClassVar[tuple[Route, ...]]
     # Request headers its browser SDK sends that a CORS preflight must allow.
     cors_headers: ClassVar[tuple[str, ...]] = ()
