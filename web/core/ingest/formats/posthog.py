@@ -59,6 +59,24 @@ def flags_document(request: WireRequest) -> Answer:
     )
 
 
+def remote_config_document(request: WireRequest) -> Answer:
+    """posthog-js's remote config (/array/<token>/config): nothing to load, gzip welcome."""
+    return json_answer(
+        200,
+        {
+            "token": request.path_params["token"],
+            "supportedCompression": ["gzip", "gzip-js"],
+            "hasFeatureFlags": False,
+            "autocapture_opt_out": True,
+            "capturePerformance": False,
+            "sessionRecording": False,
+            "heatmaps": False,
+            "surveys": False,
+            "siteApps": [],
+        },
+    )
+
+
 def _routes() -> tuple[Route, ...]:
     routes = []
     for path in CAPTURE_PATHS:
@@ -78,6 +96,15 @@ def _routes() -> tuple[Route, ...]:
                     summary="PostHog feature flags: none, so the SDK carries on",
                 )
             )
+    routes.append(
+        Route(
+            "remote_config",
+            "/array/<token>/config",
+            methods=("GET",),
+            document=remote_config_document,
+            summary="posthog-js remote config: nothing to load",
+        )
+    )
     return tuple(routes)
 
 
