@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,9 +26,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Request, Response, async_playwright, expect
+from playwright.async_api import Browser, Page, Request, Response, expect
 
 from tests.conftest import PROJECT_ROOT, LiveServer, skip_or_fail
+
+# The one Chromium of the e2e session; each test here gets its own context.
+from tests.e2e.test_browser import UI_TIMEOUT_MS, browser, chromium_executable  # noqa: F401
 
 from .helpers import unique
 
@@ -38,18 +41,6 @@ SDK_SOURCES = Path(__file__).resolve().parent / "browser_sdks"
 # Installs are cached per lock file, outside the tracked tree (.lvd is git-ignored).
 SDK_CACHE = PROJECT_ROOT / ".lvd" / "browser-sdks"
 NPM_TIMEOUT_S = 600
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-UI_TIMEOUT_MS = 10_000
 # The server's long poll: how long to wait for the expected events.
 WAIT_S = 15
 # After the expected events are stored: time for a retried or doubled send to show up.
@@ -290,27 +281,6 @@ def page_origin(sdk_bundles: Path) -> Iterator[str]:
         thread.join(5)
 
 
-@pytest.fixture(scope="session")
-def sdk_chromium() -> str:
-    if not CHROMIUM.exists():
-        skip_or_fail("chromium is not installed")
-    return str(CHROMIUM)
-
-
-@pytest.fixture(scope="session")
-async def sdk_browser(sdk_chromium: str) -> AsyncIterator[Browser]:
-    """One browser for every SDK; each test gets its own context (no shared storage)."""
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=sdk_chromium, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
 @dataclass
 class Traffic:
     """What the page asked for, only watched: answers to the server, failures, console."""
@@ -395,7 +365,7 @@ async def check_segment_settings(http: httpx.AsyncClient, server: str, write_key
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 async def test_browser_sdk_events_are_judged_stored_once_and_shown(
     case: SdkCase,
-    sdk_browser: Browser,
+    browser: Browser,
     page_origin: str,
     live_server: LiveServer,
     http: httpx.AsyncClient,
@@ -407,7 +377,7 @@ async def test_browser_sdk_events_are_judged_stored_once_and_shown(
     # UUIDs: posthog keeps a client-chosen id only if it is one.
     ids = {"valid": str(uuid.uuid4()), "broken": str(uuid.uuid4())}
 
-    context = await sdk_browser.new_context()
+    context = await browser.new_context()
     traffic = Traffic(server)
     try:
         page = await context.new_page()
