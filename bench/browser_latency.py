@@ -30,9 +30,9 @@ import redis
 from playwright.async_api import Page, async_playwright
 
 from bench.pipeline import BIN, ROOT, free_port, process, wait_ready
-from lvd.devservices import DevServices
+from lvd.devservices.services import DevServices
 from lvd.loadtest import ConnectionPool, garbage_collector_paused
-from web.core.apps import create_app
+from web.core.apps import add_app
 from web.core.db import prepare_database, with_database
 
 APP_ID = "bench"
@@ -241,7 +241,7 @@ async def _fresh_database(server_url: str, database_url: str) -> None:
     await prepare_database(database_url)
     conn = await asyncpg.connect(database_url)
     try:
-        await create_app(conn, APP_ID, "Browser latency")
+        await add_app(conn, APP_ID, "Browser latency")
     finally:
         await conn.close()
 

@@ -27,8 +27,8 @@ import redis
 
 from bench import validation
 from lvd import loadtest
-from lvd.devservices import DevServices
-from web.core.apps import create_app
+from lvd.devservices.services import DevServices
+from web.core.apps import add_app
 from web.core.db import prepare_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,7 +351,7 @@ async def _fresh_database(server_url: str, database_url: str) -> None:
     await prepare_database(database_url)
     conn = await asyncpg.connect(database_url)
     try:
-        await create_app(conn, APP_ID, "Benchmark")
+        await add_app(conn, APP_ID, "Benchmark")
     finally:
         await conn.close()
 

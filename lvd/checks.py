@@ -29,7 +29,7 @@ def check_services(settings: Settings) -> list[str]:
 
 
 def _check_redis(url: str) -> str | None:
-    from lvd.devservices import redact_url
+    from lvd.devservices.endpoints import redact_url
 
     client = redis.Redis.from_url(
         url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
@@ -50,7 +50,7 @@ def _check_rabbitmq(url: str) -> str | None:
     import pika
     import pika.exceptions
 
-    from lvd.devservices import redact_url
+    from lvd.devservices.endpoints import redact_url
 
     parameters = pika.URLParameters(url)
     parameters.socket_timeout = CHECK_TIMEOUT_SECONDS
@@ -66,7 +66,7 @@ def _check_rabbitmq(url: str) -> str | None:
 
 
 async def _check_postgres(url: str) -> str | None:
-    from lvd.devservices import redact_url
+    from lvd.devservices.endpoints import redact_url
 
     try:
         conn = await asyncpg.connect(url, timeout=CHECK_TIMEOUT_SECONDS)

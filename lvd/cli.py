@@ -11,10 +11,15 @@ import asyncio
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The server a client command (plan, alerts, loadtest) talks to unless --url or $LVD_URL says.
+DEFAULT_URL = "http://127.0.0.1:5001"
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -29,15 +34,24 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lvd", description="Live Validation Dashboard")
     commands = parser.add_subparsers(title="commands")
+    for add_command in COMMANDS:
+        add_command(commands)
+    return parser
 
+
+def _add_run(commands: Commands) -> None:
     run = commands.add_parser("run", help="find or start PostgreSQL and Redis, then web + worker")
     run.add_argument("--state-dir", type=Path, default=Path(".lvd"), help="embedded servers' data")
     run.set_defaults(command=_run)
 
+
+def _add_web(commands: Commands) -> None:
     web = commands.add_parser("web", help="serve the web app (hypercorn)")
     web.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     web.set_defaults(command=_web)
 
+
+def _add_worker(commands: Commands) -> None:
     worker = commands.add_parser("worker", help="check Redis and PostgreSQL, then run a worker")
     worker.add_argument(
         "--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "1"))
@@ -45,15 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=int(os.environ.get("WORKER_THREADS", "8")))
     worker.set_defaults(command=_worker)
 
+
+def _add_status(commands: Commands) -> None:
     status = commands.add_parser(
         "status", help="queue depths, workers, ingest rate: read from Redis and PostgreSQL"
     )
     status.add_argument("--json", action="store_true", help="print the figures as JSON")
     status.set_defaults(command=_status)
 
+
+def _add_migrate(commands: Commands) -> None:
     migrate = commands.add_parser("migrate", help="create the database if missing and migrate it")
     migrate.set_defaults(command=_migrate)
 
+
+def _add_plan(commands: Commands) -> None:
     plan = commands.add_parser("plan", help="tracking plans as code: push and pull over the API")
     plan_commands = plan.add_subparsers(title="plan commands", required=True)
     push = plan_commands.add_parser("push", help="save a plan file as the app's next version")
@@ -66,14 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--version", type=int, default=None)
     pull.set_defaults(command=_plan_pull)
     for sub in (push, pull):
-        sub.add_argument(
-            "--url",
-            default=os.environ.get("LVD_URL", "http://127.0.0.1:5001"),
-            help="the server (default $LVD_URL or http://127.0.0.1:5001)",
-        )
+        _add_server_url(sub)
 
+
+def _add_loadtest(commands: Commands) -> None:
     load = commands.add_parser("loadtest", help="open-loop load, then check every 202 was stored")
-    load.add_argument("--url", default=os.environ.get("LVD_URL", "http://127.0.0.1:5001"))
+    load.add_argument("--url", default=os.environ.get("LVD_URL", DEFAULT_URL))
     load.add_argument("--app", required=True, help="the app id to send to")
     load.add_argument("--rate", required=True, help="requests per second or minute: 100/s, 500/min")
     load.add_argument("--duration", type=float, required=True, help="seconds")
@@ -84,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--no-verify", action="store_true", help="skip the database check")
     load.set_defaults(command=_loadtest)
 
+
+def _add_create_user(commands: Commands) -> None:
     user = commands.add_parser("create-user", help="create a dashboard user (asks for a password)")
     user.add_argument("username")
     user.add_argument(
@@ -91,11 +111,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     user.set_defaults(command=_create_user)
 
+
+def _add_create_app(commands: Commands) -> None:
     create = commands.add_parser("create-app", help="create an app and print its write key")
     create.add_argument("app_id")
     create.add_argument("--name", default=None)
     create.set_defaults(command=_create_app)
 
+
+def _add_alerts(commands: Commands) -> None:
     alerts = commands.add_parser(
         "alerts", help="an app's alerts: show or change them (over the API)"
     )
@@ -115,22 +139,28 @@ def _parser() -> argparse.ArgumentParser:
     alerts_set.set_defaults(command=_alerts_set)
     for sub in (alerts_show, alerts_set):
         sub.add_argument("app_id")
-        sub.add_argument(
-            "--url",
-            default=os.environ.get("LVD_URL", "http://127.0.0.1:5001"),
-            help="the server (default $LVD_URL or http://127.0.0.1:5001)",
-        )
+        _add_server_url(sub)
 
+
+def _add_purge(commands: Commands) -> None:
     purge = commands.add_parser(
         "purge", help="delete events older than each app's retention now (cron-friendly)"
     )
     purge.add_argument("--batch-size", type=int, default=None, help="rows per transaction")
     purge.set_defaults(command=_purge)
-    return parser
+
+
+def _add_server_url(parser: argparse.ArgumentParser) -> None:
+    """--url of a command that talks to a running server over its API."""
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("LVD_URL", DEFAULT_URL),
+        help=f"the server (default $LVD_URL or {DEFAULT_URL})",
+    )
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from lvd.devservices import redact_url
+    from lvd.devservices.endpoints import redact_url
     from web.core.db import prepare_database
     from web.core.settings import Settings
 
@@ -144,14 +174,14 @@ def _migrate(args: argparse.Namespace) -> int:
 def _create_app(args: argparse.Namespace) -> int:
     import asyncpg
 
-    from web.core.apps import create_app
+    from web.core.apps import add_app
     from web.core.errors import Rejected
     from web.core.settings import Settings
 
     async def create() -> int:
         conn = await asyncpg.connect(Settings.from_env().database_url, timeout=10)
         try:
-            app = await create_app(conn, args.app_id, args.name)
+            app = await add_app(conn, args.app_id, args.name)
         except Rejected as exc:
             print(f"lvd create-app: {exc.message}", file=sys.stderr)
             return 1
@@ -246,7 +276,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _web(args: argparse.Namespace) -> int:
-    from lvd.status_cli import prepare_metrics_dir
+    from lvd.metrics_dir import prepare_metrics_dir
     from web.core.settings import Settings
 
     settings = Settings.from_env()
@@ -269,6 +299,7 @@ def _web(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from lvd.checks import check_services
     from web.core.settings import Settings
+    from workers.actors import actor_modules
 
     settings = Settings.from_env()
     problems = check_services(settings)
@@ -285,16 +316,15 @@ def _worker(args: argparse.Namespace) -> int:
         executable("dramatiq"),
         # Every actor module: Dramatiq consumes the queues of the actors it imports
         # (events; emails for alerts; maintenance for the purge).
-        "workers.actors",
-        "workers.alerts",
-        "workers.maintenance",
+        *actor_modules(),
         "--processes",
         str(args.processes),
         "--threads",
         str(args.threads),
     ]
     if settings.log_json:
-        # Dramatiq would set up its own plain lines; workers.status logs JSON instead.
+        # Dramatiq would set up its own plain lines; the worker logs JSON instead
+        # (web.core.logs.configure_worker_logging).
         command.append("--skip-logging")
     os.execvpe(command[0], command, env)
 
@@ -385,3 +415,19 @@ def executable(name: str) -> str:
     """A console script of this environment, even when its bin folder is not on PATH."""
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+# `lvd --help` lists the commands in this order.
+COMMANDS: tuple[Callable[[Commands], None], ...] = (
+    _add_run,
+    _add_web,
+    _add_worker,
+    _add_status,
+    _add_migrate,
+    _add_plan,
+    _add_loadtest,
+    _add_create_user,
+    _add_create_app,
+    _add_alerts,
+    _add_purge,
+)

@@ -10,7 +10,8 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from lvd.devservices import DevServices, redact_url
+from lvd.devservices.endpoints import redact_url
+from lvd.devservices.services import DevServices
 
 # The release step runs here, before the long-running processes, not beside them.
 LONG_RUNNING = ("web", "worker")

@@ -19,9 +19,9 @@ import httpx
 import pytest
 import redis
 
-from lvd.devservices import DevServices
+from lvd.devservices.services import DevServices
 from web.core import queries
-from web.core.apps import create_app
+from web.core.apps import add_app
 from web.core.db import create_pool, prepare_database, with_database
 from web.core.settings import Settings
 
@@ -100,7 +100,7 @@ async def clean_db(pool: asyncpg.Pool) -> None:
 @pytest.fixture
 async def test_app_row(pool: asyncpg.Pool, clean_db: None) -> queries.App:
     async with pool.acquire() as conn:
-        return await create_app(conn, "test-app", "Test app")
+        return await add_app(conn, "test-app", "Test app")
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:

@@ -20,17 +20,28 @@ IMPORT_ENV = {
     "REDIS_URL": "redis://127.0.0.1:9/0",
 }
 QUART_SIDE = ("quart", "hypercorn", "werkzeug", "flask")
+QUEUE_MODULES = ("contract", "brokers", "depth", "enqueuer")
 CORE_MODULES = (
     "web.core.parsing",
     "web.core.validation",
     "web.core.queries",
-    "web.core.jobs",
+    "web.core.queue.contract",
+    "web.core.queue.brokers",
+    "web.core.queue.depth",
+    "web.core.queue.enqueuer",
+    "web.core.status.keys",
+    "web.core.status.records",
+    "web.core.status.readers",
+    "web.core.status.formatting",
     "web.core.settings",
     "web.core.db",
     "web.core.apps",
+    "web.core.plans",
+    "web.core.insights",
     "web.core.directory",
     "web.core.errors",
     "web.core.logs",
+    "web.core.outage_log",
     "web.core.ingest.registry",
     "web.core.ingest.accept",
     "web.core.snowplow_micro",
@@ -72,10 +83,19 @@ def test_boundaries_web_app_imports_no_workers() -> None:
     assert in_package(modules, "workers") == []
 
 
-@pytest.mark.parametrize("module", ["workers.actors", "workers.store", "workers.broker"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "workers.actors.events",
+        "workers.actors.alerts",
+        "workers.actors.maintenance",
+        "workers.store",
+        "workers.broker",
+    ],
+)
 def test_boundaries_workers_import_no_quart_and_only_web_core(module: str) -> None:
     modules = modules_after_import(module)
-    assert module in modules and "web.core.jobs" in modules
+    assert module in modules and "web.core.queue.contract" in modules
     assert in_package(modules, *QUART_SIDE) == []
     assert web_outside_core(modules) == []
 
@@ -96,12 +116,78 @@ def test_boundaries_web_core_imports_no_quart_and_no_workers(module: str) -> Non
         ("web.core.validation", ("asyncio", "asyncpg", "redis", "dramatiq")),
         ("web.core.parsing", ("asyncio", "asyncpg", "redis", "dramatiq")),
         ("web.core.settings", ("asyncio", "asyncpg", "redis", "dramatiq")),
+        # Logging an outage once is plain logging, for threads and event loops alike.
+        ("web.core.outage_log", ("asyncio", "asyncpg", "redis", "dramatiq")),
+        # Status records and their formatting are plain data: the readers do the I/O.
+        ("web.core.status.records", ("asyncio", "asyncpg", "redis", "dramatiq")),
+        ("web.core.status.formatting", ("asyncio", "asyncpg", "redis", "dramatiq")),
+        # The queue contract names and builds messages; only the brokers module talks to one.
+        ("web.core.queue.contract", ("asyncpg", "redis", "pika")),
+        # pika is imported only when RabbitMQ is the broker.
+        ("web.core.queue.brokers", ("pika",)),
     ],
 )
 def test_boundaries_pure_core_modules_load_no_io_libraries(
     module: str, absent: tuple[str, ...]
 ) -> None:
     assert in_package(modules_after_import(module), *absent) == []
+
+
+def test_boundaries_importing_the_queue_leaves_dramatiq_global_state_alone() -> None:
+    # build_broker is the one place that sets Dramatiq's encoder; importing sets nothing.
+    modules = ", ".join(f"web.core.queue.{name}" for name in QUEUE_MODULES)
+    code = (
+        f"import dramatiq, dramatiq.broker, {modules}\n"
+        "print(type(dramatiq.get_encoder()).__name__, dramatiq.broker.global_broker)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **IMPORT_ENV},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["JSONEncoder", "None"]
+
+
+# Worker modules other than workers.broker have no global effect: they never build the broker.
+WORKER_SUPPORT_MODULES = (
+    "workers.scheduler",
+    "workers.event_loop",
+    "workers.failures",
+    "workers.status",
+    "workers.dead_letters",
+    "workers.database",
+    "workers.memory",
+)
+
+
+@pytest.mark.parametrize("module", WORKER_SUPPORT_MODULES)
+def test_boundaries_worker_support_modules_build_no_broker(module: str) -> None:
+    modules = modules_after_import(module)
+    assert module in modules
+    assert "workers.broker" not in modules
+    assert in_package(modules, *QUART_SIDE) == []
+    assert web_outside_core(modules) == []
+
+
+def test_boundaries_actor_listing_loads_no_actor() -> None:
+    # `lvd worker` lists the actor modules for `dramatiq` without importing them or Dramatiq.
+    modules = modules_after_import("workers.actors")
+    assert in_package(modules, "dramatiq", *QUART_SIDE) == []
+    assert sorted(m for m in modules if m.startswith("workers.")) == ["workers.actors"]
+
+
+@pytest.mark.parametrize("module", ["lvd.cli", "lvd.metrics_dir", "lvd.status_cli"])
+def test_boundaries_cli_modules_import_no_quart_and_no_workers(module: str) -> None:
+    # Each command imports what it needs when it runs: `lvd worker` never loads Quart.
+    modules = modules_after_import(module)
+    assert module in modules
+    assert in_package(modules, *QUART_SIDE, "workers") == []
+    assert web_outside_core(modules) == []
 
 
 def test_boundaries_web_package_import_is_empty() -> None:
@@ -114,7 +200,7 @@ def test_boundaries_web_package_import_is_empty() -> None:
 
 # lvd/ is the command line: it launches processes and hands them the environment. Reading
 # these launcher knobs (and passing os.environ on) is its job; app settings are not.
-LAUNCHER_FILES = {"lvd/cli.py", "lvd/runner.py", "lvd/devservices.py"}
+LAUNCHER_FILES = {"lvd/cli.py", "lvd/runner.py", "lvd/devservices/services.py"}
 LAUNCHER_VARIABLES = {
     "WEB_CONCURRENCY",  # lvd web --workers
     "WORKER_PROCESSES",  # lvd worker --processes

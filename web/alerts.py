@@ -1,4 +1,4 @@
-"""Per-app alert and retention settings: the JSON API under /api/apps/<id>/alerts|retention."""
+"""Per-app alert settings and recent alerts: the JSON API under /api/apps/<id>/alerts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from quart import Blueprint, Response, jsonify
 
 from web.context import services
 from web.core import queries
+from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.requests import json_body
 
@@ -63,15 +64,10 @@ def alert_as_json(alert: queries.AlertRecord) -> dict[str, Any]:
     }
 
 
-async def _require_app(conn: queries.Connection, app_id: str) -> None:
-    if await queries.select_app(conn, app_id) is None:
-        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
-
-
 @blueprint.get("/api/apps/<app_id>/alerts")
 async def get_alerts(app_id: str) -> Response:
     async with services().pool.acquire() as conn:
-        await _require_app(conn, app_id)
+        await require_app(conn, app_id)
         saved = await queries.select_alert_settings(conn, app_id)
         recent = await queries.select_recent_alerts(conn, app_id, RECENT_ALERTS)
     return jsonify(
@@ -85,7 +81,7 @@ async def put_alerts(app_id: str) -> Response:
     body = await json_body()
     fields = parse_alert_settings(body)
     async with services().pool.acquire() as conn:
-        await _require_app(conn, app_id)
+        await require_app(conn, app_id)
         saved = await queries.upsert_alert_settings(conn, app_id, **fields)
     return jsonify(settings_as_json(app_id, saved))
 
@@ -164,37 +160,3 @@ def _is_web_url(value: Any) -> bool:
 
 def _bad(message: str) -> None:
     raise Rejected(400, "invalid_alert_settings", message)
-
-
-@blueprint.get("/api/apps/<app_id>/retention")
-async def get_retention(app_id: str) -> Response:
-    svc = services()
-    async with svc.pool.acquire() as conn:
-        await _require_app(conn, app_id)
-        days = await queries.select_app_retention_days(conn, app_id)
-    return jsonify(_retention_json(app_id, days, svc.settings.retention_days))
-
-
-@blueprint.put("/api/apps/<app_id>/retention")
-async def put_retention(app_id: str) -> Response:
-    """{"days": N} keeps the app's events N days (1 to 3650); {"days": null}: the default."""
-    body = await json_body()
-    days = body.get("days")
-    if set(body) != {"days"} or not (days is None or (_whole(days) and 1 <= days <= 3650)):
-        raise Rejected(
-            400, "invalid_retention", 'the body is {"days": N} with N from 1 to 3650, or null'
-        )
-    svc = services()
-    async with svc.pool.acquire() as conn:
-        if not await queries.update_app_retention_days(conn, app_id, days):
-            raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
-    return jsonify(_retention_json(app_id, days, svc.settings.retention_days))
-
-
-def _retention_json(app_id: str, days: int | None, default_days: int) -> dict[str, Any]:
-    return {
-        "app_id": app_id,
-        "days": days,
-        "default_days": default_days,
-        "effective_days": days or default_days,
-    }

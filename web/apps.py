@@ -7,18 +7,17 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from web.context import services
 from web.core import queries
-from web.core.apps import app_as_json, create_app
-from web.core.errors import Rejected
+from web.core.apps import add_app, app_as_json, require_app
 from web.requests import json_body
 
 blueprint = Blueprint("apps", __name__)
 
 
 @blueprint.post("/api/apps")
-async def create_app_api() -> tuple[Response, int]:
+async def add_app_api() -> tuple[Response, int]:
     body = await json_body()
     async with services().pool.acquire() as conn:
-        app = await create_app(conn, body.get("id"), body.get("name"))
+        app = await add_app(conn, body.get("id"), body.get("name"))
     return jsonify(app_as_json(app)), 201
 
 
@@ -32,15 +31,13 @@ async def list_apps_api() -> Response:
 @blueprint.get("/api/apps/<app_id>")
 async def get_app_api(app_id: str) -> Response:
     async with services().pool.acquire() as conn:
-        app = await queries.select_app(conn, app_id)
-    if app is None:
-        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+        app = await require_app(conn, app_id)
     return jsonify(app_as_json(app))
 
 
 @blueprint.post("/apps")
-async def create_app_form() -> WerkzeugResponse:
+async def add_app_form() -> WerkzeugResponse:
     form = await request.form
     async with services().pool.acquire() as conn:
-        app = await create_app(conn, form.get("id", ""), form.get("name"))
+        app = await add_app(conn, form.get("id", ""), form.get("name"))
     return redirect(url_for("dashboard.app_page", app_id=app.id), 303)

@@ -8,7 +8,7 @@ import asyncpg
 from quart import current_app
 
 from web.core.directory import AppDirectory
-from web.core.jobs import BatchingEnqueuer
+from web.core.queue.enqueuer import BatchingEnqueuer
 from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
 from web.hub import Hub

@@ -11,10 +11,11 @@ from quart import Blueprint, Response, render_template, request, url_for
 
 from web.context import services
 from web.core import queries
+from web.core.apps import require_app
 from web.core.exports import coverage_csv_rows, coverage_markdown, csv_lines
 from web.core.filters import EventFilter
 from web.core.insights import Coverage, build_coverage
-from web.dashboard import iso_utc, require_app
+from web.dashboard import iso_utc
 
 blueprint = Blueprint("coverage", __name__)
 

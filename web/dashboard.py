@@ -9,6 +9,7 @@ from quart import Blueprint, render_template, request
 
 from web.context import services
 from web.core import queries
+from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
 from web.core.insights import TILE_MINUTES, TOP_FAILING, Tiles, build_tiles
@@ -113,13 +114,6 @@ async def read_tiles(conn: queries.Connection, app_id: str, now: datetime) -> Ti
     minutes = await queries.select_minute_counts(conn, app_id, since)
     top = await queries.select_top_failing_events(conn, app_id, since, TOP_FAILING)
     return build_tiles(minutes, top, since=since)
-
-
-async def require_app(conn: queries.Connection, app_id: str) -> queries.App:
-    app = await queries.select_app(conn, app_id)
-    if app is None:
-        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
-    return app
 
 
 def iso_utc(moment: datetime | None) -> str:

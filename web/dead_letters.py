@@ -9,7 +9,7 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from web.context import services
 from web.core import queries
-from web.core.jobs import QueuedEvent
+from web.core.queue.contract import QueuedEvent
 from web.requests import json_body
 
 blueprint = Blueprint("dead_letters", __name__)

@@ -9,6 +9,7 @@ from quart import Blueprint, Response, render_template, request
 
 from web.context import services
 from web.core import queries
+from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.payloads import (
     JsonLine,
@@ -17,7 +18,6 @@ from web.core.payloads import (
     json_lines,
     schema_findings,
 )
-from web.dashboard import require_app
 
 blueprint = Blueprint("detail", __name__)
 

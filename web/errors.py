@@ -10,10 +10,12 @@ from werkzeug.exceptions import HTTPException
 
 from web.core.errors import RETRY_AFTER_SECONDS, TOO_LARGE_MESSAGE, Rejected
 from web.core.ingest.wire import error_document
-from web.core.jobs import EnqueueUnavailable
+from web.core.queue.enqueuer import EnqueueUnavailable
 
 log = logging.getLogger(__name__)
-# Paths whose errors are JSON whatever the client accepts: the APIs and the SDKs' paths.
+# Paths whose errors are JSON whatever the client accepts: the APIs, Snowplow Micro's, and
+# Segment's and the /batch SDK paths when asked with a method their route does not take
+# (web/ingest.py answers the rest of an SDK path's requests itself, in front of Quart).
 _API_PREFIXES = ("/api/", "/v1/", "/batch", "/snowplow/", "/micro/")
 
 

@@ -9,10 +9,10 @@ from quart import Blueprint, Response, request, stream_with_context
 
 from web.context import services
 from web.core import queries
+from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.exports import EVENT_COLUMNS, csv_lines, event_csv_row, event_ndjson
 from web.core.filters import EventFilter
-from web.dashboard import require_app
 
 blueprint = Blueprint("export", __name__)
 

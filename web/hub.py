@@ -13,8 +13,8 @@ import asyncpg
 from web.core import queries
 from web.core.db import init_connection
 from web.core.filters import EventFilter
-from web.core.jobs import EVENTS_CHANNEL
 from web.core.plans import PLANS_CHANNEL
+from web.core.queue.contract import EVENTS_CHANNEL
 from web.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

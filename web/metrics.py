@@ -24,8 +24,9 @@ from quart import Blueprint, Response, request
 from redis.exceptions import RedisError
 
 from web.context import services
-from web.core.pipeline_status import EventTotal, PipelineStatus, read_event_totals
 from web.core.settings import Settings
+from web.core.status.readers import read_event_totals
+from web.core.status.records import EventTotal, PipelineStatus
 from web.status import board
 
 log = logging.getLogger(__name__)

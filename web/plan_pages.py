@@ -10,8 +10,9 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from web.context import services
 from web.core import plans, queries
+from web.core.apps import require_app
 from web.core.validation.plan import PlanProblem, check_plan
-from web.plans import DRAFT_SAMPLES_PER_EVENT, require_app, require_version
+from web.plans import DRAFT_SAMPLES_PER_EVENT, require_version
 
 blueprint = Blueprint("plan_pages", __name__)
 

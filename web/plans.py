@@ -8,6 +8,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from web.context import services
 from web.core import plans, queries
+from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
 from web.core.validation.plan import check_plan
@@ -26,13 +27,6 @@ def version_as_json(saved: queries.PlanVersion) -> dict[str, Any]:
         "created_at": saved.created_at.isoformat(),
         "plan": saved.document,
     }
-
-
-async def require_app(conn: queries.Connection, app_id: str) -> queries.App:
-    app = await queries.select_app(conn, app_id)
-    if app is None:
-        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
-    return app
 
 
 async def require_version(

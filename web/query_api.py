@@ -11,6 +11,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from web.context import services
 from web.core import queries
+from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
 from web.security import refuse_other_sites
@@ -35,7 +36,7 @@ async def list_events(app_id: str) -> Response:
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     before_id = _cursor()
     async with services().pool.acquire() as conn:
-        await _require_app(conn, app_id)
+        await require_app(conn, app_id)
         # One row past the page says whether there is a next one.
         entries = await queries.select_log_entries(
             conn, app_id, filters=filters, before_id=before_id, limit=limit + 1
@@ -49,7 +50,7 @@ async def list_events(app_id: str) -> Response:
 async def summary(app_id: str) -> Response:
     filters = EventFilter.from_args(request.args)
     async with services().pool.acquire() as conn:
-        await _require_app(conn, app_id)
+        await require_app(conn, app_id)
         counts = await queries.select_event_counts(conn, app_id, filters=filters)
     by_status = Counter({status: 0 for status in STATUSES})
     by_name: dict[str | None, dict[str, int]] = {}
@@ -76,7 +77,7 @@ async def summary(app_id: str) -> Response:
 async def reset(app_id: str) -> Response:
     session = EventFilter.from_args({"session": request.args.get("session")}).session
     async with services().pool.acquire() as conn:
-        await _require_app(conn, app_id)
+        await require_app(conn, app_id)
         deleted = await queries.delete_log_entries(conn, app_id, session)
     return jsonify({"deleted": deleted, "session": session})
 
@@ -89,7 +90,7 @@ async def wait(app_id: str) -> Response:
     timeout = _seconds_arg("timeout", DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS)
     svc = services()
     async with svc.pool.acquire() as conn:
-        await _require_app(conn, app_id)
+        await require_app(conn, app_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     # Subscribe before reading what is stored: a row committed in between is then in the
@@ -139,11 +140,6 @@ def event_as_json(entry: queries.LogEntry) -> dict[str, Any]:
 async def _stored(app_id: str, filters: EventFilter, count: int) -> list[queries.LogEntry]:
     async with services().pool.acquire() as conn:
         return await queries.select_log_entries(conn, app_id, filters=filters, limit=count)
-
-
-async def _require_app(conn: queries.Connection, app_id: str) -> None:
-    if await queries.select_app(conn, app_id) is None:
-        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -12,6 +12,7 @@ import orjson
 from quart import Blueprint, Response, request
 
 from web.context import services
+from web.core.apps import unknown_app
 from web.core.errors import Rejected
 from web.core.queries import snowplow as snowplow_queries
 from web.core.snowplow_micro import MAX_LIMIT, MicroFilter, bad_event, good_event
@@ -61,7 +62,7 @@ async def _app_id(alias: str | None) -> str | None:
         return None
     view = await services().apps.get_by_id_or_key(alias)
     if view is None:
-        raise Rejected(404, "unknown_app", f"no app has the id or write key {alias!r}")
+        raise unknown_app(alias, known_by="id or write key")
     return view.app.id
 
 

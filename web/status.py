@@ -8,30 +8,46 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import asyncpg
-from quart import Blueprint, Response, current_app, jsonify, render_template, stream_with_context
+from quart import (
+    Blueprint,
+    Quart,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    stream_with_context,
+)
 from redis.exceptions import RedisError
 
-from web.context import Services, services
-from web.core import pipeline_status
-from web.core.pipeline_status import (
-    DEFAULT_KEYS,
-    FORGET_AFTER_SECONDS,
-    HEARTBEAT_SECONDS,
+from web.context import Services
+from web.core.status.formatting import (
+    format_bytes,
+    format_count,
+    format_rate,
+    format_seconds,
+    format_share,
+    status_as_dict,
+)
+from web.core.status.keys import DEFAULT_KEYS
+from web.core.status.readers import (
     READ_TIMEOUT_SECONDS,
-    PipelineStatus,
-    WebHeartbeat,
     describe_error,
     gather_status,
-    status_as_dict,
     status_redis,
+)
+from web.core.status.records import (
+    FORGET_AFTER_SECONDS,
+    HEARTBEAT_SECONDS,
+    PipelineStatus,
+    WebHeartbeat,
     text_of,
 )
 from web.core.tasks import cancel_and_wait
-from web.stream import RETRY_MS, sse_frame
+from web.sse import RETRY_FRAME, sse_frame, sse_response
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +62,11 @@ REDIS_TIMEOUT_SECONDS = 1.0
 _BOARD = "lvd.status"
 
 FORMAT = SimpleNamespace(
-    count=pipeline_status.format_count,
-    rate=pipeline_status.format_rate,
-    share=pipeline_status.format_share,
-    seconds=pipeline_status.format_seconds,
-    bytes=pipeline_status.format_bytes,
+    count=format_count,
+    rate=format_rate,
+    share=format_share,
+    seconds=format_seconds,
+    bytes=format_bytes,
 )
 
 
@@ -131,15 +147,15 @@ class StatusBoard:
             await self.redis.aclose()
 
 
-@blueprint.while_app_serving
-async def status_board() -> AsyncGenerator[None, None]:
-    # Runs after the app's own before_serving (the services exist) and ends before they close.
-    board = StatusBoard(services())
-    current_app.extensions[_BOARD] = board
+@contextlib.asynccontextmanager
+async def serve_status_board(app: Quart, svc: Services) -> AsyncIterator[StatusBoard]:
+    """This process's status board, publishing its stream count while the block runs."""
+    board = StatusBoard(svc)
+    app.extensions[_BOARD] = board
     publisher = asyncio.create_task(board.publish_forever(), name="status-publish")
-    yield
+    yield board
     await cancel_and_wait(publisher)
-    current_app.extensions.pop(_BOARD, None)
+    app.extensions.pop(_BOARD, None)
     await board.close()
 
 
@@ -162,7 +178,7 @@ async def stream() -> Response:
 
     @stream_with_context
     async def frames() -> AsyncIterator[bytes]:
-        yield f"retry: {RETRY_MS}\n\n".encode()
+        yield RETRY_FRAME
         sent = 0
         while True:
             status = await status_board.status()
@@ -171,11 +187,7 @@ async def stream() -> Response:
             yield sse_frame(html, event="status", event_id=sent)
             await asyncio.sleep(REFRESH_SECONDS)
 
-    response = Response(frames(), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    response.timeout = None  # Quart would otherwise end the stream after 60 s
-    return response
+    return sse_response(frames())
 
 
 @blueprint.get("/api/status")

@@ -1,9 +1,8 @@
-"""Server-sent events: an app's new rows, rendered with the same partial as the page."""
+"""The live view's stream: an app's new rows over SSE, rendered with the page's own partial."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -11,26 +10,16 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 
 from web.context import services
 from web.core import queries
-from web.core.errors import Rejected
+from web.core.apps import unknown_app
 from web.core.filters import EventFilter
+from web.sse import RETRY_FRAME, sse_frame, sse_response
 
 blueprint = Blueprint("stream", __name__)
 
 KEEPALIVE_SECONDS = 15.0
-# Tells EventSource how soon to reconnect after the stream ends (milliseconds).
-RETRY_MS = 1000
 # Row ids a stream remembers having sent, to skip repeats (the hub may deliver a row that the
 # back-fill already sent); a bound, so a day-long stream does not grow.
 REMEMBERED_IDS = 10_000
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def sse_frame(data: str, *, event: str, event_id: int) -> bytes:
-    """One SSE message; every line of the payload gets its own data: field."""
-    lines = [f"id: {event_id}", f"event: {event}"]
-    # SSE ends a line at CR, LF or CRLF only; str.splitlines would also split on U+2028 etc.
-    lines += [f"data: {line}" for line in _LINE_BREAK.split(data)]
-    return ("\n".join(lines) + "\n\n").encode()
 
 
 @blueprint.get("/apps/<app_id>/stream")
@@ -39,11 +28,11 @@ async def app_stream(app_id: str) -> Response:
     after_id = _resume_point()
     svc = services()
     if await svc.apps.get(app_id) is None:
-        raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+        raise unknown_app(app_id)
 
     @stream_with_context
     async def frames() -> AsyncIterator[bytes]:
-        yield f"retry: {RETRY_MS}\n\n".encode()
+        yield RETRY_FRAME
         # Subscribe before back-filling: rows committed in between are then in the queue,
         # and the id check below drops the ones the back-fill already sent.
         async with svc.hub.subscribe(app_id, filters) as subscription:
@@ -69,11 +58,7 @@ async def app_stream(app_id: str) -> Response:
             # A client too slow to keep up is cut off; it reconnects with Last-Event-ID
             # and back-fills, so memory stays bounded and nothing is missed.
 
-    response = Response(frames(), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    response.timeout = None  # Quart would otherwise end the stream after 60 s
-    return response
+    return sse_response(frames())
 
 
 class SentIds:

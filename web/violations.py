@@ -8,6 +8,7 @@ from quart import Blueprint, render_template, request
 
 from web.context import services
 from web.core import queries
+from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.insights import (
     DEFAULT_WINDOW,
@@ -16,7 +17,6 @@ from web.core.insights import (
     WINDOWS,
     fold_violations,
 )
-from web.dashboard import require_app
 
 blueprint = Blueprint("violations", __name__)
 

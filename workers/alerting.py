@@ -1,6 +1,6 @@
 """Alerts: find new failure fingerprints and invalid shares, and send them by e-mail or webhook.
 
-Plain async functions the actors in workers.alerts call (tests call them directly).
+Plain async functions the actors in workers.actors.alerts call (tests call them directly).
 
 Delivery is at least once, de-duplicated by the database: an alert is a row with a unique
 (app, dedupe key), raised in the same transaction that moves the scan's cursor, and each

@@ -7,14 +7,13 @@ import time
 from typing import Any
 
 import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import SkipMessage
 
 from web.core import queries
 from workers import store
 from workers.database import DatabasePool
-from workers.scheduler import run_on_loop
+from workers.event_loop import run_on_loop
 
 log = logging.getLogger("lvd.worker")
 
@@ -115,11 +114,9 @@ class DeadLetters(dramatiq.Middleware):
         self._park(message, reason, int(message.options.get("retries", 1)))
 
     def _park(self, message: dramatiq.broker.MessageProxy, reason: str, attempts: int) -> bool:
-        loop_thread = get_event_loop_thread()
         events = message.args[0] if message.args and isinstance(message.args[0], list) else []
         try:
-            assert loop_thread is not None
-            loop_thread.run_coroutine(
+            run_on_loop(
                 store.park_message(
                     self._database.pool, message.message_id, events, reason, attempts
                 )

@@ -37,6 +37,9 @@ _PERMANENT = (
 
 # An error that is neither (a bug, say) is retried this many times, then parked.
 UNKNOWN_ERROR_RETRIES = 10
+# A periodic job runs again at its next interval anyway: Dramatiq retries it only a few
+# times, for a database or broker that was briefly away.
+PERIODIC_RETRIES = 3
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -54,3 +57,8 @@ def should_retry(retries: int, exc: BaseException) -> bool:
     if is_permanent(exc):
         return False
     return retries < UNKNOWN_ERROR_RETRIES
+
+
+def retry_briefly(retries: int, exc: BaseException) -> bool:
+    """retry_when for periodic and alert actors: a few tries, never for bad data."""
+    return retries < PERIODIC_RETRIES and (is_transient(exc) or not is_permanent(exc))

@@ -14,19 +14,16 @@ from typing import Any
 import dramatiq
 import redis
 
-from web.core.jobs import STORE_EVENTS_ACTOR
-from web.core.logs import JsonFormatter, configure_logging
-from web.core.pipeline_status import (
-    DEFAULT_KEYS,
+from web.core.outage_log import OutageLog
+from web.core.queue.contract import STORE_EVENTS_ACTOR
+from web.core.status.keys import DEFAULT_KEYS, StatusKeys, event_total_field
+from web.core.status.records import (
     FORGET_AFTER_SECONDS,
     HEARTBEAT_SECONDS,
     RECENT_WINDOW,
-    StatusKeys,
     WorkerHeartbeat,
-    event_total_field,
     text_of,
 )
-from web.core.settings import Settings
 
 log = logging.getLogger("lvd.worker")
 
@@ -161,17 +158,15 @@ class WorkerStatus(dramatiq.Middleware):
 
     def _beat_forever(self, client: redis.Redis) -> None:
         assert self._report is not None
-        failing = False
+        outage = OutageLog(log)  # once per outage, not every beat
         with contextlib.suppress(redis.RedisError):  # housekeeping: the next worker retries
             self._report.forget_old_workers(client)
         while True:
             try:
                 self._report.beat(client)
-                failing = False
+                outage.succeeded()
             except redis.RedisError as exc:
-                if not failing:  # once per outage, not every beat
-                    log.warning("Worker heartbeat failed (retrying): %s", exc)
-                failing = True
+                outage.failed("Worker heartbeat failed (retrying): %s", exc)
             if self._stop.wait(HEARTBEAT_SECONDS):
                 return
 
@@ -182,20 +177,3 @@ def _events_of(message: dramatiq.broker.MessageProxy) -> list[Any]:
     if message.actor_name != STORE_EVENTS_ACTOR or not args or not isinstance(args[0], list):
         return []
     return args[0]
-
-
-def configure_worker_logging(settings: Settings) -> None:
-    """JSON lines when LVD_LOG_FORMAT=json; otherwise Dramatiq's readable lines stay as they are.
-
-    Dramatiq's CLI has already configured logging in this process (unless --skip-logging),
-    so its handlers are switched to JSON rather than a second handler added.
-    """
-    if not settings.log_json:
-        return
-    root = logging.getLogger()
-    root.setLevel(settings.log_level)
-    if not root.handlers:
-        configure_logging(json=True, level=settings.log_level)
-        return
-    for handler in root.handlers:
-        handler.setFormatter(JsonFormatter())

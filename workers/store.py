@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from web.core import queries
-from web.core.jobs import EVENTS_CHANNEL
+from web.core.queue.contract import EVENTS_CHANNEL
 from workers.failures import is_permanent
 
 log = logging.getLogger(__name__)

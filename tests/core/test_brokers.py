@@ -1,4 +1,4 @@
-"""web/core/jobs.py with RabbitMQ: the broker the URL names, queue depth, backpressure, faults.
+"""web/core/queue/ with RabbitMQ: the broker the URL names, queue depth, backpressure, faults.
 
 Runs against the RabbitMQ on this machine (amqp://guest:guest@127.0.0.1:5672/), in a vhost
 of its own that is deleted afterwards, so no other queue on that server is ever touched.
@@ -22,14 +22,10 @@ from dramatiq.brokers.redis import RedisBroker
 
 from tests.conftest import free_port, skip_or_fail
 from tests.core.test_jobs import queued
-from web.core.jobs import (
-    EVENTS_QUEUE,
-    BatchingEnqueuer,
-    EnqueueUnavailable,
-    build_broker,
-    persistence_warning,
-    queue_depth,
-)
+from web.core.queue.brokers import build_broker, persistence_warning
+from web.core.queue.contract import EVENTS_QUEUE
+from web.core.queue.depth import queue_depth
+from web.core.queue.enqueuer import BatchingEnqueuer, EnqueueUnavailable
 from web.core.settings import Settings, SettingsError
 
 RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672

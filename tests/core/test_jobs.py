@@ -1,4 +1,4 @@
-"""web/core/jobs.py: the message contract, and BatchingEnqueuer against a real (or dead) Redis."""
+"""web/core/queue/: the message contract, and BatchingEnqueuer against a real (or dead) Redis."""
 
 from __future__ import annotations
 
@@ -20,20 +20,18 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from tests.conftest import free_port
-from web.core.jobs import (
+from web.core.queue.brokers import UNHURRIED_POLL_MS, build_broker
+from web.core.queue.contract import (
     EMAILS_QUEUE,
     EVENTS_CHANNEL,
     EVENTS_QUEUE,
     MAINTENANCE_QUEUE,
     STORE_EVENTS_ACTOR,
-    UNHURRIED_POLL_MS,
-    BatchingEnqueuer,
-    EnqueueUnavailable,
     OrjsonEncoder,
     QueuedEvent,
-    build_broker,
     build_store_message,
 )
+from web.core.queue.enqueuer import BatchingEnqueuer, EnqueueUnavailable
 from web.core.settings import Settings
 
 QUEUE_KEY = f"dramatiq:{EVENTS_QUEUE}"

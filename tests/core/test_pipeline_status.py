@@ -1,4 +1,4 @@
-"""web/core/pipeline_status.py and what workers/status.py writes for it, on real Redis and PG.
+"""web/core/status/ and what workers/status.py writes for it, on real Redis and PG.
 
 Each test works under its own Redis key names (a fresh Dramatiq namespace and status prefix),
 so nothing else in the database, nor another test, changes its figures.
@@ -27,30 +27,29 @@ from redis.retry import Retry
 from tests.conftest import free_port
 from tests.web.support import new_entry
 from web.core import queries
-from web.core.apps import create_app
-from web.core.jobs import EVENTS_QUEUE, STORE_EVENTS_ACTOR
-from web.core.pipeline_status import (
-    FORGET_AFTER_SECONDS,
-    SHOWN_FOR_SECONDS,
-    WEB_FRESH_SECONDS,
-    EventTotal,
-    StatusKeys,
-    WebHeartbeat,
-    WorkerHeartbeat,
+from web.core.apps import add_app
+from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
+from web.core.settings import Settings
+from web.core.status.formatting import (
     format_bytes,
     format_rate,
     format_seconds,
     format_share,
+    status_as_dict,
+)
+from web.core.status.keys import StatusKeys
+from web.core.status.readers import (
+    SHOWN_FOR_SECONDS,
+    WEB_FRESH_SECONDS,
     gather_status,
     read_event_totals,
     read_queue,
     read_store,
     read_web,
     read_workers,
-    status_as_dict,
     status_redis,
 )
-from web.core.settings import Settings
+from web.core.status.records import FORGET_AFTER_SECONDS, EventTotal, WebHeartbeat, WorkerHeartbeat
 from workers.status import WorkerReport, WorkerStatus
 
 
@@ -356,7 +355,7 @@ async def test_read_web_sums_the_streams_of_fresh_processes_only(
 async def status_app(pool: asyncpg.Pool) -> str:
     app_id = f"st-{uuid.uuid4().hex[:12]}"
     async with pool.acquire() as conn:
-        await create_app(conn, app_id, "Status test")
+        await add_app(conn, app_id, "Status test")
     return app_id
 
 

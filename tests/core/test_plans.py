@@ -14,7 +14,7 @@ import pytest
 
 from web.core import directory as directory_module
 from web.core import queries
-from web.core.apps import create_app
+from web.core.apps import add_app
 from web.core.directory import AppDirectory
 from web.core.errors import Rejected
 from web.core.plans import (
@@ -46,7 +46,7 @@ ORDER_V1: dict[str, Any] = {
 async def new_app(pool: asyncpg.Pool, prefix: str = "plans") -> str:
     app_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
     async with pool.acquire() as conn:
-        await create_app(conn, app_id, None)
+        await add_app(conn, app_id, None)
     return app_id
 
 

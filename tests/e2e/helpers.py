@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
-from web.core.jobs import EVENTS_QUEUE
+from web.core.queue.contract import EVENTS_QUEUE
 
 APP_ID = "test-app"
 # Dramatiq's Redis keys: a message stays in its queue's .msgs hash until it is acked, and a

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import LiveServer, env_for, wait_for_rows
 from web.core import queries
-from web.core.apps import create_app
+from web.core.apps import add_app
 from web.core.plans import save_plan
 from web.core.settings import Settings
 
@@ -68,7 +68,7 @@ async def new_app(pool: asyncpg.Pool) -> str:
     """A fresh app: the live process caches compiled plans by (app, version) for good."""
     app_id = unique("plan")
     async with pool.acquire() as conn:
-        await create_app(conn, app_id, None)
+        await add_app(conn, app_id, None)
     return app_id
 
 

@@ -22,7 +22,8 @@ from lvd.loadtest import format_report, send_load, verify_storage
 from tests.conftest import free_port
 from tests.core.test_brokers import rabbitmq_vhost
 from tests.e2e.test_scale_out import PrivateStack, create_app_over, private_stack
-from web.core.jobs import EVENTS_QUEUE, STORE_EVENTS_ACTOR, build_broker
+from web.core.queue.brokers import build_broker
+from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
 from web.core.settings import Settings
 
 __all__ = ["rabbitmq_vhost"]  # a fixture, shared with tests/core/test_brokers.py

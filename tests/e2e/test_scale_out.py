@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
-from lvd.devservices import DevServices
+from lvd.devservices.services import DevServices
 from lvd.loadtest import format_report, send_load, verify_storage
 from tests.conftest import (
     env_for,

@@ -26,9 +26,9 @@ from tests.conftest import (
     stop_process,
     wait_for_log,
 )
-from web.core.apps import create_app
-from web.core.pipeline_status import HEARTBEAT_SECONDS
+from web.core.apps import add_app
 from web.core.settings import Settings
+from web.core.status.records import HEARTBEAT_SECONDS
 
 from .helpers import quick_start_event, unique, wait_for_event_ids
 
@@ -94,7 +94,7 @@ async def reporting_worker(settings: Settings, parent_pid: int) -> int:
 async def status_app(pool: asyncpg.Pool) -> str:
     app_id = unique("status")
     async with pool.acquire() as conn:
-        await create_app(conn, app_id, "Status e2e")
+        await add_app(conn, app_id, "Status e2e")
     return app_id
 
 

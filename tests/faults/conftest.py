@@ -33,10 +33,10 @@ import orjson
 import pytest
 import redis
 
-from lvd.devservices import DevServices
+from lvd.devservices.services import DevServices
 from lvd.loadtest import Report, format_report, verify_storage
 from tests.conftest import PROJECT_ROOT, free_port
-from web.core.apps import create_app
+from web.core.apps import add_app
 from web.core.db import prepare_database
 
 APP_ID = "fault-app"
@@ -514,7 +514,7 @@ async def bare_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         await prepare_database(endpoints.database_url)
         conn = await asyncpg.connect(endpoints.database_url, timeout=10)
         try:
-            await create_app(conn, APP_ID, "Fault injection")
+            await add_app(conn, APP_ID, "Fault injection")
             data_dir = Path(await conn.fetchval("SHOW data_directory"))
         finally:
             await conn.close()
@@ -749,7 +749,7 @@ class SseClient:
 
 
 def message_event(app_id: str, event_id: str, **fields: Any) -> dict[str, Any]:
-    """One event as a queue message carries it (web.core.jobs.QueuedEvent)."""
+    """One event as a queue message carries it (web.core.queue.contract.QueuedEvent)."""
     return {
         "app_id": app_id,
         "event_id": event_id,

@@ -12,7 +12,8 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from lvd.loadtest import send_load
-from web.core.jobs import EVENTS_QUEUE, STORE_EVENTS_ACTOR, build_broker
+from web.core.queue.brokers import build_broker
+from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
 from web.core.settings import Settings
 from workers.dead_letters import DELIVERY_KEY
 

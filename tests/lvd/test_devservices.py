@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 import redis
 
-from lvd.devservices import DevServices, ServiceEndpoints, redact_url
+from lvd.devservices.endpoints import ServiceEndpoints, redact_url
+from lvd.devservices.services import DevServices
 
 IN_CI = bool(os.environ.get("CI"))
 UNUSED_DATABASE_URL = "postgresql://nobody@127.0.0.1:1/unused"

@@ -16,7 +16,7 @@ from quart.typing import TestClientProtocol as Client
 from web.app import create_app
 from web.context import Services
 from web.core import queries
-from web.core.apps import create_app as create_app_row
+from web.core.apps import add_app
 from web.core.settings import Settings
 
 # Redis database the web tests enqueue into. No worker consumes it, so a test can read its
@@ -61,7 +61,7 @@ def make_app(pool: asyncpg.Pool) -> MakeApp:
     async def make(*, require_write_key: bool = False, prefix: str = "t") -> queries.App:
         app_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
         async with pool.acquire() as conn:
-            app = await create_app_row(conn, app_id, f"App {app_id}")
+            app = await add_app(conn, app_id, f"App {app_id}")
             if require_write_key:
                 await conn.execute("UPDATE apps SET require_write_key = true WHERE id = $1", app_id)
                 app = replace(app, require_write_key=True)

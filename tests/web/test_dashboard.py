@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tests.web.conftest import MakeApp
 from tests.web.support import error, event_rows, insert_entries, new_entry, table_rows
-from web.core.apps import create_app
+from web.core.apps import add_app
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 HOSTILE = [
@@ -278,7 +278,7 @@ async def test_dashboard_hostile_app_name_renders_escaped(
     client: Client, pool: asyncpg.Pool, clean_db: None
 ) -> None:
     async with pool.acquire() as conn:
-        app = await create_app(conn, "hostile-name", HOSTILE[0] + HOSTILE[3])
+        app = await add_app(conn, "hostile-name", HOSTILE[0] + HOSTILE[3])
 
     _, index_text = await page(client, "/")
     _, app_text = await page(client, f"/apps/{app.id}")

@@ -15,7 +15,7 @@ from tests.web.conftest import MakeApp
 from tests.web.support import eventually, message_event, new_entry
 from web.core import queries
 from web.core.filters import EventFilter
-from web.core.jobs import EVENTS_CHANNEL
+from web.core.queue.contract import EVENTS_CHANNEL
 from web.core.settings import Settings
 from web.hub import Hub, Subscription
 from workers.store import store_events

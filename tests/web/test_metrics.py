@@ -20,8 +20,8 @@ from quart.typing import TestClientProtocol as Client
 from tests.web.conftest import MakeApp
 from web.app import create_app
 from web.core import queries
-from web.core.pipeline_status import DEFAULT_KEYS, event_total_field
 from web.core.settings import Settings
+from web.core.status.keys import DEFAULT_KEYS, event_total_field
 from web.status import READING_MAX_AGE
 from workers.status import WorkerReport
 

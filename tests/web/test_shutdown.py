@@ -8,9 +8,10 @@ import time
 import asyncpg
 import pytest
 
-from web.app import close_pool, create_app
+from web.app import create_app
 from web.core.db import create_pool
 from web.core.settings import Settings
+from web.lifespan import close_pool
 
 
 async def test_close_pool_terminates_a_connection_still_held(

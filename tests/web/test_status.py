@@ -24,9 +24,10 @@ from tests.web.conftest import MakeApp
 from tests.web.support import eventually, open_stream, parse_sse
 from web.app import create_app
 from web.context import Services
-from web.core.jobs import QueuedEvent
-from web.core.pipeline_status import DEFAULT_KEYS, read_queue, read_web
+from web.core.queue.contract import QueuedEvent
 from web.core.settings import Settings
+from web.core.status.keys import DEFAULT_KEYS
+from web.core.status.readers import read_queue, read_web
 from web.core.users import create_user
 from web.status import READING_MAX_AGE, REFRESH_SECONDS, StatusBoard
 from workers.status import WorkerReport

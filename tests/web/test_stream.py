@@ -27,8 +27,8 @@ from tests.web.support import (
 )
 from web.context import Services
 from web.core import queries
-from web.core.jobs import EVENTS_CHANNEL
-from web.stream import sse_frame
+from web.core.queue.contract import EVENTS_CHANNEL
+from web.sse import sse_frame
 from workers.store import store_events
 
 HOSTILE = [

@@ -1,4 +1,4 @@
-"""workers/actors.py: importing it builds the global broker from the environment and the actor."""
+"""workers/actors/: importing an actor module builds the global broker from the environment."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from web.core.settings import Settings
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 INSPECT = """
-import json, dramatiq, workers.actors
+import json, dramatiq, workers.actors.events
 broker = dramatiq.get_broker()
 actor = broker.get_actor("store_events")
 kwargs = broker.client.connection_pool.connection_kwargs
 print(json.dumps({
     "broker": type(broker).__name__,
-    "is_actors_broker": broker is workers.actors.store_events.broker,
+    "is_actors_broker": broker is workers.actors.events.store_events.broker,
     "host": kwargs.get("host"),
     "port": kwargs.get("port"),
     "db": kwargs.get("db"),
@@ -122,7 +122,7 @@ def test_actors_import_falls_back_to_broker_url(settings: Settings) -> None:
 def test_actors_import_with_bad_env_fails_fast(settings: Settings) -> None:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": "http://x"}
     result = subprocess.run(
-        [sys.executable, "-c", "import workers.actors"],
+        [sys.executable, "-c", "import workers.actors.events"],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -132,3 +132,57 @@ def test_actors_import_with_bad_env_fails_fast(settings: Settings) -> None:
     )
     assert result.returncode != 0
     assert "SettingsError: REDIS_URL must start with one of" in result.stderr
+
+
+LOAD_ALL = """
+import json, dramatiq
+from workers.actors import actor_modules, load_actors
+from workers.scheduler import periodic_jobs
+load_actors()
+broker = dramatiq.get_broker()
+print(json.dumps({
+    "modules": actor_modules(),
+    "actors": sorted(broker.actors),
+    "queues": sorted(broker.get_declared_queues()),
+    "periodic": {job.actor_name: job.interval for job in periodic_jobs(broker)},
+}))
+"""
+
+
+def load_all_actors(settings: Settings, **extra: str) -> dict[str, Any]:
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_ALL],
+        env={**env, **extra},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_actors_load_actors_declares_every_actor_and_queue(settings: Settings) -> None:
+    found = load_all_actors(settings)
+    assert found["modules"] == [
+        "workers.actors.alerts",
+        "workers.actors.events",
+        "workers.actors.maintenance",
+    ]
+    assert found["actors"] == ["check_alerts", "purge_expired_events", "send_alert", "store_events"]
+    assert found["queues"] == ["emails", "events", "maintenance"]
+
+
+def test_actors_periodic_jobs_are_declared_beside_their_actors(settings: Settings) -> None:
+    found = load_all_actors(settings, LVD_ALERT_INTERVAL="7", LVD_PURGE_INTERVAL="600")
+    assert found["periodic"] == {"check_alerts": 7.0, "purge_expired_events": 600.0}
+
+
+def test_actors_every_actor_module_declares_an_actor() -> None:
+    # A module in workers/actors/ is handed to `dramatiq` by `lvd worker`: only actors live there.
+    for path in sorted((PROJECT_ROOT / "workers" / "actors").glob("*.py")):
+        if path.name != "__init__.py":
+            assert "@dramatiq.actor(" in path.read_text(encoding="utf-8"), path

@@ -30,7 +30,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.conftest import free_port
 from web.core import queries
-from web.core.apps import create_app
+from web.core.apps import add_app
 from web.core.db import create_pool, prepare_database, with_database
 from web.core.filters import EventFilter
 from web.core.settings import Settings
@@ -187,7 +187,7 @@ async def new_app(pool: asyncpg.Pool, **settings: Any) -> str:
         **settings,
     }
     async with pool.acquire() as conn:
-        await create_app(conn, app_id, None)
+        await add_app(conn, app_id, None)
         await queries.upsert_alert_settings(conn, app_id, **fields)
     return app_id
 
@@ -291,7 +291,7 @@ async def test_scan_app_ignores_history_warnings_and_valid_events(
 ) -> None:
     app_id = f"app-{uuid.uuid4().hex[:10]}"
     async with alert_pool.acquire() as conn:
-        await create_app(conn, app_id, None)
+        await add_app(conn, app_id, None)
     await insert(alert_pool, [entry(app_id, "old", [failure("/x", "type")])])
     async with alert_pool.acquire() as conn:
         await queries.upsert_alert_settings(

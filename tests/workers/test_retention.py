@@ -20,8 +20,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, env_for
 from tests.workers.test_alerting import private_database
-from web.core import queries
-from web.core.apps import create_app
+from web.core import apps, queries
 from web.core.db import create_pool
 from web.core.settings import Settings
 from workers.retention import purge_expired
@@ -52,7 +51,7 @@ async def empty(retention_pool: asyncpg.Pool) -> None:
 async def add_app(pool: asyncpg.Pool, retention_days: int | None = None) -> str:
     app_id = f"ret-{uuid.uuid4().hex[:10]}"
     async with pool.acquire() as conn:
-        await create_app(conn, app_id, None)
+        await apps.add_app(conn, app_id, None)
         assert await queries.update_app_retention_days(conn, app_id, retention_days)
     return app_id
 

@@ -20,7 +20,7 @@ import pytest
 
 from web.core import queries
 from web.core.db import create_pool
-from web.core.jobs import EVENTS_CHANNEL, OrjsonEncoder, QueuedEvent
+from web.core.queue.contract import EVENTS_CHANNEL, OrjsonEncoder, QueuedEvent
 from web.core.settings import Settings
 from workers.store import entry_from_message, store_events
 

@@ -1,4 +1,4 @@
-"""Creating apps: one rule for the API, the web form and the command line."""
+"""Apps: adding one (one rule for the API, the web form and the command line), requiring one."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def new_write_key() -> str:
     return "wk_" + secrets.token_urlsafe(24)
 
 
-async def create_app(conn: queries.Connection, app_id: object, name: object) -> queries.App:
-    """Create an app with a fresh write key; Rejected when the id is malformed or taken."""
+async def add_app(conn: queries.Connection, app_id: object, name: object) -> queries.App:
+    """Add an app with a fresh write key; Rejected when the id is malformed or taken."""
     if not isinstance(app_id, str) or not APP_ID_PATTERN.fullmatch(app_id):
         raise Rejected(
             400,
@@ -33,6 +33,22 @@ async def create_app(conn: queries.Connection, app_id: object, name: object) -> 
     app = await queries.insert_app(conn, app_id, display_name.strip(), new_write_key())
     if app is None:
         raise Rejected(409, "app_exists", f"an app with id {app_id!r} already exists")
+    return app
+
+
+def unknown_app(app_id: str, *, known_by: str = "id") -> Rejected:
+    """The refusal when no app has this id (404 unknown_app), for callers to raise.
+
+    known_by names what the caller looked the app up by, when not only its id.
+    """
+    return Rejected(404, "unknown_app", f"no app with {known_by} {app_id!r}")
+
+
+async def require_app(conn: queries.Connection, app_id: str) -> queries.App:
+    """The app with this id; Rejected (404 unknown_app) when there is none."""
+    app = await queries.select_app(conn, app_id)
+    if app is None:
+        raise unknown_app(app_id)
     return app
 
 

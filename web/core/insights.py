@@ -122,6 +122,21 @@ def build_tiles(
     minutes: Sequence[MinuteCount], top: Sequence[NameCount], *, since: datetime
 ) -> Tiles:
     """The three tiles over TILE_MINUTES from `since`; minutes counted from `since`."""
+    totals, invalid = _minute_columns(minutes, since)
+    return Tiles(
+        since=since,
+        last_minute=totals[-1],
+        peak_per_minute=max(totals),
+        total=sum(totals),
+        invalid=sum(invalid),
+        per_minute=_per_minute_chart(totals, invalid, since),
+        share_chart=_share_chart(totals, invalid, since),
+        top_failing=_top_failing(top),
+    )
+
+
+def _minute_columns(minutes: Sequence[MinuteCount], since: datetime) -> tuple[list[int], list[int]]:
+    """Events and invalid events in each of the TILE_MINUTES minutes from `since`."""
     totals = [0] * TILE_MINUTES
     invalid = [0] * TILE_MINUTES
     for minute in minutes:
@@ -129,13 +144,18 @@ def build_tiles(
         index = min(max(index, 0), TILE_MINUTES - 1)
         totals[index] += minute.total
         invalid[index] += minute.invalid
+    return totals, invalid
+
+
+def _per_minute_chart(totals: list[int], invalid: list[int], since: datetime) -> Chart:
+    """The first tile: events per minute, valid under invalid."""
     valid = [t - i for t, i in zip(totals, invalid, strict=True)]
     titles = [
         f"{(since + timedelta(minutes=i)).strftime('%H:%M')} UTC: {totals[i]} events,"
         f" {invalid[i]} invalid"
         for i in range(TILE_MINUTES)
     ]
-    per_minute = column_chart(
+    return column_chart(
         [valid, invalid],
         ["bar-valid", "bar-invalid"],
         width=240,
@@ -143,28 +163,36 @@ def build_tiles(
         label=f"Events per minute over the last {TILE_MINUTES} minutes; peak {max(totals)}",
         titles=titles,
     )
+
+
+def _share_chart(totals: list[int], invalid: list[int], since: datetime) -> Chart:
+    """The second tile: the share of invalid events per SHARE_BUCKET_MINUTES."""
     shares: list[float] = []
-    share_titles = []
+    titles = []
     for start in range(0, TILE_MINUTES, SHARE_BUCKET_MINUTES):
         bucket_total = sum(totals[start : start + SHARE_BUCKET_MINUTES])
         bucket_invalid = sum(invalid[start : start + SHARE_BUCKET_MINUTES])
         shares.append(bucket_invalid / bucket_total if bucket_total else 0.0)
-        share_titles.append(
+        titles.append(
             f"from {(since + timedelta(minutes=start)).strftime('%H:%M')} UTC:"
             f" {bucket_invalid} of {bucket_total} invalid"
         )
-    share_chart = column_chart(
+    return column_chart(
         [shares],
         ["bar-invalid"],
         width=240,
         height=48,
         label=f"Share of invalid events per {SHARE_BUCKET_MINUTES} minutes, 0 to 100 %",
-        titles=share_titles,
+        titles=titles,
         top=1.0,
         gap=3.0,
     )
+
+
+def _top_failing(top: Sequence[NameCount]) -> list[TopFailing]:
+    """The third tile: the events failing most, each with a bar against the first."""
     most = max((item.count for item in top), default=0)
-    top_failing = [
+    return [
         TopFailing(
             item.event_name,
             item.count,
@@ -179,16 +207,6 @@ def build_tiles(
         )
         for item in top
     ]
-    return Tiles(
-        since=since,
-        last_minute=totals[-1],
-        peak_per_minute=max(totals),
-        total=sum(totals),
-        invalid=sum(invalid),
-        per_minute=per_minute,
-        share_chart=share_chart,
-        top_failing=top_failing,
-    )
 
 
 # ---- violations -----------------------------------------------------------------------------

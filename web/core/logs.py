@@ -1,4 +1,4 @@
-"""Log setup shared by every process: readable lines by default, JSON when asked."""
+"""Log setup for every process (web, worker, CLI): readable lines by default, JSON when asked."""
 
 from __future__ import annotations
 
@@ -115,3 +115,20 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
+
+
+def configure_worker_logging(*, json: bool, level: str = "INFO") -> None:
+    """A Dramatiq worker's logs: JSON lines when asked; otherwise Dramatiq's readable lines stay.
+
+    Dramatiq's CLI has already configured logging in this process (unless --skip-logging),
+    so its handlers are switched to JSON rather than a second handler added.
+    """
+    if not json:
+        return
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not root.handlers:
+        configure_logging(json=True, level=level)
+        return
+    for handler in root.handlers:
+        handler.setFormatter(JsonFormatter())

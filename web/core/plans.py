@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from web.core import queries
+from web.core.apps import unknown_app
 from web.core.errors import Rejected
 from web.core.validation import Verdict
 from web.core.validation.envelope import is_rfc3339
@@ -37,7 +38,7 @@ async def save_plan(conn: queries.Connection, app_id: str, document: Any) -> que
         )
     async with conn.transaction():
         if await queries.lock_app(conn, app_id) is None:
-            raise Rejected(404, "unknown_app", f"no app with id {app_id!r}")
+            raise unknown_app(app_id)
         saved = await queries.insert_plan_version(conn, app_id, document)
         await queries.notify(conn, PLANS_CHANNEL, app_id)
     return saved

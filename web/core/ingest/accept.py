@@ -14,8 +14,9 @@ from web.core.directory import AppDirectory, AppView
 from web.core.errors import RETRY_AFTER_SECONDS, Rejected
 from web.core.ingest.admission import admit, find_app
 from web.core.ingest.wire import Answer, Delivery, JudgedAs, WireFormat, WireRequest
-from web.core.jobs import BatchingEnqueuer, EnqueueUnavailable, QueuedEvent
 from web.core.parsing import ParsedEvent
+from web.core.queue.contract import QueuedEvent
+from web.core.queue.enqueuer import BatchingEnqueuer, EnqueueUnavailable
 from web.core.ratelimit import RateLimiter
 from web.core.settings import Limits, Settings
 from web.core.validation import CompiledPlan, validate

@@ -31,7 +31,7 @@ class Issue:
         }
 
 
-@dataclass(slots=True)  # not frozen: built per event (see web.core.jobs.QueuedEvent)
+@dataclass(slots=True)  # not frozen: built per event (see web.core.queue.contract.QueuedEvent)
 class Verdict:
     issues: tuple[Issue, ...] = ()
     plan_version: int | None = None

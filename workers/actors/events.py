@@ -1,4 +1,4 @@
-"""Dramatiq actors: thin, idempotent, each one await of a function in workers.store."""
+"""The `events` queue's actor: stores judged events, one await of workers.store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from web.core.jobs import EVENTS_QUEUE, STORE_EVENTS_ACTOR
+from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
 from workers import store
 from workers.broker import database
 from workers.failures import should_retry

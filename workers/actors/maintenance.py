@@ -1,14 +1,15 @@
-"""Housekeeping actors on the `maintenance` queue: thin, idempotent, one call each."""
+"""The `maintenance` queue's actors: housekeeping, thin and idempotent, one call each."""
 
 from __future__ import annotations
 
 import dramatiq
 
 from web.core import queries
-from web.core.jobs import MAINTENANCE_QUEUE, PURGE_EVENTS_ACTOR
+from web.core.queue.contract import MAINTENANCE_QUEUE, PURGE_EVENTS_ACTOR
 from workers.broker import database, settings
+from workers.event_loop import run_on_loop
+from workers.failures import retry_briefly
 from workers.retention import purge_expired
-from workers.scheduler import retry_briefly, run_on_loop
 
 
 @dramatiq.actor(
@@ -17,6 +18,7 @@ from workers.scheduler import retry_briefly, run_on_loop
     retry_when=retry_briefly,
     min_backoff=1_000,
     max_backoff=30_000,
+    run_every=settings.purge_interval,  # a periodic job (workers.scheduler)
 )
 def purge_expired_events() -> None:
     report = run_on_loop(

@@ -1,13 +1,14 @@
-"""Alert actors on the `emails` queue: thin, idempotent, each one call into workers.alerting."""
+"""The `emails` queue's actors: check for alerts, send them; each one call into workers.alerting."""
 
 from __future__ import annotations
 
 import dramatiq
 
-from web.core.jobs import CHECK_ALERTS_ACTOR, EMAILS_QUEUE, SEND_ALERT_ACTOR
+from web.core.queue.contract import CHECK_ALERTS_ACTOR, EMAILS_QUEUE, SEND_ALERT_ACTOR
 from workers import alerting
 from workers.broker import database, settings
-from workers.scheduler import retry_briefly, run_on_loop
+from workers.event_loop import run_on_loop
+from workers.failures import retry_briefly
 
 # A failed send is not an actor failure: it is recorded on the delivery and retried by the
 # next check (workers.alerting); Dramatiq retries only a database that was briefly away.
@@ -21,6 +22,7 @@ from workers.scheduler import retry_briefly, run_on_loop
     retry_when=retry_briefly,
     min_backoff=1_000,
     max_backoff=10_000,
+    run_every=settings.alert_interval,  # a periodic job (workers.scheduler)
 )
 def check_alerts() -> None:
     for alert_id, channel in run_on_loop(alerting.check_alerts(database.pool)):

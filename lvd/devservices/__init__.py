@@ -1,0 +1,1 @@
+"""Development services: the PostgreSQL and Redis that `make run` and `make test` need."""

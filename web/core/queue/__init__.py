@@ -1,0 +1,1 @@
+"""The queue between web and workers: its contract, brokers, depth and the batching enqueuer."""

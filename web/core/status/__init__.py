@@ -1,0 +1,1 @@
+"""The pipeline's status: Redis key layout, heartbeat records, readers and formatting."""

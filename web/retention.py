@@ -1,0 +1,60 @@
+"""Per-app retention: how many days an app's events are kept, under /api/apps/<id>/retention."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, jsonify
+
+from web.context import services
+from web.core import queries
+from web.core.apps import require_app, unknown_app
+from web.core.errors import Rejected
+from web.requests import json_body
+
+blueprint = Blueprint("retention", __name__)
+
+MAX_RETENTION_DAYS = 3650
+
+
+@blueprint.get("/api/apps/<app_id>/retention")
+async def get_retention(app_id: str) -> Response:
+    svc = services()
+    async with svc.pool.acquire() as conn:
+        await require_app(conn, app_id)
+        days = await queries.select_app_retention_days(conn, app_id)
+    return jsonify(retention_as_json(app_id, days, svc.settings.retention_days))
+
+
+@blueprint.put("/api/apps/<app_id>/retention")
+async def put_retention(app_id: str) -> Response:
+    """{"days": N} keeps the app's events N days (1 to 3650); {"days": null}: the default."""
+    body = await json_body()
+    days = body.get("days")
+    if set(body) != {"days"} or not (days is None or _is_day_count(days)):
+        raise Rejected(
+            400,
+            "invalid_retention",
+            f'the body is {{"days": N}} with N from 1 to {MAX_RETENTION_DAYS}, or null',
+        )
+    svc = services()
+    async with svc.pool.acquire() as conn:
+        if not await queries.update_app_retention_days(conn, app_id, days):
+            raise unknown_app(app_id)
+    return jsonify(retention_as_json(app_id, days, svc.settings.retention_days))
+
+
+def retention_as_json(app_id: str, days: int | None, default_days: int) -> dict[str, Any]:
+    return {
+        "app_id": app_id,
+        "days": days,
+        "default_days": default_days,
+        "effective_days": days or default_days,
+    }
+
+
+def _is_day_count(value: Any) -> bool:
+    # bool is an int in Python; true is not a number of days.
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_RETENTION_DAYS
+    )
