@@ -40,6 +40,21 @@ log = logging.getLogger(__name__)
 _FIXED_HEADERS = [
     (name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()
 ]
+# The request headers ingest reads (the wire formats read no other), by their raw names.
+_READ_HEADERS = {
+    name.encode(): name
+    for name in (
+        "content-type",
+        "content-encoding",
+        "content-length",
+        "authorization",
+        "x-write-key",
+        "x-lvd-session",
+        "origin",
+        "host",
+        "access-control-request-private-network",
+    )
+}
 # A browser may cache a preflight's answer this many seconds.
 PREFLIGHT_MAX_AGE = "600"
 
@@ -73,7 +88,9 @@ class IngestEdge:
     ) -> None:
         started = time.perf_counter()
         headers = _headers_of(scope)
+        cors = _cors_headers(match, headers.get("origin"))
         fmt = match.formats[0]
+        document = match.route.document
         try:
             body = await _read_body(receive, headers, match, svc.settings.limits)
             request = WireRequest(
@@ -83,11 +100,12 @@ class IngestEdge:
                 query=_query_of(scope),
                 headers=headers,
                 body=body,
-                base_url=_base_url(scope, headers),
+                # Only documents point back at this server.
+                base_url=_base_url(scope, headers) if document else "",
                 path_session=match.session,
             )
-            if match.route.document is not None:
-                await _answer(send, match.route.document(request), headers)
+            if document is not None:
+                await _answer(send, document(request), cors)
                 return
             fmt, answer = await accept(svc, match.formats, request)
         except _ClientGone:
@@ -97,11 +115,12 @@ class IngestEdge:
         except Exception:
             log.exception("Unhandled error on %s %s", scope["method"], scope["path"])
             answer = fmt.refused(Rejected(500, "internal_error", "an unexpected error occurred"))
-        final = match.route_of(fmt).final_statuses.get(answer.status)
+        served = match.served_by(fmt)
+        final = served.route.final_statuses.get(answer.status)
         if final is not None:
             answer = replace(answer, status=final)
-        await _answer(send, answer, headers)
-        record_ingest(match.endpoint(fmt), answer.status, started)
+        await _answer(send, answer, cors)
+        record_ingest(served.endpoint, answer.status, started)
 
 
 def install_ingest(app: Quart) -> None:
@@ -127,8 +146,8 @@ def _headers_of(scope: Scope) -> dict[str, str]:
     # HTTP header values are Latin-1, as Werkzeug reads them; the first of repeats wins.
     found: dict[str, str] = {}
     for name, value in scope["headers"]:
-        key = name.decode("latin-1")
-        if key not in found:
+        key = _READ_HEADERS.get(name)
+        if key is not None and key not in found:
             found[key] = value.decode("latin-1")
     return found
 
@@ -143,24 +162,34 @@ def _query_of(scope: Scope) -> dict[str, str]:
     return query
 
 
-def cors_headers(origin: str | None) -> dict[str, str]:
-    """Ingest answers any origin. With an Origin, it is echoed and credentials allowed:
-    Snowplow's tracker sends cookies, and a credentialed request may not be answered `*`.
-    Ingest itself reads no cookie, so allowing them grants a page nothing."""
-    if origin is None:
-        return {"Access-Control-Allow-Origin": "*"}
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Credentials": "true",
-        "Access-Control-Expose-Headers": "Retry-After",
-        "Vary": "Origin",
-    }
+def _cors_headers(match: Match, origin: str | None) -> list[tuple[bytes, bytes]]:
+    """Ingest answers any origin. Where the SDK sends cookies (Snowplow's tracker does), the
+    answer must name the page's origin and allow credentials, as `*` may not; ingest reads
+    no cookie, so this grants a page nothing. Elsewhere `*`: no credentials are allowed."""
+    if origin is None or not match.credentials:
+        return _ANY_ORIGIN
+    return _encoded(
+        {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Expose-Headers": "Retry-After",
+            "Vary": "Origin",
+        }
+    )
+
+
+def _encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
+
+
+_ANY_ORIGIN = _encoded(
+    {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Retry-After"}
+)
 
 
 async def _preflight(match: Match, scope: Scope, send: Send) -> None:
     headers = _headers_of(scope)
     answer_headers = {
-        **cors_headers(headers.get("origin")),
         "Access-Control-Allow-Methods": ", ".join((*match.route.methods, "OPTIONS")),
         "Access-Control-Allow-Headers": ", ".join(ALLOWED_HEADERS),
         "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
@@ -169,16 +198,17 @@ async def _preflight(match: Match, scope: Scope, send: Send) -> None:
     if headers.get("access-control-request-private-network") == "true":
         # Chrome asks before a public page may reach a server on a private address.
         answer_headers["Access-Control-Allow-Private-Network"] = "true"
-    await _answer(send, Answer(204, b"", "text/plain", answer_headers), {})
+    cors = _cors_headers(match, headers.get("origin"))
+    await _answer(send, Answer(204, b"", "text/plain", answer_headers), cors)
 
 
-async def _answer(send: Send, answer: Answer, request_headers: Mapping[str, str]) -> None:
-    extra = {**cors_headers(request_headers.get("origin")), **answer.headers}
+async def _answer(send: Send, answer: Answer, cors: list[tuple[bytes, bytes]]) -> None:
     response_headers = [
         (b"content-type", answer.content_type.encode()),
         (b"content-length", str(len(answer.body)).encode()),
         *_FIXED_HEADERS,
-        *((name.lower().encode(), value.encode()) for name, value in extra.items()),
+        *cors,
+        *_encoded(answer.headers),
     ]
     await send(
         {"type": "http.response.start", "status": answer.status, "headers": response_headers}

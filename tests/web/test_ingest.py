@@ -680,9 +680,8 @@ async def test_ingest_answers_cors_preflight(client: Client, make_app: MakeApp) 
     )
 
     assert response.status_code == 204
-    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
-    assert response.headers["Access-Control-Allow-Credentials"] == "true"
-    assert "Origin" in response.headers["Vary"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     allowed = {
         h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")
@@ -699,11 +698,9 @@ async def test_ingest_responses_allow_any_origin(client: Client, make_app: MakeA
     no_origin = await post_raw(client, app.id, orjson.dumps(QUICK_START), JSON)
 
     assert accepted.status_code == 202
-    # Echoed, never "*": a credentialed request (Snowplow's) may not be answered with "*".
-    assert accepted.headers["Access-Control-Allow-Origin"] == "https://shop.example"
-    assert accepted.headers["Access-Control-Allow-Credentials"] == "true"
+    assert accepted.headers["Access-Control-Allow-Origin"] == "*"
     assert refused.status_code == 404
-    assert refused.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
     assert no_origin.headers["Access-Control-Allow-Origin"] == "*"
 
 

@@ -387,8 +387,7 @@ async def test_sdk_paths_answer_cross_origin_posts(client: Client, make_app: Mak
     response = await post_json(client, "/v1/track", segment_message(), headers)
 
     await accepted(response)
-    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
-    assert response.headers["Vary"] == "Origin"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
 # --- PostHog ------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 COMPILED_PLANS_KEPT = 256
 # Write keys remembered for SDK calls that name no app id; only keys of real apps are kept.
 KEYS_KEPT = 10_000
+# Longer than any app id or write key: looked up, it is simply not found.
+MAX_NAME_LENGTH = 200
 # How old a cached app may be when the database is unreachable and it is served anyway.
 STALE_LIMIT_SECONDS = 600.0
 
@@ -51,6 +53,8 @@ class AppDirectory:
         self._plans: OrderedDict[tuple[str, datetime, int], CompiledPlan] = OrderedDict()
 
     async def get(self, app_id: str) -> AppView | None:
+        if not _storable(app_id):
+            return None
         cached = self._apps.get(app_id)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._ttl:
@@ -80,19 +84,22 @@ class AppDirectory:
         What the cache already knows it as is asked first, so that a known app is still
         found, by either name, while the database is away.
         """
-        if alias in self._keys and alias not in self._apps:
+        if alias in self._keys:
             return await self.get_by_key(alias)
         view = await self.get(alias)
         return view if view is not None else await self.get_by_key(alias)
 
     async def get_by_key(self, write_key: str) -> AppView | None:
         """The app a write key belongs to, through the same cache (and outage rule) as get()."""
+        if not _storable(write_key):
+            return None
         app_id = self._keys.get(write_key)
         if app_id is not None:
             view = await self.get(app_id)
             # Constant-time: the key map must not turn into a timing oracle for keys.
             if view is not None and hmac.compare_digest(view.app.write_key, write_key):
-                self._keys.move_to_end(write_key)
+                # Set, not moved: another request may have dropped the entry meanwhile.
+                self._keys[write_key] = app_id
                 return view
             self._keys.pop(write_key, None)
         try:
@@ -129,6 +136,12 @@ class AppDirectory:
             self._apps.clear()
         else:
             self._apps.pop(app_id, None)
+
+
+def _storable(name: str) -> bool:
+    """Whether a name could be an app's id or key at all: PostgreSQL text cannot hold U+0000
+    (asking for it raises, not "not found"), and no id or key is this long."""
+    return "\x00" not in name and len(name) <= MAX_NAME_LENGTH
 
 
 def _database_unavailable() -> Rejected:

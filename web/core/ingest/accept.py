@@ -50,16 +50,20 @@ async def accept(
     fmt = formats[0]
     delivery: Delivery | None = None
     try:
-        # The body is read under the most generous limits of the formats it may be.
-        widest = max((f.limits(svc.settings.limits) for f in formats), key=_request_bytes)
-        value = fmt.decode(request, widest)
-        fmt = next((f for f in formats if f.recognises(value)), fmt)
-        delivery = fmt.deliver(value, request, fmt.limits(svc.settings.limits))
+        limits = fmt.limits(svc.settings.limits)
+        if len(formats) == 1:
+            value = fmt.decode(request, limits)
+        else:
+            # The body is read under the most generous limits of the formats it may be.
+            widest = max((f.limits(svc.settings.limits) for f in formats), key=_request_bytes)
+            value = fmt.decode(request, widest)
+            fmt = next((f for f in formats if f.recognises(value)), fmt)
+            limits = fmt.limits(svc.settings.limits)
+        delivery = fmt.deliver(value, request, limits)
         view = await find_app(svc.apps, delivery)
         admit(
             view.app,
-            delivery.write_key,
-            len(delivery.events),
+            delivery,
             svc.limiter,
             keys_required=svc.settings.require_write_keys,
             rate_limit=svc.settings.rate_limit,

@@ -8,7 +8,7 @@ import math
 from web.core import queries
 from web.core.directory import AppDirectory, AppView
 from web.core.errors import Rejected
-from web.core.ingest.wire import Delivery
+from web.core.ingest.wire import Delivery, basic_user
 from web.core.ratelimit import RateLimiter
 
 
@@ -51,16 +51,16 @@ async def find_app(apps: AppDirectory, delivery: Delivery) -> AppView:
 
 def admit(
     app: queries.App,
-    presented_key: str | None,
-    count: int,
+    delivery: Delivery,
     limiter: RateLimiter,
     *,
     keys_required: bool,
     rate_limit: int,
 ) -> None:
     """Refuse a wrong or missing write key, then events over the app's rate limit."""
-    check_write_key(app, presented_key, required=keys_required)
-    wait = limiter.take(app.id, count)
+    presented = delivery.write_key or basic_user(delivery.authorization)
+    check_write_key(app, presented, required=keys_required)
+    wait = limiter.take(app.id, len(delivery.events))
     if wait is not None:
         retry_after = "60" if wait == float("inf") else str(max(1, math.ceil(wait)))
         raise Rejected(

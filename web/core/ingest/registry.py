@@ -6,7 +6,8 @@ A new format is a module in web/core/ingest/formats and one line in WIRE_FORMATS
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from web.core.ingest.formats.amplitude import AmplitudeFormat
 from web.core.ingest.formats.native import NativeFormat
@@ -35,45 +36,65 @@ COMMON_HEADERS = ("Content-Type", "Content-Encoding", "Authorization", "X-LVD-Se
 
 
 @dataclass(frozen=True, slots=True)
+class Served:
+    """A route as one format serves it, with its metrics label worked out once."""
+
+    fmt: WireFormat
+    route: Route
+    endpoint: str  # format.route, e.g. segment.t
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
-    """The formats and routes a path reached (usually one), with its parameters."""
+    """What a path reached: the formats serving it (usually one), its parameters."""
 
-    candidates: tuple[tuple[WireFormat, Route], ...]
-    params: dict[str, str]
-    session: str | None
-
-    @property
-    def formats(self) -> tuple[WireFormat, ...]:
-        return tuple(fmt for fmt, _ in self.candidates)
+    served: tuple[Served, ...]
+    formats: tuple[WireFormat, ...]
+    params: Mapping[str, str] = field(default_factory=dict)
+    session: str | None = None
 
     @property
     def route(self) -> Route:
-        return self.candidates[0][1]
+        return self.served[0].route
 
-    def route_of(self, fmt: WireFormat) -> Route:
-        """The route of `fmt` among the candidates (the first one's when it is not there)."""
-        return next((route for found, route in self.candidates if found is fmt), self.route)
-
-    def endpoint(self, fmt: WireFormat) -> str:
-        """The label of the route `fmt` served, in metrics and logs: format.route."""
-        return f"{fmt.name}.{self.route_of(fmt).name}"
+    def served_by(self, fmt: WireFormat) -> Served:
+        """How `fmt` serves this path (the first format's route when it is not among them)."""
+        for served in self.served:
+            if served.fmt is fmt:
+                return served
+        return self.served[0]
 
     def max_request_bytes(self, limits: Limits) -> int:
         return max(fmt.limits(limits).max_request_bytes for fmt in self.formats)
 
+    @property
+    def credentials(self) -> bool:
+        """Whether a browser may send this path's requests with cookies."""
+        return any(fmt.credentials for fmt in self.formats)
+
+
+def _match(served: list[Served]) -> Match:
+    return Match(tuple(served), tuple(item.fmt for item in served))
+
 
 class Router:
-    """Finds the route of a path among the formats' routes; paths with no parameter by dict."""
+    """Finds the route of a path among the formats' routes; paths with no parameter by dict.
+
+    Every Match is built once, here: routing a request allocates one only for a path with
+    parameters or under a session.
+    """
 
     def __init__(self, formats: tuple[WireFormat, ...]) -> None:
-        self._fixed: dict[str, list[tuple[WireFormat, Route]]] = {}
-        self._patterns: list[tuple[re.Pattern[str], WireFormat, Route]] = []
+        fixed: dict[str, list[Served]] = {}
+        self._patterns: list[tuple[re.Pattern[str], Match]] = []
         for fmt in formats:
             for route in fmt.routes:
+                served = Served(fmt, route, f"{fmt.name}.{route.name}")
                 if "<" in route.path:
-                    self._patterns.append((_pattern(route.path), fmt, route))
+                    self._patterns.append((_pattern(route.path), _match([served])))
                 else:
-                    self._fixed.setdefault(route.path, []).append((fmt, route))
+                    fixed.setdefault(route.path, []).append(served)
+        self._fixed = {path: _match(served) for path, served in fixed.items()}
 
     def match(self, path: str) -> Match | None:
         found = self._match(path, None)
@@ -84,13 +105,13 @@ class Router:
         return found
 
     def _match(self, path: str, session: str | None) -> Match | None:
-        fixed = self._fixed.get(path)
-        if fixed is not None:
-            return Match(tuple(fixed), {}, session)
-        for pattern, fmt, route in self._patterns:
+        found = self._fixed.get(path)
+        if found is not None:
+            return found if session is None else replace(found, session=session)
+        for pattern, route_match in self._patterns:
             matched = pattern.fullmatch(path)
             if matched is not None:
-                return Match(((fmt, route),), matched.groupdict(), session)
+                return replace(route_match, params=matched.groupdict(), session=session)
         return None
 
 

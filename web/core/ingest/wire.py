@@ -28,7 +28,8 @@ class WireRequest:
     route: str  # the name of the route it matched
     path_params: Mapping[str, str]
     query: Mapping[str, str]  # the first value of each parameter
-    headers: Mapping[str, str]  # lower-case names
+    # Lower-case names; only the ones ingest reads (web/ingest.py: _READ_HEADERS).
+    headers: Mapping[str, str]
     body: bytes
     # scheme://host[/root] as the client reached this server, for documents that point back.
     base_url: str = ""
@@ -46,6 +47,9 @@ class Delivery:
     events: list[ParsedEvent]
     app_id: str | None = None  # named in the path; else the app is found by its key
     write_key: str | None = None  # presented in a header or the body; None: not presented
+    # An Authorization header whose Basic user is the key, read only once the app is known
+    # (a malformed one must not hide that the app does not exist).
+    authorization: str | None = None
     judged_as: JudgedAs | None = None
     is_batch: bool = True
     # Alternative references to the app (Snowplow's aid): an app id or a write key.
@@ -101,6 +105,9 @@ class WireFormat:
     error_schema: ClassVar[str] = "Error"
     # Whether its SDKs may send the write key as the HTTP Basic user.
     basic_auth: ClassVar[bool] = False
+    # Whether its browser SDK sends cookies (credentials: include): then the answers must
+    # name the page's origin and allow credentials; otherwise they allow any origin.
+    credentials: ClassVar[bool] = False
 
     def limits(self, limits: Limits) -> Limits:
         """The limits on this format's paths (an SDK may promise other ones)."""

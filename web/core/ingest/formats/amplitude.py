@@ -30,14 +30,21 @@ MAX_EVENTS = 2_000
 MAX_REQUEST_BYTES = 1_000_000
 # Amplitude's own event id is a per-device counter: the dedupe key is insert_id.
 ID_KEYS = ("insert_id",)
+FINAL = {401: 400}
 
 
 class AmplitudeFormat(WireFormat):
     name = "amplitude"
     title = "Amplitude (browser, mobile and server SDKs)"
+    # A bad key is answered 400 "Invalid API key: <key>" (see refused), as Amplitude does.
     routes: ClassVar[tuple[Route, ...]] = (
-        Route("httpapi", "/2/httpapi", summary="Amplitude HTTP V2 API"),
-        Route("batch", "/batch", summary="Amplitude Batch API (PostHog's mobile /batch too)"),
+        Route("httpapi", "/2/httpapi", summary="Amplitude HTTP V2 API", final_statuses=FINAL),
+        Route(
+            "batch",
+            "/batch",
+            summary="Amplitude Batch API (PostHog's mobile /batch too)",
+            final_statuses=FINAL,
+        ),
     )
     description = (
         f"api_key (the app's write key) selects the app; insert_id is the event id; events"
@@ -76,12 +83,13 @@ class AmplitudeFormat(WireFormat):
         return json_answer(200, document)
 
     def refused(self, error: Rejected, delivery: Delivery | None = None) -> Answer:
-        status, message = error.status, error.message
-        if status == 401:
-            # Amplitude answers a bad key with exactly this, which its SDKs take as final
-            # (Amplitude-Swift compares the whole string); a 401 they would retry.
+        status = FINAL.get(error.status, error.status)
+        message = error.message
+        if error.status == 401:
+            # Amplitude's SDKs take exactly these words as final (Amplitude-Swift compares the
+            # whole string); a refusal in any other words they would retry.
             key = delivery.write_key if delivery is not None and delivery.write_key else ""
-            status, message = 400, f"Invalid API key: {key}"
+            message = f"Invalid API key: {key}"
         document = {"code": status, "error": message, "error_code": error.code, **error.details}
         return json_answer(status, document, error.headers)
 

@@ -12,7 +12,6 @@ from web.core.ingest.wire import (
     Route,
     WireFormat,
     WireRequest,
-    basic_user,
 )
 from web.core.parsing import ParsedBody, parse_events
 from web.core.settings import Limits
@@ -47,7 +46,8 @@ class NativeFormat(WireFormat):
         return Delivery(
             body.events,
             app_id=request.path_params["app_id"],
-            write_key=request.header("x-write-key") or basic_user(request.header("authorization")),
+            write_key=request.header("x-write-key"),
+            authorization=request.header("authorization"),
             is_batch=body.is_batch,
         )
 

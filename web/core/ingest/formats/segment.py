@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 from web.core.errors import Rejected
 from web.core.ingest.wire import (
@@ -34,12 +34,13 @@ BATCH_PATHS = ("batch", "b")
 
 def settings_document(request: WireRequest) -> Answer:
     """What Analytics.js loads from its CDN: the Segment.io destination, pointed back here."""
-    parts = urlsplit(request.base_url)
-    session = f"/v1/session/{request.path_session}" if request.path_session else ""
+    # Split by hand: urlsplit raises on a malformed Host header, and this is all it would do.
+    scheme, _, host_and_root = request.base_url.partition("://")
+    session = f"/v1/session/{quote(request.path_session, safe='')}" if request.path_session else ""
     segment_io = {
         "apiKey": request.path_params["write_key"],
-        "apiHost": f"{parts.netloc}{parts.path}{session}/v1",
-        "protocol": parts.scheme or "http",
+        "apiHost": f"{host_and_root}{session}/v1",
+        "protocol": scheme or "http",
         "unbundledIntegrations": [],
         "addBundledMetadata": True,
         "maybeBundledConfigIds": {},
@@ -62,7 +63,8 @@ def settings_document(request: WireRequest) -> Answer:
 def rudder_source_config(request: WireRequest) -> Answer:
     """What RudderStack's JS SDK loads from its control plane (`configUrl`): no destinations,
     its own error and metrics reporting off, so it sends events and nothing else."""
-    key = request.query.get("writeKey") or basic_user(request.header("authorization")) or ""
+    # From the query only: the Authorization header may carry a person's credentials.
+    key = request.query.get("writeKey", "")
     source = {
         "id": f"lvd-{key}",
         "name": "Live Validation Dashboard",
@@ -133,7 +135,11 @@ class SegmentFormat(WireFormat):
 
     def deliver(self, value: Any, request: WireRequest, limits: Limits) -> Delivery:
         body = json_object(value, "a JSON object")
-        key = basic_user(request.header("authorization")) or text(body.get("writeKey"))
+        key = (
+            basic_user(request.header("authorization"))
+            or text(body.get("writeKey"))
+            or request.header("x-write-key")
+        )
         route = request.route
         if route in BATCH_PATHS:
             messages = body.get("batch")

@@ -80,6 +80,7 @@ class SnowplowFormat(WireFormat):
         " by their schema, structured events category/action, page views page_view."
     )
     body_schema = "SnowplowPayload"
+    credentials = True
 
     def decode(self, request: WireRequest, limits: Limits) -> Any:
         if request.method == "GET":
