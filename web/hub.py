@@ -44,7 +44,7 @@ class Subscription:
 
     def wants(self, entry: queries.LogEntry) -> bool:
         return entry.app_id == self.app_id and self.filters.matches(
-            status=entry.validation_status,
+            status=entry.status,
             event_name=entry.event_name,
             payload=entry.payload,
             errors=entry.errors,

@@ -55,10 +55,10 @@ async def summary(app_id: str) -> Response:
     by_status = Counter({status: 0 for status in STATUSES})
     by_name: dict[str | None, dict[str, int]] = {}
     for row in counts:
-        by_status[row.validation_status] += row.count
+        by_status[row.status] += row.count
         named = by_name.setdefault(row.event_name, {"total": 0, **dict.fromkeys(STATUSES, 0)})
         named["total"] += row.count
-        named[row.validation_status] += row.count
+        named[row.status] += row.count
     return jsonify(
         {
             "total": sum(by_status.values()),
@@ -127,7 +127,7 @@ def event_as_json(entry: queries.LogEntry) -> dict[str, Any]:
     return {
         "event_id": entry.event_id,
         "event_name": entry.event_name,
-        "status": entry.validation_status,
+        "status": entry.status,
         "errors": entry.errors,
         "payload": entry.payload,
         "plan_version": entry.plan_version,

@@ -36,9 +36,9 @@ async def filter_rows(pool: asyncpg.Pool, test_app_row: queries.App) -> list[que
                 app_id="test-app",
                 event_id=event_id,
                 event_name=name,
-                payload_json=orjson.dumps(payload).decode(),
-                validation_status=status,
-                errors_json=orjson.dumps(errors).decode(),
+                payload=orjson.dumps(payload).decode(),
+                status=status,
+                errors=orjson.dumps(errors).decode(),
                 plan_version=None,
                 session=session,
                 received_at=BASE + timedelta(minutes=minutes),
@@ -102,7 +102,7 @@ async def test_event_filter_sql_and_live_matching_agree(
         r.event_id
         for r in filter_rows
         if filters.matches(
-            status=r.validation_status,
+            status=r.status,
             event_name=r.event_name,
             payload=r.payload,
             errors=r.errors,

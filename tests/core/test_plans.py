@@ -336,7 +336,7 @@ def log_entry(row_id: int, payload: dict[str, Any], was: str) -> queries.LogEntr
         event_id=f"evt-{row_id}",
         event_name=payload.get("eventName"),
         payload=payload,
-        validation_status=was,
+        status=was,
         errors=[],
         plan_version=1,
         session=None,
@@ -418,9 +418,9 @@ async def test_revalidate_stored_rows_changes_nothing_stored(pool: asyncpg.Pool)
             app_id=app_id,
             event_id=f"evt-{i}",
             event_name="order_completed",
-            payload_json=orjson.dumps(payload).decode(),
-            validation_status=status,
-            errors_json="[]",
+            payload=orjson.dumps(payload).decode(),
+            status=status,
+            errors="[]",
             plan_version=1,
             session=None,
             received_at=now,
@@ -442,7 +442,7 @@ async def test_revalidate_stored_rows_changes_nothing_stored(pool: asyncpg.Pool)
     assert report["examples"]["newly_failing"][0]["event_id"] == "evt-1"
     async with pool.acquire() as conn:
         after = await queries.select_log_entries(conn, app_id)
-    assert [(e.event_id, e.validation_status, e.plan_version) for e in after] == [
+    assert [(e.event_id, e.status, e.plan_version) for e in after] == [
         ("evt-2", "invalid", 1),
         ("evt-1", "valid", 1),
         ("evt-0", "valid", 1),

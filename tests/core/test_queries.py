@@ -36,11 +36,11 @@ def entry(
         app_id=app_id,
         event_id=event_id,
         event_name=name,
-        payload_json=orjson.dumps(
+        payload=orjson.dumps(
             {"eventName": name, "id": event_id} if payload is None else payload
         ).decode(),
-        validation_status=status,
-        errors_json=orjson.dumps([] if errors is None else errors).decode(),
+        status=status,
+        errors=orjson.dumps([] if errors is None else errors).decode(),
         plan_version=plan_version,
         session=session,
         received_at=received_at,
@@ -178,7 +178,7 @@ async def test_insert_log_entries_stores_every_column(
         (row,) = await queries.select_log_entries_by_ids(conn, [row_id])
     assert row.id == row_id
     assert (row.app_id, row.event_id, row.event_name) == ("test-app", "cols", None)
-    assert row.validation_status == "invalid"
+    assert row.status == "invalid"
     assert row.errors == errors
     assert row.payload == {"userId": 1}
     assert (row.plan_version, row.session) == (7, "qa-run-1")

@@ -53,7 +53,7 @@ async def test_ingest_quick_start_event_is_stored_as_valid(
     assert body["event_id"] == event["event_id"]
     assert body["errors"] == []
     entry = await stored_entry(pool, event["event_id"])
-    assert entry.validation_status == "valid"
+    assert entry.status == "valid"
     assert entry.event_name == "user_login"
     assert entry.payload == event
     assert entry.errors == []
@@ -98,7 +98,7 @@ async def test_ingest_invalid_event_is_stored_as_invalid_with_its_errors(
     assert body["status"] == "invalid"
     assert {error["path"] for error in body["errors"]} == {"/eventName", "/timestamp"}
     entry = await stored_entry(pool, event["event_id"])
-    assert entry.validation_status == "invalid"
+    assert entry.status == "invalid"
     assert entry.payload == event
     assert entry.errors == body["errors"]
 

@@ -235,7 +235,7 @@ async def test_plan_push_applies_to_next_live_ingest_and_stored_row(
         ("/method", "required", "error")
     ]
     rows = await wait_for_rows(pool, app_id, 2)
-    assert {r.event_id: (r.validation_status, r.plan_version) for r in rows} == {
+    assert {r.event_id: (r.status, r.plan_version) for r in rows} == {
         before["event_id"]: ("valid", None),
         after["event_id"]: ("invalid", 1),
     }

@@ -29,7 +29,7 @@ def log_entry(row_id: int, app_id: str = "a", status: str = "valid") -> queries.
         event_id=f"e{row_id}",
         event_name="n",
         payload={},
-        validation_status=status,
+        status=status,
         errors=[],
         plan_version=None,
         session=None,

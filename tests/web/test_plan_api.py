@@ -492,7 +492,7 @@ async def test_ingest_queued_message_and_stored_row_carry_plan_version(
     await store_events(pool, [queued, before])
     async with pool.acquire() as conn:
         rows = await queries.select_log_entries(conn, app.id)
-    assert {r.event_id: (r.plan_version, r.validation_status) for r in rows} == {
+    assert {r.event_id: (r.plan_version, r.status) for r in rows} == {
         result["event_id"]: (2, "invalid"),
         unjudged["event_id"]: (None, "valid"),
     }
@@ -597,7 +597,7 @@ async def judged_under_v1(
 async def stored_state(pool: asyncpg.Pool, app_id: str) -> list[tuple[str, str, int | None]]:
     async with pool.acquire() as conn:
         rows = await queries.select_log_entries(conn, app_id)
-    return sorted((r.event_id, r.validation_status, r.plan_version) for r in rows)
+    return sorted((r.event_id, r.status, r.plan_version) for r in rows)
 
 
 async def test_revalidate_counts_against_current_version(

@@ -120,12 +120,12 @@ async def test_store_events_stores_every_column(
         rows = await queries.select_log_entries_by_ids(conn, ids)
     by_event = {row.event_id: row for row in rows}
     ok, bad = by_event["ok-1"], by_event["bad-1"]
-    assert (ok.app_id, ok.event_name, ok.validation_status) == ("test-app", "name-ok-1", "valid")
+    assert (ok.app_id, ok.event_name, ok.status) == ("test-app", "name-ok-1", "valid")
     assert ok.errors == []
     assert (ok.session, ok.plan_version) == ("qa-session", 4)
     assert ok.payload == {"eventName": "name-ok-1", "event_id": "ok-1"}
     assert ok.received_at == datetime(2025, 12, 10, 15, 45, 0, 123456, tzinfo=UTC)
-    assert (bad.validation_status, bad.errors) == ("invalid", errors)
+    assert (bad.status, bad.errors) == ("invalid", errors)
     assert (bad.session, bad.plan_version) == (None, None)
 
 
@@ -375,9 +375,9 @@ def test_entry_from_message_reads_what_ingest_enqueues() -> None:
         app_id="test-app",
         event_id="m-1",
         event_name="name-m-1",
-        payload_json='{"eventName":"name-m-1","event_id":"m-1"}',
-        validation_status="invalid",
-        errors_json="[]",
+        payload='{"eventName":"name-m-1","event_id":"m-1"}',
+        status="invalid",
+        errors="[]",
         plan_version=2,
         session="s",
         received_at=datetime(2025, 12, 10, 15, 45, 0, 123456, tzinfo=UTC),

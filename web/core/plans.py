@@ -224,7 +224,7 @@ class RevalidationReport:
     examples: dict[str, list[Rejudged]] = field(default_factory=dict)
 
     def add(self, entry: queries.LogEntry, verdict: Verdict) -> None:
-        outcome = _outcome(entry.validation_status, verdict.status)
+        outcome = _outcome(entry.status, verdict.status)
         self.counts[outcome] += 1
         shown = self.examples.setdefault(outcome, [])
         if len(shown) < EXAMPLES_PER_OUTCOME:
@@ -234,7 +234,7 @@ class RevalidationReport:
                     entry.id,
                     entry.event_id,
                     entry.event_name,
-                    entry.validation_status,
+                    entry.status,
                     verdict.status,
                     errors[0] if errors else None,
                 )

@@ -45,7 +45,7 @@ class AppSummary:
 
 
 class NewLogEntry(NamedTuple):
-    """One judged event as a worker writes it; payload and errors are JSON text.
+    """One judged event as a worker writes it; payload and errors are JSON text here.
 
     A tuple, because the insert sends it as a PostgreSQL record of the type new_log_entry
     (migration 0007), whose fields are these, in this order.
@@ -54,9 +54,9 @@ class NewLogEntry(NamedTuple):
     app_id: str
     event_id: str
     event_name: str | None
-    payload_json: str
-    validation_status: str
-    errors_json: str
+    payload: str
+    status: str  # valid or invalid: the column validation_status
+    errors: str
     plan_version: int | None
     session: str | None
     received_at: datetime
@@ -69,7 +69,7 @@ class LogEntry:
     event_id: str
     event_name: str | None
     payload: dict[str, Any]
-    validation_status: str
+    status: str  # valid or invalid: the column validation_status
     errors: list[dict[str, Any]]
     plan_version: int | None
     session: str | None
@@ -81,7 +81,7 @@ _APP_COLUMNS = "id, name, write_key, require_write_key, created_at, plan_version
 
 
 _ENTRY_COLUMNS = (
-    "id, app_id, event_id, event_name, payload, validation_status, errors, plan_version,"
+    "id, app_id, event_id, event_name, payload, validation_status AS status, errors, plan_version,"
     " session, received_at, created_at"
 )
 

@@ -160,7 +160,7 @@ class EventCount:
     """How many of an app's events have this name and status."""
 
     event_name: str | None
-    validation_status: str
+    status: str
     count: int
 
 
@@ -169,7 +169,7 @@ async def select_event_counts(
 ) -> list[EventCount]:
     """An app's events matching the filter, counted by name and status, most frequent first."""
     rows = await conn.fetch(
-        f"SELECT event_name, validation_status, count(*) AS count FROM log_entries"
+        f"SELECT event_name, validation_status AS status, count(*) AS count FROM log_entries"
         f" WHERE app_id = $1{FILTER_SQL}"
         " GROUP BY event_name, validation_status"
         " ORDER BY count DESC, event_name, validation_status",
