@@ -15,7 +15,7 @@ from web.context import services
 from web.core.apps import unknown_app
 from web.core.errors import Rejected
 from web.core.queries import snowplow as snowplow_queries
-from web.core.snowplow_micro import MAX_LIMIT, MicroFilter, bad_event, good_event
+from web.core.snowplow_micro import MicroFilter, bad_event, good_event
 from web.security import refuse_other_sites
 
 blueprint = Blueprint("snowplow_micro", __name__)
@@ -34,19 +34,32 @@ async def micro_all(app: str | None = None) -> Response:
 async def micro_good(app: str | None = None) -> Response:
     app_id = await _app_id(app)
     wanted = MicroFilter.parse(await _filters())
+    conditions = wanted.good_conditions()
+    if conditions is None:
+        return _json([])
     async with services().pool.acquire() as conn:
-        entries = await snowplow_queries.select_snowplow_events(conn, app_id, "valid", MAX_LIMIT)
-    goods = (good_event(entry) for entry in entries)
-    return _json([good for good in goods if wanted.keeps_good(good)][: wanted.limit])
+        entries = await snowplow_queries.select_snowplow_events(
+            conn,
+            app_id,
+            "valid",
+            wanted.limit,
+            event_code=conditions.event_code,
+            schema=conditions.schema,
+            contexts=conditions.contexts,
+        )
+    return _json([good_event(entry) for entry in entries])
 
 
 async def micro_bad(app: str | None = None) -> Response:
     app_id = await _app_id(app)
     wanted = MicroFilter.parse(await _filters())
+    if not wanted.keeps_bad_api():
+        return _json([])
     async with services().pool.acquire() as conn:
-        entries = await snowplow_queries.select_snowplow_events(conn, app_id, "invalid", MAX_LIMIT)
-    bads = (bad_event(entry) for entry in entries)
-    return _json([bad for bad in bads if wanted.keeps_bad(bad)][: wanted.limit])
+        entries = await snowplow_queries.select_snowplow_events(
+            conn, app_id, "invalid", wanted.limit
+        )
+    return _json([bad_event(entry) for entry in entries])
 
 
 async def micro_reset(app: str | None = None) -> Response:

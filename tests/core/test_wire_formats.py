@@ -26,6 +26,7 @@ from web.core.ingest.formats.snowplow import PIXEL, SnowplowFormat
 from web.core.ingest.registry import ALLOWED_HEADERS, ROUTER, WIRE_FORMATS, Match
 from web.core.ingest.wire import Delivery, WireFormat, WireRequest
 from web.core.settings import Limits
+from web.core.snowplow_micro import MicroFilter
 from web.core.validation.envelope import event_name_of
 
 LIMITS = Limits()
@@ -1290,3 +1291,47 @@ def test_router_native_path_needs_its_app_id_in_the_delivery() -> None:
     delivery = deliver(NATIVE, request)
 
     assert (delivery.app_id, delivery.write_key, delivery.is_batch) == ("shop", "wk_n", False)
+
+
+IGLU_SP = "iglu:com.snowplowanalytics.snowplow"
+ACME_X = "iglu:com.acme/x/jsonschema/1-0-0"
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, (None, None, None)),
+        ({"event_type": "struct"}, ("se", None, None)),
+        (
+            {"schema": "iglu:com.snowplowanalytics.snowplow/page_view/jsonschema/1-0-0"},
+            ("pv", None, None),
+        ),
+        (
+            {"schema": "iglu:com.acme/x/jsonschema/1-0-0"},
+            ("ue", "iglu:com.acme/x/jsonschema/1-0-0", None),
+        ),
+        (
+            {"contexts": ["iglu:c/d/jsonschema/1-0-0"]},
+            (None, None, [{"schema": "iglu:c/d/jsonschema/1-0-0"}]),
+        ),
+    ],
+)
+def test_micro_good_filter_becomes_query_conditions(
+    filters: dict[str, Any], expected: tuple[Any, Any, Any]
+) -> None:
+    conditions = MicroFilter.parse(filters).good_conditions()
+
+    assert conditions is not None
+    assert (conditions.event_code, conditions.schema, conditions.contexts) == expected
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"event_type": "struct", "schema": "iglu:com.acme/x/jsonschema/1-0-0"},
+        {"event_type": "page_view", "schema": "iglu:com.google.analytics/event/jsonschema/1-0-0"},
+        {"event_type": "no_such_type"},
+    ],
+)
+def test_micro_good_filter_no_event_can_match_is_none(filters: dict[str, Any]) -> None:
+    assert MicroFilter.parse(filters).good_conditions() is None

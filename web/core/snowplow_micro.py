@@ -34,6 +34,8 @@ BUILT_IN_SCHEMAS = {
     "transaction_item": "iglu:com.snowplowanalytics.snowplow/transaction_item/jsonschema/1-0-0",
 }
 API = {"vendor": "com.snowplowanalytics.snowplow", "version": "tp2"}
+# The tracker's e for each of Micro's event types.
+CODES = {event_type: code for code, event_type in EVENT_TYPES.items()}
 # Tracker fields and their names in an enriched event.
 ENRICHED_FIELDS = {
     "aid": "app_id",
@@ -55,6 +57,15 @@ ENRICHED_FIELDS = {
 }
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class GoodConditions:
+    """/micro/good's filter in the query's terms: the tracker's e, the schema, the contexts."""
+
+    event_code: str | None
+    schema: str | None
+    contexts: list[dict[str, str]] | None  # [{"schema": ...}], each must be attached
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +105,30 @@ class MicroFilter:
             limit=max(0, min(limit, MAX_LIMIT)),
         )
 
-    def keeps_good(self, good: Mapping[str, Any]) -> bool:
-        return (
-            (self.schema is None or good["schema"] == self.schema)
-            and (self.event_type is None or good["eventType"] == self.event_type)
-            and all(context in good["contexts"] for context in self.contexts)
+    def good_conditions(self) -> GoodConditions | None:
+        """The filter as the query takes it; None when no event can match it."""
+        codes = {self.event_type, *(k for k, v in BUILT_IN_SCHEMAS.items() if v == self.schema)}
+        codes.discard(None)
+        built_in = self.schema in BUILT_IN_SCHEMAS.values()
+        if self.schema is not None and not built_in:
+            codes.add("unstruct")  # any other schema is a self-describing event's
+        if len(codes) > 1:
+            return None
+        event_code = next((CODES[c] for c in codes if c in CODES), None)
+        if codes and event_code is None:
+            return None  # an event type the trackers do not send
+        contexts = [{"schema": schema} for schema in self.contexts]
+        return GoodConditions(
+            event_code=event_code,
+            schema=None if built_in else self.schema,
+            contexts=contexts or None,
         )
 
-    def keeps_bad(self, bad: Mapping[str, Any]) -> bool:
-        api = bad["rawEvent"]["api"]
-        return (self.vendor is None or api["vendor"] == self.vendor) and (
-            self.version is None or api["version"] == self.version
+    def keeps_bad_api(self) -> bool:
+        """Whether /micro/bad's vendor and version name the one collector API events come
+        through here (all of them, or none)."""
+        return (self.vendor is None or API["vendor"] == self.vendor) and (
+            self.version is None or API["version"] == self.version
         )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from web.core.queries.base import _ENTRY_COLUMNS, Connection, LogEntry
 
-# A Snowplow tracker payload always names its tracker version (tv); no other SDK sends one.
-# An app of None means every app, as a Micro collector sees everything sent to it.
+# A Snowplow tracker payload names its tracker version (tv), event type (e) and event id
+# (eid); no other SDK sends those three. An app of None means every app, as a Micro
+# collector sees everything sent to it.
 _SNOWPLOW_ROWS = """
     ($1::text IS NULL OR app_id = $1)
-    AND payload ? 'tv' AND payload ? 'e'
+    AND payload ?& array['tv', 'e', 'eid']
 """
 
 
@@ -27,20 +28,36 @@ async def count_snowplow_events(conn: Connection, app_id: str | None) -> tuple[i
 
 
 async def select_snowplow_events(
-    conn: Connection, app_id: str | None, status: str, limit: int
+    conn: Connection,
+    app_id: str | None,
+    status: str,
+    limit: int,
+    *,
+    event_code: str | None = None,
+    schema: str | None = None,
+    contexts: list[dict[str, str]] | None = None,
 ) -> list[LogEntry]:
-    """The newest Snowplow events of one verdict (valid or invalid)."""
+    """The newest Snowplow events of one verdict (valid or invalid), optionally only of one
+    tracker event type (e), one self-describing schema, or carrying every context in
+    `contexts` ([{"schema": ...}])."""
     rows = await conn.fetch(
         f"""
         SELECT {_ENTRY_COLUMNS}
         FROM log_entries
-        WHERE {_SNOWPLOW_ROWS} AND validation_status = $2
+        WHERE {_SNOWPLOW_ROWS}
+          AND validation_status = $2
+          AND ($4::text IS NULL OR payload->>'e' = $4)
+          AND ($5::text IS NULL OR payload->>'schema' = $5)
+          AND ($6::jsonb IS NULL OR payload->'contexts' @> $6::jsonb)
         ORDER BY id DESC
         LIMIT $3
         """,
         app_id,
         status,
         limit,
+        event_code,
+        schema,
+        contexts,
     )
     return [LogEntry(**dict(row)) for row in rows]
 
