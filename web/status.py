@@ -24,6 +24,7 @@ from quart import (
 from redis.exceptions import RedisError
 
 from web.context import Services
+from web.core.outage_log import OutageLog
 from web.core.status.formatting import (
     format_bytes,
     format_count,
@@ -40,11 +41,10 @@ from web.core.status.readers import (
     status_redis,
 )
 from web.core.status.records import (
-    FORGET_AFTER_SECONDS,
     HEARTBEAT_SECONDS,
     PipelineStatus,
     WebHeartbeat,
-    text_of,
+    forgotten_ids,
 )
 from web.core.tasks import cancel_and_wait
 from web.sse import RETRY_FRAME, sse_frame, sse_response
@@ -112,29 +112,21 @@ class StatusBoard:
         await self.redis.hset(DEFAULT_KEYS.web, self.process_id, beat.encode())
 
     async def forget_old_processes(self) -> None:
-        now = time.time()
         records = await self.redis.hgetall(DEFAULT_KEYS.web)
-        stale = [
-            raw_id
-            for raw_id, raw in records.items()
-            if (beat := WebHeartbeat.decode(text_of(raw_id), raw)) is None
-            or now - beat.seen_at > FORGET_AFTER_SECONDS
-        ]
+        stale = forgotten_ids(records, WebHeartbeat.decode, now=time.time())
         if stale:
             await self.redis.hdel(DEFAULT_KEYS.web, *stale)
 
     async def publish_forever(self) -> None:
-        failing = False
+        outage = OutageLog(log)
         with contextlib.suppress(RedisError, OSError):  # housekeeping: the next one retries
             await self.forget_old_processes()
         while True:
             try:
                 await self.publish()
-                failing = False
+                outage.succeeded()
             except (RedisError, OSError) as exc:
-                if not failing:  # once per outage, not every beat
-                    log.warning("Could not publish this process's stream count: %s", exc)
-                failing = True
+                outage.failed("Could not publish this process's stream count: %s", exc)
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def close(self) -> None:

@@ -18,11 +18,10 @@ from web.core.outage_log import OutageLog
 from web.core.queue.contract import STORE_EVENTS_ACTOR
 from web.core.status.keys import DEFAULT_KEYS, StatusKeys, event_total_field
 from web.core.status.records import (
-    FORGET_AFTER_SECONDS,
     HEARTBEAT_SECONDS,
     RECENT_WINDOW,
     WorkerHeartbeat,
-    text_of,
+    forgotten_ids,
 )
 
 log = logging.getLogger("lvd.worker")
@@ -97,12 +96,8 @@ class WorkerReport:
     def forget_old_workers(self, client: redis.Redis, *, now: float | None = None) -> None:
         """Delete records of workers silent for FORGET_AFTER_SECONDS."""
         now = time.time() if now is None else now
-        stale = [
-            raw_id
-            for raw_id, raw in client.hgetall(self.keys.workers).items()
-            if (beat := WorkerHeartbeat.decode(text_of(raw_id), raw)) is None
-            or now - beat.seen_at > FORGET_AFTER_SECONDS
-        ]
+        records = client.hgetall(self.keys.workers)
+        stale = forgotten_ids(records, WorkerHeartbeat.decode, now=now)
         if stale:
             client.hdel(self.keys.workers, *stale)
 

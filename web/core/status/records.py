@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -187,3 +189,27 @@ class PipelineStatus:
     @property
     def workers_events_per_second(self) -> float:
         return sum(worker.events_per_second for worker in self.workers)
+
+
+class Heartbeat(Protocol):
+    @property
+    def seen_at(self) -> float: ...
+
+
+FieldName = TypeVar("FieldName", bytes, str, bytes | str)
+
+
+def forgotten_ids(
+    records: Mapping[FieldName, Any],
+    decode: Callable[[str, Any], Heartbeat | None],
+    *,
+    now: float,
+) -> list[FieldName]:
+    """The fields of a heartbeat hash to delete: records this version cannot read, and
+    those of processes silent for FORGET_AFTER_SECONDS. Web and worker prune with it."""
+    return [
+        raw_id
+        for raw_id, raw in records.items()
+        if (beat := decode(text_of(raw_id), raw)) is None
+        or now - beat.seen_at > FORGET_AFTER_SECONDS
+    ]
