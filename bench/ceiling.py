@@ -1,7 +1,7 @@
 """The ceilings: a trivial 202 endpoint served like the real one (same server, workers, loop).
 
 `app` answers through Quart; `plain_app` answers as plain ASGI, the way the real ingest
-path is served (web/ingest_asgi.py), so the ratio against it is the strict one.
+path is served (web/ingest.py), so the ratio against it is the strict one.
 """
 
 from __future__ import annotations

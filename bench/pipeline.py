@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 SUSTAIN_SECONDS = 10 if QUICK else 30
 STEP_SECONDS = 5 if QUICK else 10
 IDLE_SECONDS = 5 if QUICK else 60
+# Requests per second offered to find the ceilings: more than any of them answers.
+SATURATING = 6000.0
 # One web process: on 2 cores shared with the worker, PostgreSQL, Redis and the load tool,
 # a second one adds more contention than capacity (p99 at 1 000/s about 3 times higher).
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "1"))
@@ -197,149 +199,146 @@ def pipeline(
         yield url, worker, web
 
 
+Row = tuple[str, str]
+
+
 def main() -> None:
     with bench_environment() as (env, database_url, logs):
-        rows: list[tuple[str, str]] = []
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores,"
             f" {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()},"
             f" web processes {WEB_WORKERS}, 1 worker process; everything on this machine",
             flush=True,
         )
-
-        hypercorn = [
-            str(BIN / "hypercorn"),
-            "--worker-class",
-            "uvloop",
-            "--workers",
-            str(WEB_WORKERS),
-        ]
-        saturating = 6000.0
+        hypercorn = [str(BIN / "hypercorn"), "--worker-class", "uvloop"]
+        hypercorn += ["--workers", str(WEB_WORKERS)]
         ceilings = {
-            name: measure_ceiling(hypercorn, target, saturating, env, logs, database_url)
+            name: measure_ceiling(hypercorn, target, SATURATING, env, logs, database_url)
             for name, target in (
                 ("Quart", "bench.ceiling:app"),
                 ("plain ASGI", "bench.ceiling:plain_app"),
             )
         }
-
+        rows: list[Row] = []
         with pipeline(env, logs) as (url, worker, web):
-            real = asyncio.run(load(url, saturating, STEP_SECONDS, database_url=database_url))
-            for name, ceiling in ceilings.items():
-                rows.append(
-                    (
-                        f"ceiling: trivial 202 endpoint via {name}, offered 6000/s",
-                        f"{ceiling['achieved_rate']:.0f} req/s,"
-                        f" p99 {ceiling['latency_ms']['p99']} ms",
-                    )
-                )
-            rows.append(
-                (
-                    "real ingest, same offered load",
-                    f"{real['achieved_rate']:.0f} req/s, p99 {real['latency_ms']['p99']} ms,"
-                    f" lost {real['lost']}, doubled {real['doubled']}",
-                )
-            )
-            for name, ceiling in ceilings.items():
-                ratio = real["achieved_rate"] / ceiling["achieved_rate"]
-                rows.append((f"real / {name} ceiling", f"{ratio:.0%}"))
-            print(*rows, sep="\n", flush=True)
-
-            asyncio.run(reset(database_url))
-            at_1000 = asyncio.run(load(url, 1000, SUSTAIN_SECONDS, database_url=database_url))
-            rows.append(
-                (
-                    f"1000 events/s for {SUSTAIN_SECONDS} s",
-                    f"p50 {at_1000['latency_ms']['p50']} ms, p99 {at_1000['latency_ms']['p99']} ms,"
-                    f" accept->committed p50 {at_1000['queue_to_db_ms']['p50']} ms"
-                    f" p99 {at_1000['queue_to_db_ms']['p99']} ms, lost {at_1000['lost']},"
-                    f" doubled {at_1000['doubled']}",
-                )
-            )
-            print(*rows[-1:], sep="\n", flush=True)
-
-            # Climb in short steps while p99 <= 50 ms holds, then confirm over SUSTAIN_SECONDS,
-            # stepping back down if the longer run does not hold.
-            passed: list[int] = []
-            for rate in LADDER:
+            # Each measurement starts from an empty table and prints its rows as it goes.
+            measures: list[Callable[[], list[Row]]] = [
+                lambda: against_ceilings(url, database_url, ceilings),
+                lambda: [at_1000_per_second(url, database_url)],
+                lambda: [highest_rate_held(url, database_url)],
+                lambda: [in_batches(url, database_url)],
+            ]
+            for measure in measures:
                 asyncio.run(reset(database_url))
-                step = asyncio.run(load(url, rate, STEP_SECONDS, database_url=database_url))
-                print(
-                    f"  step {rate}/s: p99 {step['latency_ms']['p99']} ms, held={held(step)}",
-                    flush=True,
-                )
-                if not held(step):
-                    break
-                passed.append(rate)
-            best: tuple[int, dict[str, Any]] | None = None
-            for rate in reversed(passed):
-                asyncio.run(reset(database_url))
-                sustained = asyncio.run(load(url, rate, SUSTAIN_SECONDS, database_url=database_url))
-                print(
-                    f"  {rate}/s for {SUSTAIN_SECONDS} s: p99 {sustained['latency_ms']['p99']} ms,"
-                    f" held={held(sustained)}",
-                    flush=True,
-                )
-                if held(sustained):
-                    best = rate, sustained
-                    break
-            rows.append(
-                (
-                    f"highest single-event rate held {SUSTAIN_SECONDS} s with p99 <= 50 ms",
-                    f"{best[0]}/s: p99 {best[1]['latency_ms']['p99']} ms,"
-                    f" queue->db p50 {best[1]['queue_to_db_ms']['p50']} ms"
-                    f" p99 {best[1]['queue_to_db_ms']['p99']} ms, lost {best[1]['lost']},"
-                    f" doubled {best[1]['doubled']}"
-                    if best
-                    else f"below {LADDER[0]}/s",
-                )
-            )
-            print(*rows[-1:], sep="\n", flush=True)
-
-            asyncio.run(reset(database_url))
-            batched = asyncio.run(
-                load(url, 500, STEP_SECONDS, batch=100, database_url=database_url)
-            )
-            rows.append(
-                (
-                    "batches of 100 events, offered 50 000 events/s",
-                    f"{batched['events_per_second']:.0f} events/s accepted,"
-                    f" {batched['stored_per_second']:.0f} events/s through to the database"
-                    " (first accepted to last committed),"
-                    f" p99 {batched['latency_ms']['p99']} ms, lost {batched['lost']},"
-                    f" answers {batched['status_counts']}",
-                )
-            )
-            print(*rows[-1:], sep="\n", flush=True)
-
-            time.sleep(IDLE_SECONDS)
-            first = asyncio.run(load(url, 1, 1, database_url=database_url))
-            rows.append(
-                (
-                    f"first event after {IDLE_SECONDS} s idle",
-                    f"response {first['latency_ms']['max']} ms, accept->committed"
-                    f" {first['queue_to_db_ms']['max']} ms",
-                )
-            )
-            rows.append(
-                (
-                    "peak memory (largest process)",
-                    f"worker {peak_rss_mb(worker.pid):.0f} MiB, web {peak_rss_mb(web.pid):.0f} MiB",
-                )
-            )
-
-        for name, figures in validation.run(20_000).items():
-            rows.append(
-                (
-                    f"validation, {name}",
-                    f"p50 {figures['p50_ms']:.3f} ms, p99 {figures['p99_ms']:.3f} ms",
-                )
-            )
-
+                found = measure()
+                print(*found, sep="\n", flush=True)
+                rows += found
+            rows += [after_idle(url, database_url), peak_memory(worker.pid, web.pid)]
+        rows += [
+            (f"validation, {name}", f"p50 {f['p50_ms']:.3f} ms, p99 {f['p99_ms']:.3f} ms")
+            for name, f in validation.run(20_000).items()
+        ]
     width = max(len(name) for name, _ in rows)
     print("\n" + "=" * 100)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def against_ceilings(url: str, database_url: str, ceilings: dict[str, Any]) -> list[Row]:
+    """Real ingest at the load that saturates the trivial endpoints, and the ratios."""
+    real = asyncio.run(load(url, SATURATING, STEP_SECONDS, database_url=database_url))
+    rows = [
+        (
+            f"ceiling: trivial 202 endpoint via {name}, offered 6000/s",
+            f"{ceiling['achieved_rate']:.0f} req/s, p99 {ceiling['latency_ms']['p99']} ms",
+        )
+        for name, ceiling in ceilings.items()
+    ]
+    rows.append(
+        (
+            "real ingest, same offered load",
+            f"{real['achieved_rate']:.0f} req/s, p99 {real['latency_ms']['p99']} ms,"
+            f" lost {real['lost']}, doubled {real['doubled']}",
+        )
+    )
+    rows += [
+        (f"real / {name} ceiling", f"{real['achieved_rate'] / ceiling['achieved_rate']:.0%}")
+        for name, ceiling in ceilings.items()
+    ]
+    return rows
+
+
+def at_1000_per_second(url: str, database_url: str) -> Row:
+    at_1000 = asyncio.run(load(url, 1000, SUSTAIN_SECONDS, database_url=database_url))
+    return (
+        f"1000 events/s for {SUSTAIN_SECONDS} s",
+        f"p50 {at_1000['latency_ms']['p50']} ms, p99 {at_1000['latency_ms']['p99']} ms,"
+        f" accept->committed p50 {at_1000['queue_to_db_ms']['p50']} ms"
+        f" p99 {at_1000['queue_to_db_ms']['p99']} ms, lost {at_1000['lost']},"
+        f" doubled {at_1000['doubled']}",
+    )
+
+
+def highest_rate_held(url: str, database_url: str) -> Row:
+    """Climb in short steps while p99 <= 50 ms holds, then confirm over SUSTAIN_SECONDS,
+    stepping back down if the longer run does not hold."""
+    passed: list[int] = []
+    for rate in LADDER:
+        asyncio.run(reset(database_url))
+        step = asyncio.run(load(url, rate, STEP_SECONDS, database_url=database_url))
+        print(f"  step {rate}/s: p99 {step['latency_ms']['p99']} ms, held={held(step)}", flush=True)
+        if not held(step):
+            break
+        passed.append(rate)
+    for rate in reversed(passed):
+        asyncio.run(reset(database_url))
+        sustained = asyncio.run(load(url, rate, SUSTAIN_SECONDS, database_url=database_url))
+        print(
+            f"  {rate}/s for {SUSTAIN_SECONDS} s: p99 {sustained['latency_ms']['p99']} ms,"
+            f" held={held(sustained)}",
+            flush=True,
+        )
+        if held(sustained):
+            return (
+                f"highest single-event rate held {SUSTAIN_SECONDS} s with p99 <= 50 ms",
+                f"{rate}/s: p99 {sustained['latency_ms']['p99']} ms,"
+                f" queue->db p50 {sustained['queue_to_db_ms']['p50']} ms"
+                f" p99 {sustained['queue_to_db_ms']['p99']} ms, lost {sustained['lost']},"
+                f" doubled {sustained['doubled']}",
+            )
+    return (
+        f"highest single-event rate held {SUSTAIN_SECONDS} s with p99 <= 50 ms",
+        f"below {LADDER[0]}/s",
+    )
+
+
+def in_batches(url: str, database_url: str) -> Row:
+    batched = asyncio.run(load(url, 500, STEP_SECONDS, batch=100, database_url=database_url))
+    return (
+        "batches of 100 events, offered 50 000 events/s",
+        f"{batched['events_per_second']:.0f} events/s accepted,"
+        f" {batched['stored_per_second']:.0f} events/s through to the database"
+        " (first accepted to last committed),"
+        f" p99 {batched['latency_ms']['p99']} ms, lost {batched['lost']},"
+        f" answers {batched['status_counts']}",
+    )
+
+
+def after_idle(url: str, database_url: str) -> Row:
+    time.sleep(IDLE_SECONDS)
+    first = asyncio.run(load(url, 1, 1, database_url=database_url))
+    return (
+        f"first event after {IDLE_SECONDS} s idle",
+        f"response {first['latency_ms']['max']} ms, accept->committed"
+        f" {first['queue_to_db_ms']['max']} ms",
+    )
+
+
+def peak_memory(worker_pid: int, web_pid: int) -> Row:
+    return (
+        "peak memory (largest process)",
+        f"worker {peak_rss_mb(worker_pid):.0f} MiB, web {peak_rss_mb(web_pid):.0f} MiB",
+    )
 
 
 async def _fresh_database(server_url: str, database_url: str) -> None:

@@ -20,9 +20,10 @@ import pytest
 import redis
 
 from lvd.devservices.services import DevServices
-from web.core import queries
 from web.core.apps import add_app
 from web.core.db import create_pool, prepare_database, with_database
+from web.core.queries.base import App, LogEntry
+from web.core.queries.events import select_log_entries
 from web.core.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +99,7 @@ async def clean_db(pool: asyncpg.Pool) -> None:
 
 
 @pytest.fixture
-async def test_app_row(pool: asyncpg.Pool, clean_db: None) -> queries.App:
+async def test_app_row(pool: asyncpg.Pool, clean_db: None) -> App:
     async with pool.acquire() as conn:
         return await add_app(conn, "test-app", "Test app")
 
@@ -198,12 +199,12 @@ def live_server(
 
 async def wait_for_rows(
     pool: asyncpg.Pool, app_id: str, count: int, within: float = 10.0
-) -> list[queries.LogEntry]:
+) -> list[LogEntry]:
     """Poll until the app has at least `count` stored events (tests only: the product pushes)."""
     deadline = time.monotonic() + within
     while True:
         async with pool.acquire() as conn:
-            rows = await queries.select_log_entries(conn, app_id, limit=max(count, 100))
+            rows = await select_log_entries(conn, app_id, limit=max(count, 100))
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.05)

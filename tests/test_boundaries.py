@@ -21,10 +21,18 @@ IMPORT_ENV = {
 }
 QUART_SIDE = ("quart", "hypercorn", "werkzeug", "flask")
 QUEUE_MODULES = ("contract", "brokers", "depth", "enqueuer")
+# Every SQL module, read from the folder so that a new one is checked too.
+QUERY_MODULES = tuple(
+    f"web.core.queries.{path.stem}"
+    for path in sorted((PROJECT_ROOT / "web" / "core" / "queries").glob("*.py"))
+    if path.stem != "__init__"
+)
 CORE_MODULES = (
     "web.core.parsing",
     "web.core.validation",
+    "web.core.filters",
     "web.core.queries",
+    *QUERY_MODULES,
     "web.core.queue.contract",
     "web.core.queue.brokers",
     "web.core.queue.depth",
@@ -116,6 +124,8 @@ def test_boundaries_web_core_imports_no_quart_and_no_workers(module: str) -> Non
         ("web.core.validation", ("asyncio", "asyncpg", "redis", "dramatiq")),
         ("web.core.parsing", ("asyncio", "asyncpg", "redis", "dramatiq")),
         ("web.core.settings", ("asyncio", "asyncpg", "redis", "dramatiq")),
+        # Which events to show is plain data; its SQL lives in web.core.queries.filtering.
+        ("web.core.filters", ("asyncio", "asyncpg", "redis", "dramatiq")),
         # Logging an outage once is plain logging, for threads and event loops alike.
         ("web.core.outage_log", ("asyncio", "asyncpg", "redis", "dramatiq")),
         # Status records and their formatting are plain data: the readers do the I/O.
@@ -131,6 +141,13 @@ def test_boundaries_pure_core_modules_load_no_io_libraries(
     module: str, absent: tuple[str, ...]
 ) -> None:
     assert in_package(modules_after_import(module), *absent) == []
+
+
+def test_boundaries_queries_package_exports_nothing() -> None:
+    # Callers import the subject module (queries.events, queries.alerts...), not the package.
+    modules = modules_after_import("web.core.queries")
+    assert [m for m in modules if m.startswith("web.core.queries.")] == []
+    assert len(QUERY_MODULES) > 10  # the probe found the folder's modules
 
 
 def test_boundaries_importing_the_queue_leaves_dramatiq_global_state_alone() -> None:

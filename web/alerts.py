@@ -9,9 +9,15 @@ from urllib.parse import urlsplit
 from quart import Blueprint, Response, jsonify
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app
 from web.core.errors import Rejected
+from web.core.queries.alerts import (
+    AlertRecord,
+    AlertSettings,
+    select_alert_settings,
+    select_recent_alerts,
+    upsert_alert_settings,
+)
 from web.requests import json_body
 
 blueprint = Blueprint("alerts", __name__)
@@ -29,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def settings_as_json(app_id: str, saved: queries.AlertSettings | None) -> dict[str, Any]:
+def settings_as_json(app_id: str, saved: AlertSettings | None) -> dict[str, Any]:
     if saved is None:
         return {"app_id": app_id, "configured": False, **DEFAULTS}
     return {
@@ -48,7 +54,7 @@ def settings_as_json(app_id: str, saved: queries.AlertSettings | None) -> dict[s
     }
 
 
-def alert_as_json(alert: queries.AlertRecord) -> dict[str, Any]:
+def alert_as_json(alert: AlertRecord) -> dict[str, Any]:
     return {
         "id": alert.id,
         "kind": alert.kind,
@@ -68,8 +74,8 @@ def alert_as_json(alert: queries.AlertRecord) -> dict[str, Any]:
 async def get_alerts(app_id: str) -> Response:
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
-        saved = await queries.select_alert_settings(conn, app_id)
-        recent = await queries.select_recent_alerts(conn, app_id, RECENT_ALERTS)
+        saved = await select_alert_settings(conn, app_id)
+        recent = await select_recent_alerts(conn, app_id, RECENT_ALERTS)
     return jsonify(
         {**settings_as_json(app_id, saved), "recent": [alert_as_json(a) for a in recent]}
     )
@@ -82,7 +88,7 @@ async def put_alerts(app_id: str) -> Response:
     fields = parse_alert_settings(body)
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
-        saved = await queries.upsert_alert_settings(conn, app_id, **fields)
+        saved = await upsert_alert_settings(conn, app_id, **fields)
     return jsonify(settings_as_json(app_id, saved))
 
 

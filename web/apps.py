@@ -6,8 +6,8 @@ from quart import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from web.context import services
-from web.core import queries
 from web.core.apps import add_app, app_as_json, require_app
+from web.core.queries.apps import select_apps
 from web.requests import json_body
 
 blueprint = Blueprint("apps", __name__)
@@ -24,7 +24,7 @@ async def add_app_api() -> tuple[Response, int]:
 @blueprint.get("/api/apps")
 async def list_apps_api() -> Response:
     async with services().pool.acquire() as conn:
-        apps = await queries.select_apps(conn)
+        apps = await select_apps(conn)
     return jsonify({"apps": [app_as_json(app) for app in apps]})
 
 

@@ -10,11 +10,13 @@ from typing import Any
 from quart import Blueprint, Response, render_template, request, url_for
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app
 from web.core.exports import coverage_csv_rows, coverage_markdown, csv_lines
 from web.core.filters import EventFilter
 from web.core.insights import Coverage, build_coverage
+from web.core.queries.base import App
+from web.core.queries.dashboard import select_name_activity
+from web.core.queries.plans import select_plan_version
 from web.dashboard import iso_utc
 
 blueprint = Blueprint("coverage", __name__)
@@ -34,7 +36,7 @@ class Scope:
 
 @dataclass(frozen=True)
 class Report:
-    app: queries.App
+    app: App
     scope: Scope
     coverage: Coverage
     plan_version: int | None
@@ -63,8 +65,8 @@ async def build_report(app_id: str) -> Report:
     scope = read_scope(request.args, now)
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        plan = await queries.select_plan_version(conn, app_id) if app.plan_version else None
-        activity = await queries.select_name_activity(conn, app_id, scope.filters, NAMES_READ)
+        plan = await select_plan_version(conn, app_id) if app.plan_version else None
+        activity = await select_name_activity(conn, app_id, scope.filters, NAMES_READ)
     events = plan.document.get("events") if plan and isinstance(plan.document, dict) else None
     planned = list(events) if isinstance(events, dict) else []
     coverage = build_coverage(planned, activity)

@@ -8,11 +8,19 @@ from datetime import UTC, datetime, timedelta
 from quart import Blueprint, render_template, request
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
 from web.core.insights import TILE_MINUTES, TOP_FAILING, Tiles, build_tiles
+from web.core.queries.apps import select_app_summaries
+from web.core.queries.base import Connection
+from web.core.queries.dashboard import (
+    select_known_values,
+    select_minute_counts,
+    select_top_failing_events,
+)
+from web.core.queries.events import select_log_entries
+from web.core.queries.plans import select_plan_version
 
 blueprint = Blueprint("dashboard", __name__)
 
@@ -32,7 +40,7 @@ QUICK_RANGES = (
 @blueprint.get("/")
 async def index() -> str:
     async with services().pool.acquire() as conn:
-        summaries = await queries.select_app_summaries(conn)
+        summaries = await select_app_summaries(conn)
     return await render_template("index.html", summaries=summaries)
 
 
@@ -43,11 +51,11 @@ async def app_page(app_id: str) -> str:
     now = datetime.now(UTC)
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        entries = await queries.select_log_entries(
+        entries = await select_log_entries(
             conn, app_id, filters=filters, limit=settings.page_size + 1
         )
-        known = await queries.select_known_values(conn, app_id, SUGGESTION_SCAN)
-        plan = await queries.select_plan_version(conn, app_id) if app.plan_version else None
+        known = await select_known_values(conn, app_id, SUGGESTION_SCAN)
+        plan = await select_plan_version(conn, app_id) if app.plan_version else None
         tiles = await read_tiles(conn, app_id, now)
     more, entries = len(entries) > settings.page_size, entries[: settings.page_size]
     planned = list((plan.document.get("events") or {}) if plan else [])
@@ -88,7 +96,7 @@ async def rows_fragment(app_id: str) -> str:
     page_size = services().settings.page_size
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        entries = await queries.select_log_entries(
+        entries = await select_log_entries(
             conn, app_id, filters=filters, before_id=int(before), limit=page_size + 1
         )
     return await render_template(
@@ -109,10 +117,10 @@ async def tiles_fragment(app_id: str) -> str:
     return await render_template("_tiles.html", app=app, tiles=tiles)
 
 
-async def read_tiles(conn: queries.Connection, app_id: str, now: datetime) -> Tiles:
+async def read_tiles(conn: Connection, app_id: str, now: datetime) -> Tiles:
     since = now - timedelta(minutes=TILE_MINUTES)
-    minutes = await queries.select_minute_counts(conn, app_id, since)
-    top = await queries.select_top_failing_events(conn, app_id, since, TOP_FAILING)
+    minutes = await select_minute_counts(conn, app_id, since)
+    top = await select_top_failing_events(conn, app_id, since, TOP_FAILING)
     return build_tiles(minutes, top, since=since)
 
 

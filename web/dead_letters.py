@@ -8,7 +8,13 @@ from quart import Blueprint, Response, jsonify, redirect, render_template, reque
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from web.context import services
-from web.core import queries
+from web.core.queries.dead_letters import (
+    DeadLetter,
+    count_dead_letters,
+    lock_pending_dead_letters,
+    mark_dead_letters_retried,
+    select_dead_letters,
+)
 from web.core.queue.contract import QueuedEvent
 from web.requests import json_body
 
@@ -18,7 +24,7 @@ SHOWN = 200
 _EVENT_FIELDS = frozenset(QueuedEvent.__dataclass_fields__)
 
 
-def as_json(letter: queries.DeadLetter) -> dict[str, Any]:
+def as_json(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.id,
         "message_id": letter.message_id,
@@ -40,21 +46,21 @@ async def retry(ids: list[int]) -> tuple[int, int, str | None]:
     """
     svc = services()
     async with svc.pool.acquire() as conn, conn.transaction():
-        letters = await queries.lock_pending_dead_letters(conn, ids)
+        letters = await lock_pending_dead_letters(conn, ids)
         retryable = [letter for letter in letters if letter.event.keys() >= _EVENT_FIELDS]
         task_id = None
         if retryable:
             task_id = await svc.enqueuer.enqueue(
                 [QueuedEvent(**{k: letter.event[k] for k in _EVENT_FIELDS}) for letter in retryable]
             )
-            await queries.mark_dead_letters_retried(conn, [letter.id for letter in retryable])
+            await mark_dead_letters_retried(conn, [letter.id for letter in retryable])
     return len(retryable), len(letters) - len(retryable), task_id
 
 
 @blueprint.get("/dead-letters")
 async def page() -> str:
     async with services().pool.acquire() as conn:
-        letters = await queries.select_dead_letters(conn, pending_only=False, limit=SHOWN)
+        letters = await select_dead_letters(conn, pending_only=False, limit=SHOWN)
     return await render_template(
         "dead_letters.html", letters=letters, notice=request.args.get("notice")
     )
@@ -73,8 +79,8 @@ async def retry_form() -> WerkzeugResponse:
 async def list_api() -> Response:
     pending_only = request.args.get("all") != "1"
     async with services().pool.acquire() as conn:
-        letters = await queries.select_dead_letters(conn, pending_only=pending_only, limit=SHOWN)
-        pending = await queries.count_dead_letters(conn)
+        letters = await select_dead_letters(conn, pending_only=pending_only, limit=SHOWN)
+        pending = await count_dead_letters(conn)
     return jsonify({"pending": pending, "dead_letters": [as_json(x) for x in letters]})
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from quart import Blueprint, Response, render_template, request
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.payloads import (
@@ -18,6 +17,9 @@ from web.core.payloads import (
     json_lines,
     schema_findings,
 )
+from web.core.queries.base import PlanVersion
+from web.core.queries.events import select_log_entry
+from web.core.queries.plans import select_plan_version
 
 blueprint = Blueprint("detail", __name__)
 
@@ -35,12 +37,12 @@ async def event_detail(app_id: str, entry_id: int) -> Response:
     """The detail as an htmx fragment for the live view's panel, or as a page of its own."""
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        entry = await queries.select_log_entry(conn, app_id, entry_id)
+        entry = await select_log_entry(conn, app_id, entry_id)
         if entry is None:
             raise Rejected(404, "unknown_event", f"app {app_id!r} has no event {entry_id}")
         # The version the event was judged against, not the current one.
         plan = (
-            await queries.select_plan_version(conn, app_id, entry.plan_version)
+            await select_plan_version(conn, app_id, entry.plan_version)
             if entry.plan_version is not None
             else None
         )
@@ -70,7 +72,7 @@ async def event_detail(app_id: str, entry_id: int) -> Response:
 
 
 def _excerpt(
-    plan: queries.PlanVersion | None, name: str | None, findings: dict[str, Any]
+    plan: PlanVersion | None, name: str | None, findings: dict[str, Any]
 ) -> SchemaExcerpt | None:
     if plan is None:
         return None

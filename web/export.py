@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from quart import Blueprint, Response, request, stream_with_context
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.exports import EVENT_COLUMNS, csv_lines, event_csv_row, event_ndjson
 from web.core.filters import EventFilter
+from web.core.queries.base import LogEntry
+from web.core.queries.events import select_log_entries
 
 blueprint = Blueprint("export", __name__)
 
@@ -52,7 +53,7 @@ async def _export(
     extension: str,
     content_type: str,
     header: bytes,
-    encode: Callable[[list[queries.LogEntry]], bytes],
+    encode: Callable[[list[LogEntry]], bytes],
 ) -> Response:
     filters = EventFilter.from_args(request.args)
     limit = _limit(request.args.get("limit"))
@@ -68,7 +69,7 @@ async def _export(
         while sent < limit:
             size = min(CHUNK_ROWS, limit - sent)
             async with pool.acquire() as conn:
-                rows = await queries.select_log_entries(
+                rows = await select_log_entries(
                     conn, app_id, filters=filters, before_id=before, limit=size
                 )
             if rows:

@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from web.core import queries
 from web.core.db import init_connection
 from web.core.filters import EventFilter
 from web.core.plans import PLANS_CHANNEL
+from web.core.queries.base import Connection, LogEntry
+from web.core.queries.events import (
+    select_log_entries_after,
+    select_log_entries_by_ids,
+    select_max_log_entry_id,
+)
 from web.core.queue.contract import EVENTS_CHANNEL
 from web.core.tasks import cancel_and_wait
 
@@ -37,12 +42,12 @@ _CAUGHT_UP_MEMORY_SECONDS = 30.0
 class Subscription:
     app_id: str
     filters: EventFilter
-    queue: asyncio.Queue[queries.LogEntry] = field(
+    queue: asyncio.Queue[LogEntry] = field(
         default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
     )
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def wants(self, entry: queries.LogEntry) -> bool:
+    def wants(self, entry: LogEntry) -> bool:
         return entry.app_id == self.app_id and self.filters.matches(
             status=entry.status,
             event_name=entry.event_name,
@@ -52,7 +57,7 @@ class Subscription:
             received_at=entry.received_at,
         )
 
-    def offer(self, entry: queries.LogEntry) -> None:
+    def offer(self, entry: LogEntry) -> None:
         try:
             self.queue.put_nowait(entry)
         except asyncio.QueueFull:
@@ -90,7 +95,7 @@ class Hub:
 
     async def start(self) -> None:
         async with self._pool.acquire() as conn:
-            self._last_id = await queries.select_max_log_entry_id(conn)
+            self._last_id = await select_max_log_entry_id(conn)
         await self._listen()
         self._tasks.append(asyncio.create_task(self._deliver_forever(), name="hub-deliver"))
 
@@ -193,10 +198,10 @@ class Hub:
             self._last_id = max(self._last_id, max(fresh))
             return
         async with self._pool.acquire() as conn:
-            entries = await queries.select_log_entries_by_ids(conn, fresh)
+            entries = await select_log_entries_by_ids(conn, fresh)
         self._fan_out(entries)
 
-    async def _catch_up(self, conn: queries.Connection) -> None:
+    async def _catch_up(self, conn: Connection) -> None:
         """Send every row from just below what may have been missed, oldest first.
 
         It starts LOOKBACK ids below that point, because rows can commit out of id order
@@ -206,7 +211,7 @@ class Hub:
         # Rows that commit between LISTEN resuming and this query come back here and again
         # by notification; remember them so they go out once.
         self._caught_up.clear()
-        while entries := await queries.select_log_entries_after(conn, start, _CATCH_UP_PAGE):
+        while entries := await select_log_entries_after(conn, start, _CATCH_UP_PAGE):
             self._fan_out(entries)
             self._caught_up.update(entry.id for entry in entries)
             start = entries[-1].id
@@ -215,7 +220,7 @@ class Hub:
         # notification would be checked against them for the life of the process.
         asyncio.get_running_loop().call_later(_CAUGHT_UP_MEMORY_SECONDS, self._caught_up.clear)
 
-    def _fan_out(self, entries: list[queries.LogEntry]) -> None:
+    def _fan_out(self, entries: list[LogEntry]) -> None:
         for entry in entries:
             self._last_id = max(self._last_id, entry.id)
             for subscription in self._subscriptions:

@@ -12,10 +12,10 @@ import asyncpg
 from quart import Quart
 
 from web.context import Services
-from web.core import queries
 from web.core.db import create_pool
 from web.core.directory import AppDirectory
 from web.core.heap import freeze_startup_objects
+from web.core.queries.users import instance_secret
 from web.core.queue.brokers import build_broker, persistence_warning
 from web.core.queue.enqueuer import BatchingEnqueuer
 from web.core.ratelimit import RateLimiter
@@ -94,7 +94,7 @@ async def close_pool(pool: asyncpg.Pool, seconds: float) -> None:
 async def _shared_secret(pool: asyncpg.Pool) -> str:
     """The session-signing key every web process shares: made once, kept in the database."""
     async with pool.acquire() as conn:
-        return await queries.instance_secret(conn, "session_key", secrets.token_urlsafe(48))
+        return await instance_secret(conn, "session_key", secrets.token_urlsafe(48))
 
 
 async def _require_schema(pool: asyncpg.Pool) -> None:

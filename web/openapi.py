@@ -9,11 +9,13 @@ from typing import Any
 from quart import Blueprint, Response, jsonify
 
 from web.context import services
+from web.core.ingest.formats.posthog import FORM
 from web.core.ingest.registry import SESSION_PREFIX, WIRE_FORMATS, routes_by_format
 from web.core.ingest.wire import Route, WireFormat
 from web.core.settings import Limits
 from web.openapi_components import (
     JSON,
+    SHARED_ERROR_SCHEMAS,
     Schema,
     components,
     error_refs,
@@ -198,51 +200,90 @@ def _wait() -> dict[str, Any]:
     }
 
 
+# Every refusal an ingest path may give, before the formats' final statuses.
+REFUSALS = ("400", "401", "404", "413", "415", "429", "503")
+Served = list[tuple[WireFormat, Route]]
+
+
 def _sdk_paths() -> dict[str, Any]:
-    """Every SDK route of the wire formats, at the root and under a session-scoped host."""
-    paths: dict[str, Any] = {}
+    """Every SDK path of the wire formats, at the root and under a session-scoped host.
+
+    A path two formats share (/batch) is one operation whose body and refusals are either's.
+    """
+    by_path: dict[str, Served] = {}
     for fmt, route in routes_by_format():
-        if fmt.name == "native":  # described in full above
-            continue
+        if fmt.name != "native":  # described in full above
+            by_path.setdefault(route.path, []).append((fmt, route))
+    paths: dict[str, Any] = {}
+    for path, served in by_path.items():
         for prefix in ("", SESSION_PREFIX):
-            path = re.sub(r"<(\w+)>", r"{\1}", f"{prefix}{route.path}")
-            names = re.findall(r"{(\w+)}", path)
-            item = paths.setdefault(path, {"parameters": [_path_param(n) for n in names]})
-            for method in route.methods:
-                item[method.lower()] = _sdk_operation(fmt, route, method, scoped=bool(prefix))
+            openapi_path = re.sub(r"<(\w+)>", r"{\1}", f"{prefix}{path}")
+            names = re.findall(r"{(\w+)}", openapi_path)
+            item: dict[str, Any] = {"parameters": [_path_param(n) for n in names]}
+            for method in served[0][1].methods:
+                item[method.lower()] = _sdk_operation(served, method, scoped=bool(prefix))
+            paths[openapi_path] = item
     return paths
 
 
-def _sdk_operation(fmt: WireFormat, route: Route, method: str, *, scoped: bool) -> Schema:
+def _sdk_operation(served: Served, method: str, *, scoped: bool) -> Schema:
+    fmt, route = served[0]
     where = " in the session named by the path" if scoped else ""
     operation: Schema = {
         "operationId": f"{fmt.name}_{route.name}_{method.lower()}{'_in_session' if scoped else ''}",
-        "tags": [fmt.title],
-        "summary": f"{route.summary}{where}",
+        "tags": list(dict.fromkeys(f.title for f, _ in served)),
+        "summary": " / ".join(r.summary for _, r in served) + where,
+        "security": [{"writeKeyBasic": []}, {}] if fmt.basic_auth else [{}],
     }
-    operation["security"] = [{"writeKeyBasic": []}, {}] if fmt.basic_auth else [{}]
-    errors = error_refs("400", "401", "404", "413", "415", "429", "503", schema=fmt.error_schema)
+    error_schema = _error_schema(served)
     if route.document is not None:
         operation["responses"] = {
             "200": {"description": "A document the SDK reads"},
-            **error_refs("413", schema=fmt.error_schema),
+            **error_refs("413", schema=error_schema),
         }
         return operation
     if method == "POST":
-        schema = route.body_schema or fmt.body_schema
-        operation["requestBody"] = {
-            "required": True,
-            "content": {JSON: {"schema": ref(schema)}, "text/plain": {"schema": ref(schema)}},
-        }
-    if not scoped:
-        operation["parameters"] = [ref_param("SessionHeader"), ref_param("QuerySession")]
+        operation["requestBody"] = _request_body(served)
+    query = [] if scoped else [ref_param("SessionHeader"), ref_param("QuerySession")]
+    if method == "GET":  # Snowplow's pixel: the event is the query string
+        query.append(_EVENT_IN_QUERY)
+    operation["parameters"] = query
+    refusals = sorted({r.final_statuses.get(int(s), int(s)) for _, r in served for s in REFUSALS})
     accepted = (
-        {"description": "Accepted: a 1x1 GIF"}
+        {"description": "Accepted: a 1x1 GIF", "content": {"image/gif": {}}}
         if method == "GET"
         else json_response("Accepted: one verdict per event", fmt.result_schema)
     )
-    operation["responses"] = {"200": accepted, **errors}
+    operation["responses"] = {
+        "200": accepted,
+        **error_refs(*(str(status) for status in refusals), schema=error_schema),
+    }
     return operation
+
+
+def _error_schema(served: Served) -> str:
+    schemas = frozenset(fmt.error_schema for fmt, _ in served)
+    return next(iter(schemas)) if len(schemas) == 1 else SHARED_ERROR_SCHEMAS[schemas]
+
+
+def _request_body(served: Served) -> Schema:
+    names = list(dict.fromkeys(route.body_schema or fmt.body_schema for fmt, route in served))
+    schema = ref(names[0]) if len(names) == 1 else {"oneOf": [ref(name) for name in names]}
+    content: Schema = {JSON: {"schema": schema}, "text/plain": {"schema": schema}}
+    if "PostHogCapture" in names:
+        content[FORM] = {"schema": ref("PostHogForm")}
+    return {"required": True, "content": content}
+
+
+# Snowplow's GET /i carries one event's tracker fields as query parameters.
+_EVENT_IN_QUERY: Schema = {
+    "name": "event",
+    "in": "query",
+    "style": "form",
+    "explode": True,
+    "description": "The tracker's fields (e, eid, aid, tv, se_ca, ue_px...), one event",
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+}
 
 
 def _path_param(name: str) -> Schema:

@@ -120,6 +120,8 @@ def _error_schemas() -> dict[str, Schema]:
                 "detail": {"type": "string"},
             },
         },
+        # PostHog's mobile SDKs and Amplitude share /batch: its refusals are either.
+        "SdkOrAmplitudeError": {"oneOf": [ref("SdkError"), ref("AmplitudeError")]},
     }
 
 
@@ -401,6 +403,25 @@ def _posthog_schemas(limits: Limits) -> dict[str, Schema]:
                 "sent_at": {"type": "string"},
             },
         },
+        "PostHogCapture": {
+            "description": "What posthog-js and the capture endpoints take: a batch, one event"
+            " (with api_key or token), or an array of events (each with properties.token);"
+            " as JSON, as gzip (by Content-Encoding, ?compression=gzip-js or the magic bytes),"
+            " or as a data=<base64> form.",
+            "oneOf": [
+                ref("PostHogBatch"),
+                {"allOf": [ref("PostHogEvent")], "properties": {"api_key": {"type": "string"}}},
+                {"type": "array", "items": ref("PostHogEvent"), "minItems": 1},
+            ],
+        },
+        "PostHogForm": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {"type": "string", "description": "The JSON body, base64"},
+                "compression": {"enum": ["gzip-js", "base64"]},
+            },
+        },
     }
 
 
@@ -509,15 +530,24 @@ _ERROR_TEXT = {
     "400": "Bad input: invalid_json, invalid_utf8, too_deep, invalid_number, null_character,"
     " invalid_top_level, empty_batch, invalid_batch, invalid_event, invalid_event_id,"
     " invalid_encoding, invalid_session, empty_body, invalid_filter, invalid_cursor",
-    "401": "write_key_required, invalid_write_key",
-    "403": "cross_site_request: a web page of another site",
+    "401": "write_key_required, invalid_write_key (answered 400 on Segment's /v1/b and on"
+    " Amplitude's paths, which those SDKs take as final)",
+    "403": "cross_site_request: a web page of another site; on Snowplow's paths unknown_app"
+    " (its trackers would retry a 404)",
     "404": "unknown_app",
     "415": "unsupported_media_type, unsupported_encoding",
     "429": "rate_limited, with Retry-After",
     "503": "queue_unavailable, with Retry-After: nothing was stored; retry",
 }
 # Each error schema's responses are components named <prefix><status>.
-_ERROR_RESPONSE_PREFIXES = {"Error": "E", "SdkError": "SdkE", "AmplitudeError": "AmplitudeE"}
+_ERROR_RESPONSE_PREFIXES = {
+    "Error": "E",
+    "SdkError": "SdkE",
+    "AmplitudeError": "AmplitudeE",
+    "SdkOrAmplitudeError": "SdkOrAmplitudeE",
+}
+# The error schema of a path two formats share, by the schemas of the two.
+SHARED_ERROR_SCHEMAS = {frozenset({"SdkError", "AmplitudeError"}): "SdkOrAmplitudeError"}
 
 
 def error_responses(limits: Limits) -> dict[str, Schema]:

@@ -9,8 +9,10 @@ from quart import Blueprint, Response, redirect, render_template, request, url_f
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from web.context import services
-from web.core import plans, queries
+from web.core import plans
 from web.core.apps import require_app
+from web.core.queries.events import select_log_entries, select_payload_samples
+from web.core.queries.plans import select_plan_version, select_plan_versions
 from web.core.validation.plan import PlanProblem, check_plan
 from web.plans import DRAFT_SAMPLES_PER_EVENT, require_version
 
@@ -28,11 +30,9 @@ async def plan_page(app_id: str) -> str:
     draft = request.args.get("draft") == "1"
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        versions = await queries.select_plan_versions(conn, app_id)
+        versions = await select_plan_versions(conn, app_id)
         samples = (
-            await queries.select_payload_samples(conn, app_id, DRAFT_SAMPLES_PER_EVENT)
-            if draft
-            else {}
+            await select_payload_samples(conn, app_id, DRAFT_SAMPLES_PER_EVENT) if draft else {}
         )
     current = next((v for v in versions if v.version == app.plan_version), None)
     document = current.document if current else EMPTY_PLAN
@@ -61,7 +61,7 @@ async def save_plan_form(app_id: str) -> Response | WerkzeugResponse:
         return redirect(url_for("plan_pages.plan_page", app_id=app_id), 303)
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        versions = await queries.select_plan_versions(conn, app_id)
+        versions = await select_plan_versions(conn, app_id)
     current = next((v for v in versions if v.version == app.plan_version), None)
     html = await render_template(
         "plan.html",
@@ -90,7 +90,7 @@ async def check_fragment(app_id: str) -> str:
 async def diff_fragment(app_id: str, version: int) -> str:
     async with services().pool.acquire() as conn:
         new = await require_version(conn, app_id, version)
-        old = await queries.select_plan_version(conn, app_id, version - 1) if version > 1 else None
+        old = await select_plan_version(conn, app_id, version - 1) if version > 1 else None
     diff = plans.diff_plans(old.document if old else {}, new.document)
     return await render_template("_plan_diff.html", diff=diff, old=old, new=new)
 
@@ -102,7 +102,7 @@ async def revalidate_fragment(app_id: str) -> str:
     version = int(raw_version) if raw_version.isdigit() else None
     async with services().pool.acquire() as conn:
         saved = await require_version(conn, app_id, version)
-        entries = await queries.select_log_entries(conn, app_id, limit=plans.REVALIDATE_LIMIT)
+        entries = await select_log_entries(conn, app_id, limit=plans.REVALIDATE_LIMIT)
     report = plans.revalidate(plans.compile_version(saved), entries)
     return await render_template("_revalidation.html", report=report.as_dict(), app_id=app_id)
 

@@ -7,10 +7,13 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request
 
 from web.context import services
-from web.core import plans, queries
+from web.core import plans
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
+from web.core.queries.base import Connection, PlanVersion
+from web.core.queries.events import select_log_entries, select_payload_samples
+from web.core.queries.plans import select_plan_version, select_plan_versions
 from web.core.validation.plan import check_plan
 from web.requests import json_body
 
@@ -20,7 +23,7 @@ blueprint = Blueprint("plans", __name__)
 DRAFT_SAMPLES_PER_EVENT = 200
 
 
-def version_as_json(saved: queries.PlanVersion) -> dict[str, Any]:
+def version_as_json(saved: PlanVersion) -> dict[str, Any]:
     return {
         "app_id": saved.app_id,
         "version": saved.version,
@@ -29,11 +32,9 @@ def version_as_json(saved: queries.PlanVersion) -> dict[str, Any]:
     }
 
 
-async def require_version(
-    conn: queries.Connection, app_id: str, version: int | None
-) -> queries.PlanVersion:
+async def require_version(conn: Connection, app_id: str, version: int | None) -> PlanVersion:
     await require_app(conn, app_id)
-    saved = await queries.select_plan_version(conn, app_id, version)
+    saved = await select_plan_version(conn, app_id, version)
     if saved is None:
         which = f"version {version}" if version else "plan yet"
         raise Rejected(404, "unknown_plan_version", f"app {app_id!r} has no {which}")
@@ -62,7 +63,7 @@ async def get_plan(app_id: str) -> Response:
 async def list_versions(app_id: str) -> Response:
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        versions = await queries.select_plan_versions(conn, app_id)
+        versions = await select_plan_versions(conn, app_id)
     return jsonify(
         {
             "current": app.plan_version,
@@ -114,7 +115,7 @@ async def check(app_id: str) -> Response:
 async def draft(app_id: str) -> Response:
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
-        samples = await queries.select_payload_samples(conn, app_id, DRAFT_SAMPLES_PER_EVENT)
+        samples = await select_payload_samples(conn, app_id, DRAFT_SAMPLES_PER_EVENT)
     return jsonify(
         {"plan": plans.draft_plan(samples), "events_read": sum(map(len, samples.values()))}
     )
@@ -132,7 +133,7 @@ async def revalidate(app_id: str) -> Response:
         raise Rejected(400, "invalid_filter", "status must be valid or invalid")
     async with services().pool.acquire() as conn:
         saved = await require_version(conn, app_id, version)
-        entries = await queries.select_log_entries(
+        entries = await select_log_entries(
             conn, app_id, filters=EventFilter(status=status), limit=plans.REVALIDATE_LIMIT
         )
     report = plans.revalidate(plans.compile_version(saved), entries)

@@ -10,10 +10,11 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
+from web.core.queries.base import LogEntry
+from web.core.queries.events import delete_log_entries, select_event_counts, select_log_entries
 from web.security import refuse_other_sites
 
 blueprint = Blueprint("query_api", __name__)
@@ -38,7 +39,7 @@ async def list_events(app_id: str) -> Response:
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
         # One row past the page says whether there is a next one.
-        entries = await queries.select_log_entries(
+        entries = await select_log_entries(
             conn, app_id, filters=filters, before_id=before_id, limit=limit + 1
         )
     page = entries[:limit]
@@ -51,7 +52,7 @@ async def summary(app_id: str) -> Response:
     filters = EventFilter.from_args(request.args)
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
-        counts = await queries.select_event_counts(conn, app_id, filters=filters)
+        counts = await select_event_counts(conn, app_id, filters=filters)
     by_status = Counter({status: 0 for status in STATUSES})
     by_name: dict[str | None, dict[str, int]] = {}
     for row in counts:
@@ -78,7 +79,7 @@ async def reset(app_id: str) -> Response:
     session = EventFilter.from_args({"session": request.args.get("session")}).session
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
-        deleted = await queries.delete_log_entries(conn, app_id, session)
+        deleted = await delete_log_entries(conn, app_id, session)
     return jsonify({"deleted": deleted, "session": session})
 
 
@@ -123,7 +124,7 @@ async def wait(app_id: str) -> Response:
     )
 
 
-def event_as_json(entry: queries.LogEntry) -> dict[str, Any]:
+def event_as_json(entry: LogEntry) -> dict[str, Any]:
     return {
         "event_id": entry.event_id,
         "event_name": entry.event_name,
@@ -137,9 +138,9 @@ def event_as_json(entry: queries.LogEntry) -> dict[str, Any]:
     }
 
 
-async def _stored(app_id: str, filters: EventFilter, count: int) -> list[queries.LogEntry]:
+async def _stored(app_id: str, filters: EventFilter, count: int) -> list[LogEntry]:
     async with services().pool.acquire() as conn:
-        return await queries.select_log_entries(conn, app_id, filters=filters, limit=count)
+        return await select_log_entries(conn, app_id, filters=filters, limit=count)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

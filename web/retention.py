@@ -7,9 +7,9 @@ from typing import Any
 from quart import Blueprint, Response, jsonify
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app, unknown_app
 from web.core.errors import Rejected
+from web.core.queries.apps import select_app_retention_days, update_app_retention_days
 from web.requests import json_body
 
 blueprint = Blueprint("retention", __name__)
@@ -22,7 +22,7 @@ async def get_retention(app_id: str) -> Response:
     svc = services()
     async with svc.pool.acquire() as conn:
         await require_app(conn, app_id)
-        days = await queries.select_app_retention_days(conn, app_id)
+        days = await select_app_retention_days(conn, app_id)
     return jsonify(retention_as_json(app_id, days, svc.settings.retention_days))
 
 
@@ -39,7 +39,7 @@ async def put_retention(app_id: str) -> Response:
         )
     svc = services()
     async with svc.pool.acquire() as conn:
-        if not await queries.update_app_retention_days(conn, app_id, days):
+        if not await update_app_retention_days(conn, app_id, days):
             raise unknown_app(app_id)
     return jsonify(retention_as_json(app_id, days, svc.settings.retention_days))
 

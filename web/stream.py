@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from quart import Blueprint, Response, render_template, request, stream_with_context
 
 from web.context import services
-from web.core import queries
 from web.core.apps import unknown_app
 from web.core.filters import EventFilter
+from web.core.queries.base import LogEntry
+from web.core.queries.events import select_log_entries
 from web.sse import RETRY_FRAME, sse_frame, sse_response
 
 blueprint = Blueprint("stream", __name__)
@@ -38,7 +39,7 @@ async def app_stream(app_id: str) -> Response:
         async with svc.hub.subscribe(app_id, filters) as subscription:
             sent = SentIds(REMEMBERED_IDS)
             async with svc.pool.acquire() as conn:
-                missed = await queries.select_log_entries(
+                missed = await select_log_entries(
                     conn, app_id, filters=filters, after_id=after_id, limit=svc.settings.page_size
                 )
             for entry in reversed(missed):
@@ -79,7 +80,7 @@ class SentIds:
             self._ids.discard(self._order.popleft())
 
 
-async def _row_frame(entry: queries.LogEntry) -> bytes:
+async def _row_frame(entry: LogEntry) -> bytes:
     html = await render_template("_event_row.html", entry=entry)
     return sse_frame(html, event="event", event_id=entry.id)
 

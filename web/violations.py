@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from quart import Blueprint, render_template, request
 
 from web.context import services
-from web.core import queries
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.insights import (
@@ -17,6 +16,7 @@ from web.core.insights import (
     WINDOWS,
     fold_violations,
 )
+from web.core.queries.dashboard import select_violation_groups
 
 blueprint = Blueprint("violations", __name__)
 
@@ -34,7 +34,7 @@ async def violations_page(app_id: str) -> str:
     now = datetime.now(UTC)
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        groups = await queries.select_violation_groups(
+        groups = await select_violation_groups(
             conn,
             app_id,
             horizon=now - VIOLATION_HORIZON,

@@ -27,8 +27,26 @@ from urllib.parse import quote, urlencode
 import asyncpg
 import httpx
 
-from web.core import queries
 from web.core.filters import EventFilter
+from web.core.queries.alert_deliveries import (
+    AlertDelivery,
+    claim_alert_delivery,
+    insert_alert_deliveries,
+    select_due_alert_deliveries,
+    update_alert_delivery_failed,
+    update_alert_delivery_sent,
+)
+from web.core.queries.alerts import (
+    AlertSettings,
+    insert_invalid_share_alert,
+    insert_new_failure_alerts,
+    lock_alert_settings,
+    select_alerting_app_ids,
+    select_recent_alert,
+    select_window_counts,
+    update_alert_cursor,
+)
+from web.core.queries.base import Connection
 from web.core.settings import Settings
 
 log = logging.getLogger("lvd.worker")
@@ -70,23 +88,23 @@ async def check_alerts(pool: asyncpg.Pool, *, now: datetime | None = None) -> li
     """
     now = now or utc_now()
     async with pool.acquire() as conn:
-        app_ids = await queries.select_alerting_app_ids(conn)
+        app_ids = await select_alerting_app_ids(conn)
         for app_id in app_ids:
             raised = await scan_app(conn, app_id, now)
             if raised:
                 log.info("App %s: raised %d alert(s)", app_id, len(raised))
-        return await queries.select_due_alert_deliveries(conn, now, DUE_LIMIT)
+        return await select_due_alert_deliveries(conn, now, DUE_LIMIT)
 
 
-async def scan_app(conn: queries.Connection, app_id: str, now: datetime) -> list[int]:
+async def scan_app(conn: Connection, app_id: str, now: datetime) -> list[int]:
     """Raise the app's new alerts and their deliveries, in one transaction; returns their ids."""
     async with conn.transaction():
-        config = await queries.lock_alert_settings(conn, app_id)
+        config = await lock_alert_settings(conn, app_id)
         if config is None:
             return []  # another scan holds this app right now, or its settings are gone
         raised: list[int] = []
         if config.new_failures_enabled:
-            scan = await queries.insert_new_failure_alerts(
+            scan = await insert_new_failure_alerts(
                 conn,
                 app_id,
                 after_id=config.scanned_id,
@@ -96,7 +114,7 @@ async def scan_app(conn: queries.Connection, app_id: str, now: datetime) -> list
             )
             raised += scan.alert_ids
             if scan.settled_id is not None:
-                await queries.update_alert_cursor(conn, app_id, scan.settled_id)
+                await update_alert_cursor(conn, app_id, scan.settled_id)
         if config.invalid_share_enabled:
             share_alert = await _check_invalid_share(conn, config, now)
             if share_alert is not None:
@@ -107,7 +125,7 @@ async def scan_app(conn: queries.Connection, app_id: str, now: datetime) -> list
 
 
 async def _check_invalid_share(
-    conn: queries.Connection, config: queries.AlertSettings, now: datetime
+    conn: Connection, config: AlertSettings, now: datetime
 ) -> int | None:
     """An alert when the invalid share of the last window reaches the threshold.
 
@@ -117,13 +135,13 @@ async def _check_invalid_share(
     """
     window = timedelta(seconds=config.window_seconds)
     since = now - window
-    if await queries.select_recent_alert(conn, config.app_id, "invalid_share", since):
+    if await select_recent_alert(conn, config.app_id, "invalid_share", since):
         return None
-    invalid, total = await queries.select_window_counts(conn, config.app_id, since, now)
+    invalid, total = await select_window_counts(conn, config.app_id, since, now)
     if total < config.min_events or invalid < config.invalid_share * total:
         return None
     window_number = int(now.timestamp() // config.window_seconds)
-    return await queries.insert_invalid_share_alert(
+    return await insert_invalid_share_alert(
         conn,
         config.app_id,
         dedupe_key=f'["invalid_share", {config.window_seconds}, {window_number}]',
@@ -135,14 +153,14 @@ async def _check_invalid_share(
 
 
 async def _add_deliveries(
-    conn: queries.Connection, config: queries.AlertSettings, alert_ids: list[int], now: datetime
+    conn: Connection, config: AlertSettings, alert_ids: list[int], now: datetime
 ) -> None:
     # The targets are copied: a delivery goes where the settings said when it was raised.
     if config.email_enabled and config.email_recipients:
         target = ", ".join(config.email_recipients)
-        await queries.insert_alert_deliveries(conn, alert_ids, EMAIL, target, now)
+        await insert_alert_deliveries(conn, alert_ids, EMAIL, target, now)
     if config.webhook_enabled and config.webhook_url:
-        await queries.insert_alert_deliveries(conn, alert_ids, WEBHOOK, config.webhook_url, now)
+        await insert_alert_deliveries(conn, alert_ids, WEBHOOK, config.webhook_url, now)
 
 
 # ---- sending alerts
@@ -167,9 +185,7 @@ async def send_alert(
     "sent", "skipped" (sent, claimed elsewhere or not due), "retry" or "failed"."""
     now = now or utc_now()
     async with pool.acquire() as conn:
-        delivery = await queries.claim_alert_delivery(
-            conn, alert_id, channel, now, SEND_LEASE_SECONDS
-        )
+        delivery = await claim_alert_delivery(conn, alert_id, channel, now, SEND_LEASE_SECONDS)
     if delivery is None:
         return "skipped"
     composed = compose(delivery, settings.public_url)
@@ -182,20 +198,18 @@ async def send_alert(
     except Exception as exc:  # every failure is recorded on the delivery, then retried or not
         return await _record_failure(pool, delivery, exc)
     async with pool.acquire() as conn:
-        await queries.update_alert_delivery_sent(conn, alert_id, channel, utc_now())
+        await update_alert_delivery_sent(conn, alert_id, channel, utc_now())
     log.info("Alert %d sent by %s to %s", alert_id, channel, delivery.target)
     return "sent"
 
 
-async def _record_failure(
-    pool: asyncpg.Pool, delivery: queries.AlertDelivery, exc: Exception
-) -> str:
+async def _record_failure(pool: asyncpg.Pool, delivery: AlertDelivery, exc: Exception) -> str:
     reason = f"{type(exc).__name__}: {exc}"
     give_up = isinstance(exc, PermanentDeliveryError) or delivery.attempts >= MAX_ATTEMPTS
     now = utc_now()
     retry_at = None if give_up else now + retry_delay(delivery.attempts)
     async with pool.acquire() as conn:
-        await queries.update_alert_delivery_failed(
+        await update_alert_delivery_failed(
             conn, delivery.alert_id, delivery.channel, reason, retry_at=retry_at, now=now
         )
     outcome = "failed" if give_up else "retry"
@@ -221,7 +235,7 @@ def dashboard_link(public_url: str, app_id: str, filters: EventFilter) -> str:
     return f"{public_url}/apps/{quote(app_id)}" + (f"?{query}" if query else "")
 
 
-def compose(delivery: queries.AlertDelivery, public_url: str) -> Composed:
+def compose(delivery: AlertDelivery, public_url: str) -> Composed:
     """Subject, text and dashboard link of an alert. Event data in it is plain text."""
     app = delivery.app_id
     if delivery.kind == "new_failure":

@@ -10,7 +10,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import SkipMessage
 
-from web.core import queries
+from web.core.queries.message_deliveries import count_message_delivery, delete_message_deliveries
 from workers import store
 from workers.database import DatabasePool
 from workers.event_loop import run_on_loop
@@ -90,11 +90,11 @@ class DeadLetters(dramatiq.Middleware):
 
     async def _count_in_database(self, message_id: str) -> int:
         async with self._database.pool.acquire() as conn:
-            return await queries.count_message_delivery(conn, message_id)
+            return await count_message_delivery(conn, message_id)
 
     async def _forget_in_database(self, message_id: str) -> None:
         async with self._database.pool.acquire() as conn:
-            await queries.delete_message_deliveries(conn, message_id)
+            await delete_message_deliveries(conn, message_id)
 
     def after_process_message(
         self,

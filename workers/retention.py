@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from web.core import queries
+from web.core.queries.message_deliveries import delete_stale_message_deliveries
+from web.core.queries.retention import (
+    delete_expired_log_entries,
+    delete_expired_share_alerts,
+    select_retention_cutoffs,
+)
 
 log = logging.getLogger("lvd.worker")
 
@@ -55,7 +60,7 @@ async def purge_expired(
     report = PurgeReport()
     started = time.monotonic()
     async with pool.acquire() as conn:
-        cutoffs = await queries.select_retention_cutoffs(conn, default_days, now)
+        cutoffs = await select_retention_cutoffs(conn, default_days, now)
     for app_id, cutoff in cutoffs:
         while True:
             if time.monotonic() - started > budget:
@@ -63,7 +68,7 @@ async def purge_expired(
                 report.seconds = time.monotonic() - started
                 return report
             async with pool.acquire() as conn:
-                deleted = await queries.delete_expired_log_entries(conn, app_id, cutoff, batch_size)
+                deleted = await delete_expired_log_entries(conn, app_id, cutoff, batch_size)
             if deleted:
                 report.deleted += deleted
                 report.chunks += 1
@@ -73,9 +78,9 @@ async def purge_expired(
             if pause:
                 await asyncio.sleep(pause)
         async with pool.acquire() as conn:
-            await queries.delete_expired_share_alerts(conn, app_id, cutoff)
+            await delete_expired_share_alerts(conn, app_id, cutoff)
     async with pool.acquire() as conn:
-        await queries.delete_stale_message_deliveries(conn, now - STALE_DELIVERIES)
+        await delete_stale_message_deliveries(conn, now - STALE_DELIVERIES)
     report.seconds = time.monotonic() - started
     if report.deleted:
         log.info(

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import dramatiq
 
-from web.core import queries
 from web.core.outage_log import OutageLog
+from web.core.queries.scheduled_jobs import claim_scheduled_job
 from web.core.queue.contract import build_job_message
 from workers.database import DatabasePool
 from workers.event_loop import run_on_loop
@@ -96,4 +96,4 @@ class Scheduler(dramatiq.Middleware):
 
     async def _claim(self, job: Job) -> bool:
         async with self._database.pool.acquire() as conn:
-            return await queries.claim_scheduled_job(conn, job.actor_name, job.interval)
+            return await claim_scheduled_job(conn, job.actor_name, job.interval)

@@ -9,16 +9,18 @@ from typing import Any
 
 import asyncpg
 
-from web.core import queries
+from web.core.queries.base import NewLogEntry
+from web.core.queries.dead_letters import insert_dead_letters
+from web.core.queries.events import insert_log_entries, insert_log_entries_and_notify, notify_ids
 from web.core.queue.contract import EVENTS_CHANNEL
 from workers.failures import is_permanent
 
 log = logging.getLogger(__name__)
 
 
-def entry_from_message(data: Mapping[str, Any]) -> queries.NewLogEntry:
+def entry_from_message(data: Mapping[str, Any]) -> NewLogEntry:
     # Positional, in NewLogEntry's field order: keywords cost a third more per event.
-    return queries.NewLogEntry(
+    return NewLogEntry(
         data["app_id"],
         data["event_id"],
         data["event_name"],
@@ -53,7 +55,7 @@ async def store_events(
 async def _store(
     pool: asyncpg.Pool,
     events: Sequence[Mapping[str, Any]],
-    entries: Sequence[queries.NewLogEntry],
+    entries: Sequence[NewLogEntry],
     message_id: str,
 ) -> list[int]:
     try:
@@ -65,17 +67,15 @@ async def _store(
         return await _insert_each_and_park_failures(pool, events, entries, message_id)
 
 
-async def _insert_and_notify(
-    pool: asyncpg.Pool, entries: Sequence[queries.NewLogEntry]
-) -> list[int]:
+async def _insert_and_notify(pool: asyncpg.Pool, entries: Sequence[NewLogEntry]) -> list[int]:
     async with pool.acquire() as conn:
-        return await queries.insert_log_entries_and_notify(conn, entries, EVENTS_CHANNEL)
+        return await insert_log_entries_and_notify(conn, entries, EVENTS_CHANNEL)
 
 
 async def _insert_each_and_park_failures(
     pool: asyncpg.Pool,
     events: Sequence[Mapping[str, Any]],
-    entries: Sequence[queries.NewLogEntry],
+    entries: Sequence[NewLogEntry],
     message_id: str,
 ) -> list[int]:
     ids: list[int] = []
@@ -83,14 +83,14 @@ async def _insert_each_and_park_failures(
         for event, entry in zip(events, entries, strict=True):
             try:
                 async with conn.transaction():  # a savepoint: a failure undoes this event only
-                    ids += await queries.insert_log_entries(conn, [entry])
+                    ids += await insert_log_entries(conn, [entry])
             except asyncpg.PostgresError as exc:
                 if not is_permanent(exc):
                     raise
                 reason = f"{type(exc).__name__}: {exc}"
-                await queries.insert_dead_letters(conn, message_id, [dict(event)], reason, 1)
+                await insert_dead_letters(conn, message_id, [dict(event)], reason, 1)
                 log.error("Message %s: parked event %s: %s", message_id, entry.event_id, reason)
-        await queries.notify_ids(conn, EVENTS_CHANNEL, ids)
+        await notify_ids(conn, EVENTS_CHANNEL, ids)
     return ids
 
 
@@ -100,4 +100,4 @@ async def park_message(
     """Record a whole message's events as dead letters (or the raw args if they are not events)."""
     items = [e if isinstance(e, dict) else {"raw": e} for e in events] or [{"raw": None}]
     async with pool.acquire() as conn:
-        return await queries.insert_dead_letters(conn, message_id, items, reason, attempts)
+        return await insert_dead_letters(conn, message_id, items, reason, attempts)

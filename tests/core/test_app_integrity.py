@@ -9,12 +9,14 @@ import asyncpg
 import pytest
 
 from tests.core.test_queries import count_rows, entry, insert
-from web.core import queries
+from web.core.queries.apps import insert_app
+from web.core.queries.base import App
+from web.core.queries.events import insert_log_entries
 
 
 async def app_with_events(pool: asyncpg.Pool, app_id: str, count: int) -> None:
     async with pool.acquire() as conn:
-        await queries.insert_app(conn, app_id, app_id, f"wk_{app_id}")
+        await insert_app(conn, app_id, app_id, f"wk_{app_id}")
     await insert(pool, [entry(f"{app_id}-{n}", app_id=app_id) for n in range(count)])
 
 
@@ -29,7 +31,7 @@ async def orphans(pool: asyncpg.Pool) -> int:
 
 
 async def test_a_batch_naming_a_missing_app_stores_nothing_and_names_it(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     batch = [entry(f"e{n}") for n in range(50)] + [entry("stray", app_id="no-such-app")]
     with pytest.raises(asyncpg.ForeignKeyViolationError, match="no-such-app"):
@@ -38,7 +40,7 @@ async def test_a_batch_naming_a_missing_app_stores_nothing_and_names_it(
 
 
 async def test_an_update_cannot_move_events_to_a_missing_app(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     await insert(pool, [entry("e1")])
     async with pool.acquire() as conn:
@@ -48,7 +50,7 @@ async def test_an_update_cannot_move_events_to_a_missing_app(
 
 
 async def test_deleting_an_app_deletes_its_events_and_no_others(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     await insert(pool, [entry("kept")])
     await app_with_events(pool, "going", 3)
@@ -59,7 +61,7 @@ async def test_deleting_an_app_deletes_its_events_and_no_others(
 
 
 async def test_truncating_apps_empties_the_events_too(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     await insert(pool, [entry("e1"), entry("e2")])
     async with pool.acquire() as conn:
@@ -68,7 +70,7 @@ async def test_truncating_apps_empties_the_events_too(
 
 
 async def test_an_app_is_deleted_only_in_a_read_committed_transaction(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     # A REPEATABLE READ snapshot could miss events an insert committed while the delete
     # waited for it, and leave them without their app.
@@ -81,7 +83,7 @@ async def test_an_app_is_deleted_only_in_a_read_committed_transaction(
     assert await orphans(pool) == 0
 
 
-async def test_an_apps_id_cannot_change(pool: asyncpg.Pool, test_app_row: queries.App) -> None:
+async def test_an_apps_id_cannot_change(pool: asyncpg.Pool, test_app_row: App) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.ForeignKeyViolationError, match="cannot change"):
             await conn.execute("UPDATE apps SET id = 'renamed' WHERE id = 'test-app'")
@@ -90,13 +92,13 @@ async def test_an_apps_id_cannot_change(pool: asyncpg.Pool, test_app_row: querie
 
 
 async def test_a_delete_waits_for_an_uncommitted_insert_then_deletes_its_events(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     await app_with_events(pool, "busy", 0)
     async with pool.acquire() as inserting, pool.acquire() as deleting:
         transaction = inserting.transaction()
         await transaction.start()
-        await queries.insert_log_entries(inserting, [entry("late", app_id="busy")])
+        await insert_log_entries(inserting, [entry("late", app_id="busy")])
         delete = asyncio.create_task(deleting.execute("DELETE FROM apps WHERE id = 'busy'"))
         await asyncio.sleep(0.3)
         assert not delete.done(), "the app was deleted under an insert not yet committed"
@@ -116,9 +118,7 @@ async def insert_while_its_app_is_being_deleted(
         transaction = deleting.transaction()
         await transaction.start()
         await deleting.execute("DELETE FROM apps WHERE id = $1", app_id)
-        store = asyncio.create_task(
-            queries.insert_log_entries(inserting, [entry("late", app_id=app_id)])
-        )
+        store = asyncio.create_task(insert_log_entries(inserting, [entry("late", app_id=app_id)]))
         await asyncio.sleep(0.3)
         assert not store.done(), "the insert did not wait for the delete to finish"
         await (transaction.commit() if delete_commits else transaction.rollback())
@@ -126,7 +126,7 @@ async def insert_while_its_app_is_being_deleted(
 
 
 async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await insert_while_its_app_is_being_deleted(pool, "doomed", delete_commits=True)
@@ -135,7 +135,7 @@ async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
 
 
 async def test_an_insert_fails_when_its_app_is_deleted_and_made_again_meanwhile(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     # The insert waited on the old row, which is gone; the new one is not in its snapshot.
     # The foreign key failed this insert too: storing it unlocked would let a third session
@@ -145,10 +145,8 @@ async def test_an_insert_fails_when_its_app_is_deleted_and_made_again_meanwhile(
         transaction = remaking.transaction()
         await transaction.start()
         await remaking.execute("DELETE FROM apps WHERE id = 'reborn'")
-        await queries.insert_app(remaking, "reborn", "reborn", "wk_reborn_again")
-        store = asyncio.create_task(
-            queries.insert_log_entries(inserting, [entry("late", app_id="reborn")])
-        )
+        await insert_app(remaking, "reborn", "reborn", "wk_reborn_again")
+        store = asyncio.create_task(insert_log_entries(inserting, [entry("late", app_id="reborn")]))
         await asyncio.sleep(0.3)
         assert not store.done(), "the insert did not wait for the delete to finish"
         await transaction.commit()
@@ -158,7 +156,7 @@ async def test_an_insert_fails_when_its_app_is_deleted_and_made_again_meanwhile(
 
 
 async def test_an_insert_proceeds_when_the_delete_is_rolled_back(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     stored = await insert_while_its_app_is_being_deleted(pool, "spared", delete_commits=False)
     assert len(stored) == 1

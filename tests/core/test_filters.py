@@ -8,9 +8,10 @@ import asyncpg
 import orjson
 import pytest
 
-from web.core import queries
 from web.core.errors import Rejected
 from web.core.filters import EventFilter
+from web.core.queries.base import App, LogEntry, NewLogEntry
+from web.core.queries.events import insert_log_entries, select_log_entries
 
 BASE = datetime(2025, 12, 10, 15, 0, tzinfo=UTC)
 ROWS = [
@@ -24,7 +25,7 @@ ROWS = [
 
 
 @pytest.fixture
-async def filter_rows(pool: asyncpg.Pool, test_app_row: queries.App) -> list[queries.LogEntry]:
+async def filter_rows(pool: asyncpg.Pool, test_app_row: App) -> list[LogEntry]:
     entries = []
     for event_id, name, status, rules, session, minutes, extra in ROWS:
         payload = {"eventName": name, "event_id": event_id, **extra}
@@ -32,7 +33,7 @@ async def filter_rows(pool: asyncpg.Pool, test_app_row: queries.App) -> list[que
             {"path": "/x", "rule": rule, "message": rule, "severity": "error"} for rule in rules
         ]
         entries.append(
-            queries.NewLogEntry(
+            NewLogEntry(
                 app_id="test-app",
                 event_id=event_id,
                 event_name=name,
@@ -45,8 +46,8 @@ async def filter_rows(pool: asyncpg.Pool, test_app_row: queries.App) -> list[que
             )
         )
     async with pool.acquire() as conn:
-        await queries.insert_log_entries(conn, entries)
-        return await queries.select_log_entries(conn, "test-app")
+        await insert_log_entries(conn, entries)
+        return await select_log_entries(conn, "test-app")
 
 
 FILTERS = {
@@ -91,13 +92,11 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", FILTERS)
 async def test_event_filter_sql_and_live_matching_agree(
-    pool: asyncpg.Pool, filter_rows: list[queries.LogEntry], name: str
+    pool: asyncpg.Pool, filter_rows: list[LogEntry], name: str
 ) -> None:
     filters = EventFilter.from_args(FILTERS[name])
     async with pool.acquire() as conn:
-        from_sql = {
-            r.event_id for r in await queries.select_log_entries(conn, "test-app", filters=filters)
-        }
+        from_sql = {r.event_id for r in await select_log_entries(conn, "test-app", filters=filters)}
     live = {
         r.event_id
         for r in filter_rows

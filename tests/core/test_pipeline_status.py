@@ -26,8 +26,11 @@ from redis.retry import Retry
 
 from tests.conftest import free_port
 from tests.web.support import new_entry
-from web.core import queries
 from web.core.apps import add_app
+from web.core.queries.base import Connection
+from web.core.queries.dead_letters import insert_dead_letters, mark_dead_letters_retried
+from web.core.queries.events import insert_log_entries
+from web.core.queries.status import select_recent_event_counts
 from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
 from web.core.settings import Settings
 from web.core.status.formatting import (
@@ -367,7 +370,7 @@ async def test_read_store_counts_the_last_minute_and_the_share_invalid(
     older = now - timedelta(minutes=2)
     async with pool.acquire() as conn:
         before = await read_store(conn, now=now)
-        await queries.insert_log_entries(
+        await insert_log_entries(
             conn,
             [
                 new_entry(status_app, received_at=recent),
@@ -390,7 +393,7 @@ async def test_read_store_store_delay_is_of_the_newest_row(
 ) -> None:
     received = datetime.now(UTC) - timedelta(seconds=5)
     async with pool.acquire() as conn:
-        await queries.insert_log_entries(conn, [new_entry(status_app, received_at=received)])
+        await insert_log_entries(conn, [new_entry(status_app, received_at=received)])
         store = await read_store(conn, now=datetime.now(UTC))
 
     assert store.latest is not None and store.latest.received_at == received
@@ -401,9 +404,9 @@ async def test_read_store_store_delay_is_of_the_newest_row(
 async def test_read_store_counts_pending_dead_letters(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         before = (await read_store(conn, now=datetime.now(UTC))).dead_letters_pending
-        ids = await queries.insert_dead_letters(conn, "m-1", [event("x"), event("x")], "bad", 1)
+        ids = await insert_dead_letters(conn, "m-1", [event("x"), event("x")], "bad", 1)
         parked = (await read_store(conn, now=datetime.now(UTC))).dead_letters_pending
-        await queries.mark_dead_letters_retried(conn, ids)
+        await mark_dead_letters_retried(conn, ids)
         retried = (await read_store(conn, now=datetime.now(UTC))).dead_letters_pending
 
     assert (parked - before, retried - before) == (2, 0)
@@ -427,9 +430,7 @@ async def test_recent_event_counts_read_the_app_received_index(pool: asyncpg.Poo
         await conn.execute("SET enable_seqscan = off")
         try:
             explaining = Explaining(conn)
-            await queries.select_recent_event_counts(
-                cast(queries.Connection, explaining), datetime.now(UTC)
-            )
+            await select_recent_event_counts(cast(Connection, explaining), datetime.now(UTC))
         finally:
             await conn.execute("RESET enable_seqscan")
 

@@ -13,7 +13,6 @@ import orjson
 import pytest
 
 from web.core import directory as directory_module
-from web.core import queries
 from web.core.apps import add_app
 from web.core.directory import AppDirectory
 from web.core.errors import Rejected
@@ -27,6 +26,10 @@ from web.core.plans import (
     revalidate,
     save_plan,
 )
+from web.core.queries.apps import select_app
+from web.core.queries.base import App, Connection, LogEntry, NewLogEntry, PlanVersion
+from web.core.queries.events import insert_log_entries, select_log_entries
+from web.core.queries.plans import select_plan_version, select_plan_versions
 from web.core.settings import Settings
 from web.core.validation.plan import check_plan, compile_plan
 
@@ -50,14 +53,14 @@ async def new_app(pool: asyncpg.Pool, prefix: str = "plans") -> str:
     return app_id
 
 
-async def save(pool: asyncpg.Pool, app_id: str, document: Any) -> queries.PlanVersion:
+async def save(pool: asyncpg.Pool, app_id: str, document: Any) -> PlanVersion:
     async with pool.acquire() as conn:
         return await save_plan(conn, app_id, document)
 
 
 async def current_version(pool: asyncpg.Pool, app_id: str) -> int | None:
     async with pool.acquire() as conn:
-        app = await queries.select_app(conn, app_id)
+        app = await select_app(conn, app_id)
     assert app is not None
     return app.plan_version
 
@@ -328,9 +331,9 @@ STRICT_PRICE = {
 }
 
 
-def log_entry(row_id: int, payload: dict[str, Any], was: str) -> queries.LogEntry:
+def log_entry(row_id: int, payload: dict[str, Any], was: str) -> LogEntry:
     now = datetime.now(UTC)
-    return queries.LogEntry(
+    return LogEntry(
         id=row_id,
         app_id="a",
         event_id=f"evt-{row_id}",
@@ -414,7 +417,7 @@ async def test_revalidate_stored_rows_changes_nothing_stored(pool: asyncpg.Pool)
         ({"eventName": "order_completed", "price": 12}, "invalid"),
     ]
     entries = [
-        queries.NewLogEntry(
+        NewLogEntry(
             app_id=app_id,
             event_id=f"evt-{i}",
             event_name="order_completed",
@@ -428,8 +431,8 @@ async def test_revalidate_stored_rows_changes_nothing_stored(pool: asyncpg.Pool)
         for i, (payload, status) in enumerate(rows)
     ]
     async with pool.acquire() as conn:
-        await queries.insert_log_entries(conn, entries)
-        stored = await queries.select_log_entries(conn, app_id)
+        await insert_log_entries(conn, entries)
+        stored = await select_log_entries(conn, app_id)
 
     report = revalidate(compile_plan(STRICT_PRICE, 2), stored).as_dict()
 
@@ -441,7 +444,7 @@ async def test_revalidate_stored_rows_changes_nothing_stored(pool: asyncpg.Pool)
     }
     assert report["examples"]["newly_failing"][0]["event_id"] == "evt-1"
     async with pool.acquire() as conn:
-        after = await queries.select_log_entries(conn, app_id)
+        after = await select_log_entries(conn, app_id)
     assert [(e.event_id, e.status, e.plan_version) for e in after] == [
         ("evt-2", "invalid", 1),
         ("evt-1", "valid", 1),
@@ -462,9 +465,9 @@ async def test_save_plan_numbers_versions_one_two_three(pool: asyncpg.Pool) -> N
     assert saved[2].document == {"events": {"e3": {}}}
     assert await current_version(pool, app_id) == 3
     async with pool.acquire() as conn:
-        versions = await queries.select_plan_versions(conn, app_id)
-        first = await queries.select_plan_version(conn, app_id, 1)
-        current = await queries.select_plan_version(conn, app_id)
+        versions = await select_plan_versions(conn, app_id)
+        first = await select_plan_version(conn, app_id, 1)
+        current = await select_plan_version(conn, app_id)
     assert [v.version for v in versions] == [3, 2, 1]
     assert first is not None and first.document == {"events": {"e1": {}}}
     assert current is not None and current.version == 3
@@ -513,7 +516,7 @@ async def test_save_plan_refuses_invalid_plan_with_problems(pool: asyncpg.Pool) 
     assert "/events/e/type" in raised.value.message
     assert await current_version(pool, app_id) == 1
     async with pool.acquire() as conn:
-        assert len(await queries.select_plan_versions(conn, app_id)) == 1
+        assert len(await select_plan_versions(conn, app_id)) == 1
 
 
 async def test_save_plan_refuses_unknown_app(pool: asyncpg.Pool) -> None:
@@ -615,7 +618,7 @@ def compile_count(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Every (app id, version) the directory compiles."""
     compiled: list[tuple[str, int]] = []
 
-    def counting(saved: queries.PlanVersion) -> Any:
+    def counting(saved: PlanVersion) -> Any:
         compiled.append((saved.app_id, saved.version))
         return compile_version(saved)
 
@@ -715,19 +718,19 @@ async def test_directory_forget_during_a_lookup_is_not_undone(
     app_id = await new_app(pool)
     await save(pool, app_id, ORDER_V1)
     directory = AppDirectory(pool, ttl=60)
-    real_select_app = queries.select_app
+    real_select_app = select_app
     read_old_row = asyncio.Event()
     release = asyncio.Event()
     gated = True
 
-    async def slow_select_app(conn: queries.Connection, wanted: str) -> queries.App | None:
+    async def slow_select_app(conn: Connection, wanted: str) -> App | None:
         app = await real_select_app(conn, wanted)
         if gated:
             read_old_row.set()
             await release.wait()
         return app
 
-    monkeypatch.setattr(queries, "select_app", slow_select_app)
+    monkeypatch.setattr(directory_module, "select_app", slow_select_app)
     in_flight = asyncio.create_task(directory.get(app_id))
     await asyncio.wait_for(read_old_row.wait(), 5)
     await save(pool, app_id, STRICT_PRICE)

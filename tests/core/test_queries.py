@@ -11,10 +11,18 @@ import asyncpg
 import orjson
 import pytest
 
-from web.core import queries
 from web.core.errors import Rejected
 from web.core.filters import EventFilter
-from web.core.queries import NewLogEntry
+from web.core.queries.apps import insert_app, select_app, select_app_summaries, select_apps
+from web.core.queries.base import App, NewLogEntry
+from web.core.queries.events import (
+    insert_log_entries,
+    notify,
+    select_log_entries,
+    select_log_entries_after,
+    select_log_entries_by_ids,
+    select_max_log_entry_id,
+)
 from web.core.settings import Settings
 
 RECEIVED = datetime(2025, 12, 10, 15, 45, tzinfo=UTC)
@@ -49,7 +57,7 @@ def entry(
 
 async def insert(pool: asyncpg.Pool, entries: Sequence[NewLogEntry]) -> list[int]:
     async with pool.acquire() as conn:
-        return await queries.insert_log_entries(conn, entries)
+        return await insert_log_entries(conn, entries)
 
 
 async def count_rows(pool: asyncpg.Pool) -> int:
@@ -64,9 +72,9 @@ async def test_insert_app_returns_the_app_then_none_on_conflict(
     pool: asyncpg.Pool, clean_db: None
 ) -> None:
     async with pool.acquire() as conn:
-        app = await queries.insert_app(conn, "shop", "Shop", "wk_one")
-        again = await queries.insert_app(conn, "shop", "Another", "wk_two")
-        stored = await queries.select_app(conn, "shop")
+        app = await insert_app(conn, "shop", "Shop", "wk_one")
+        again = await insert_app(conn, "shop", "Another", "wk_two")
+        stored = await select_app(conn, "shop")
     assert app is not None
     assert (app.id, app.name, app.write_key, app.require_write_key) == (
         "shop",
@@ -81,14 +89,14 @@ async def test_insert_app_returns_the_app_then_none_on_conflict(
 
 async def test_select_app_unknown_is_none(pool: asyncpg.Pool, clean_db: None) -> None:
     async with pool.acquire() as conn:
-        assert await queries.select_app(conn, "nope") is None
+        assert await select_app(conn, "nope") is None
 
 
 async def test_select_apps_is_ordered_by_id(pool: asyncpg.Pool, clean_db: None) -> None:
     async with pool.acquire() as conn:
         for app_id in ("zeta", "alpha", "mid"):
-            await queries.insert_app(conn, app_id, app_id.title(), f"wk_{app_id}")
-        apps = await queries.select_apps(conn)
+            await insert_app(conn, app_id, app_id.title(), f"wk_{app_id}")
+        apps = await select_apps(conn)
     assert [app.id for app in apps] == ["alpha", "mid", "zeta"]
 
 
@@ -96,25 +104,23 @@ async def test_select_apps_is_ordered_by_id(pool: asyncpg.Pool, clean_db: None) 
 
 
 async def test_insert_log_entries_returns_new_ids_in_order(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     ids = await insert(pool, [entry("a"), entry("b"), entry("c")])
     assert len(ids) == 3
     assert ids == sorted(ids)
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries_by_ids(conn, ids)
+        rows = await select_log_entries_by_ids(conn, ids)
     assert [row.event_id for row in rows] == ["a", "b", "c"]
 
 
-async def test_insert_log_entries_empty_is_nothing(
-    pool: asyncpg.Pool, test_app_row: queries.App
-) -> None:
+async def test_insert_log_entries_empty_is_nothing(pool: asyncpg.Pool, test_app_row: App) -> None:
     assert await insert(pool, []) == []
     assert await count_rows(pool) == 0
 
 
 async def test_insert_log_entries_same_event_id_again_stores_once(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     first = await insert(pool, [entry("e1"), entry("e2")])
     second = await insert(pool, [entry("e1", name="changed"), entry("e2")])
@@ -123,14 +129,14 @@ async def test_insert_log_entries_same_event_id_again_stores_once(
     assert second == []
     assert len(third) == 1
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries(conn, "test-app")
+        rows = await select_log_entries(conn, "test-app")
     assert sorted(row.event_id for row in rows) == ["e1", "e2", "e3"]
     # The first write wins: a retry never overwrites what was stored.
     assert next(row for row in rows if row.event_id == "e1").event_name == "user_login"
 
 
 async def test_insert_log_entries_duplicates_inside_one_call_store_once(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     ids = await insert(pool, [entry("d"), entry("d"), entry("x"), entry("d")])
     assert len(ids) == 2
@@ -138,16 +144,16 @@ async def test_insert_log_entries_duplicates_inside_one_call_store_once(
 
 
 async def test_insert_log_entries_same_event_id_in_other_app_is_separate(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     async with pool.acquire() as conn:
-        await queries.insert_app(conn, "other-app", "Other", "wk_other")
+        await insert_app(conn, "other-app", "Other", "wk_other")
     ids = await insert(pool, [entry("same"), entry("same", app_id="other-app")])
     assert len(ids) == 2
 
 
 async def test_insert_log_entries_unknown_app_violates_the_foreign_key(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await insert(pool, [entry("ok"), entry("orphan", app_id="no-such-app")])
@@ -155,7 +161,7 @@ async def test_insert_log_entries_unknown_app_violates_the_foreign_key(
 
 
 async def test_insert_log_entries_stores_every_column(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     errors = [{"path": "/eventName", "rule": "required", "message": "missing", "severity": "error"}]
     received = datetime(2025, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
@@ -175,7 +181,7 @@ async def test_insert_log_entries_stores_every_column(
         ],
     )
     async with pool.acquire() as conn:
-        (row,) = await queries.select_log_entries_by_ids(conn, [row_id])
+        (row,) = await select_log_entries_by_ids(conn, [row_id])
     assert row.id == row_id
     assert (row.app_id, row.event_id, row.event_name) == ("test-app", "cols", None)
     assert row.status == "invalid"
@@ -199,11 +205,11 @@ async def test_insert_log_entries_stores_every_column(
     ],
 )
 async def test_insert_log_entries_payload_round_trips_as_dict(
-    pool: asyncpg.Pool, test_app_row: queries.App, payload: dict[str, Any]
+    pool: asyncpg.Pool, test_app_row: App, payload: dict[str, Any]
 ) -> None:
     (row_id,) = await insert(pool, [entry("rt", payload=payload)])
     async with pool.acquire() as conn:
-        (row,) = await queries.select_log_entries_by_ids(conn, [row_id])
+        (row,) = await select_log_entries_by_ids(conn, [row_id])
     assert isinstance(row.payload, dict)
     assert row.payload == payload
 
@@ -212,7 +218,7 @@ async def test_insert_log_entries_payload_round_trips_as_dict(
 
 
 @pytest.fixture
-async def six_rows(pool: asyncpg.Pool, test_app_row: queries.App) -> list[int]:
+async def six_rows(pool: asyncpg.Pool, test_app_row: App) -> list[int]:
     """Six events, alternately valid and invalid; returns their ids, oldest first."""
     statuses = ["valid", "invalid"] * 3
     return await insert(pool, [entry(f"r{i}", status=s) for i, s in enumerate(statuses)])
@@ -248,7 +254,7 @@ async def test_select_log_entries_newest_first_with_filters(
     if "after" in kwargs:
         arguments["after_id"] = six_rows[kwargs["after"]]
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries(conn, "test-app", **arguments)
+        rows = await select_log_entries(conn, "test-app", **arguments)
     assert [row.id for row in rows] == [six_rows[i] for i in picked]
     assert [row.event_id for row in rows] == [f"r{i}" for i in picked]
 
@@ -257,11 +263,11 @@ async def test_select_log_entries_only_the_given_app(
     pool: asyncpg.Pool, six_rows: list[int]
 ) -> None:
     async with pool.acquire() as conn:
-        await queries.insert_app(conn, "other-app", "Other", "wk_other")
-        await queries.insert_log_entries(conn, [entry("o1", app_id="other-app")])
-        mine = await queries.select_log_entries(conn, "test-app")
-        theirs = await queries.select_log_entries(conn, "other-app")
-        nobody = await queries.select_log_entries(conn, "no-such-app")
+        await insert_app(conn, "other-app", "Other", "wk_other")
+        await insert_log_entries(conn, [entry("o1", app_id="other-app")])
+        mine = await select_log_entries(conn, "test-app")
+        theirs = await select_log_entries(conn, "other-app")
+        nobody = await select_log_entries(conn, "no-such-app")
     assert len(mine) == 6
     assert [row.event_id for row in theirs] == ["o1"]
     assert nobody == []
@@ -278,9 +284,7 @@ async def test_select_log_entries_hostile_status_is_a_parameter_not_sql(
         EventFilter.from_args({"status": status})
     # Even unchecked, the value is a bind parameter: it matches nothing and runs nothing.
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries(
-            conn, "test-app", filters=EventFilter(status=status)
-        )
+        rows = await select_log_entries(conn, "test-app", filters=EventFilter(status=status))
         remaining = await conn.fetchval("SELECT count(*) FROM log_entries")
     assert rows == []
     assert remaining == 6
@@ -299,7 +303,7 @@ async def test_select_log_entries_by_ids_is_ordered_by_id(
     pool: asyncpg.Pool, six_rows: list[int], picked: list[int], expected: list[int]
 ) -> None:
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries_by_ids(conn, [six_rows[i] for i in picked])
+        rows = await select_log_entries_by_ids(conn, [six_rows[i] for i in picked])
     assert [row.id for row in rows] == [six_rows[i] for i in expected]
 
 
@@ -307,7 +311,7 @@ async def test_select_log_entries_by_ids_unknown_ids_are_skipped(
     pool: asyncpg.Pool, six_rows: list[int]
 ) -> None:
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries_by_ids(conn, [six_rows[0], 10**15, -1])
+        rows = await select_log_entries_by_ids(conn, [six_rows[0], 10**15, -1])
     assert [row.id for row in rows] == [six_rows[0]]
 
 
@@ -330,19 +334,19 @@ async def test_select_log_entries_after_is_oldest_first_across_apps(
 ) -> None:
     after_id = six_rows[after] if after is not None else six_rows[0] - 1
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries_after(conn, after_id, limit)
+        rows = await select_log_entries_after(conn, after_id, limit)
     assert [row.id for row in rows] == [six_rows[i] for i in expected]
 
 
 async def test_select_log_entries_after_includes_every_app(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     async with pool.acquire() as conn:
-        await queries.insert_app(conn, "other-app", "Other", "wk_other")
-        ids = await queries.insert_log_entries(
+        await insert_app(conn, "other-app", "Other", "wk_other")
+        ids = await insert_log_entries(
             conn, [entry("m1"), entry("t1", app_id="other-app"), entry("m2")]
         )
-        rows = await queries.select_log_entries_after(conn, ids[0] - 1, 10)
+        rows = await select_log_entries_after(conn, ids[0] - 1, 10)
     assert [(row.app_id, row.event_id) for row in rows] == [
         ("test-app", "m1"),
         ("other-app", "t1"),
@@ -350,12 +354,12 @@ async def test_select_log_entries_after_includes_every_app(
     ]
 
 
-async def test_select_max_log_entry_id(pool: asyncpg.Pool, test_app_row: queries.App) -> None:
+async def test_select_max_log_entry_id(pool: asyncpg.Pool, test_app_row: App) -> None:
     async with pool.acquire() as conn:
-        before = await queries.select_max_log_entry_id(conn)
+        before = await select_max_log_entry_id(conn)
     ids = await insert(pool, [entry("a"), entry("b")])
     async with pool.acquire() as conn:
-        after = await queries.select_max_log_entry_id(conn)
+        after = await select_max_log_entry_id(conn)
     assert before < ids[0]
     assert after == ids[-1]
 
@@ -364,16 +368,16 @@ async def test_select_max_log_entry_id_empty_table_is_zero(
     pool: asyncpg.Pool, clean_db: None
 ) -> None:
     async with pool.acquire() as conn:
-        assert await queries.select_max_log_entry_id(conn) == 0
+        assert await select_max_log_entry_id(conn) == 0
 
 
 async def test_select_app_summaries_counts_total_and_invalid(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     async with pool.acquire() as conn:
-        await queries.insert_app(conn, "b-app", "B", "wk_b")
-        await queries.insert_app(conn, "a-empty", "Empty", "wk_empty")
-        await queries.insert_log_entries(
+        await insert_app(conn, "b-app", "B", "wk_b")
+        await insert_app(conn, "a-empty", "Empty", "wk_empty")
+        await insert_log_entries(
             conn,
             [
                 entry("1"),
@@ -383,7 +387,7 @@ async def test_select_app_summaries_counts_total_and_invalid(
                 entry("5", app_id="b-app", status="invalid"),
             ],
         )
-        summaries = await queries.select_app_summaries(conn)
+        summaries = await select_app_summaries(conn)
     assert [(s.app.id, s.total, s.invalid) for s in summaries] == [
         ("a-empty", 0, 0),
         ("b-app", 1, 1),
@@ -402,7 +406,7 @@ async def test_notify_reaches_a_listener(
     try:
         await listener.add_listener("lvd_test_queries", lambda *args: received.append(args[3]))
         async with pool.acquire() as conn:
-            await queries.notify(conn, "lvd_test_queries", "1,2,3")
+            await notify(conn, "lvd_test_queries", "1,2,3")
         for _ in range(100):
             if received:
                 break

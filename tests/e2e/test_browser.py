@@ -25,7 +25,9 @@ from tests.conftest import (
     stop_process,
     wait_for_http,
 )
-from web.core import queries
+from web.core.queries.apps import select_app
+from web.core.queries.base import App
+from web.core.queries.events import select_max_log_entry_id
 from web.core.settings import Settings
 
 from .helpers import APP_ID, post_event, quick_start_event, unique, wait_for_event_ids
@@ -126,7 +128,7 @@ async def open_live(tab: Tab, url: str) -> None:
 
 
 async def test_app_page_new_event_appears_without_reload(
-    tab: Tab, http: httpx.AsyncClient, live_server: LiveServer, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, live_server: LiveServer, test_app_row: App
 ) -> None:
     page = tab.page
     await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}")
@@ -152,7 +154,7 @@ async def test_app_page_invalid_filter_shows_only_invalid_events(
     http: httpx.AsyncClient,
     pool: asyncpg.Pool,
     live_server: LiveServer,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     page = tab.page
     await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}?status=invalid")
@@ -196,7 +198,7 @@ async def test_app_page_hostile_event_names_render_as_text(
     http: httpx.AsyncClient,
     pool: asyncpg.Pool,
     live_server: LiveServer,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}")
     events = [quick_start_event(eventName=name) for name in HOSTILE_NAMES]
@@ -217,7 +219,7 @@ async def test_app_page_hostile_event_names_render_as_text(
 
 
 async def test_home_create_app_form_lands_on_new_app_page(
-    tab: Tab, pool: asyncpg.Pool, live_server: LiveServer, test_app_row: queries.App
+    tab: Tab, pool: asyncpg.Pool, live_server: LiveServer, test_app_row: App
 ) -> None:
     page = tab.page
     app_id = unique("form")
@@ -235,7 +237,7 @@ async def test_home_create_app_form_lands_on_new_app_page(
     await expect(page.locator("h1")).to_contain_text(name)
     await expect(page.locator("#connection")).to_have_text("live")
     async with pool.acquire() as conn:
-        app = await queries.select_app(conn, app_id)
+        app = await select_app(conn, app_id)
     assert app is not None and app.name == name
     await tab.screenshot("created-app.png")
 
@@ -245,7 +247,7 @@ async def test_app_page_rows_stay_bounded_after_a_burst(
     http: httpx.AsyncClient,
     pool: asyncpg.Pool,
     live_server: LiveServer,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     page = tab.page
     await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}")
@@ -259,7 +261,7 @@ async def test_app_page_rows_stay_bounded_after_a_burst(
     assert response.status_code == 202, response.text
     assert await wait_for_event_ids(pool, APP_ID, ids) == dict.fromkeys(ids, 1)
     async with pool.acquire() as conn:
-        newest = await queries.select_max_log_entry_id(conn)
+        newest = await select_max_log_entry_id(conn)
     await expect(page.locator(f"#event-{newest}")).to_be_visible()
     await expect(page.locator("#event-rows tr")).to_have_count(max_rows)
     await page.wait_for_timeout(300)
@@ -301,7 +303,7 @@ async def test_app_page_web_restart_reconnects_and_misses_nothing(
     pool: asyncpg.Pool,
     settings: Settings,
     tmp_path: Path,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     page = tab.page
     base_url, processes = own_web

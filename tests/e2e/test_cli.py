@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import env_for, free_port
-from web.core import queries
+from web.core.queries.apps import select_app
 from web.core.settings import Settings
 
 from .helpers import unique
@@ -58,7 +58,7 @@ async def test_create_app_prints_write_key_and_stores_app(
 
     assert code == 0, stderr
     async with pool.acquire() as conn:
-        app = await queries.select_app(conn, app_id)
+        app = await select_app(conn, app_id)
     assert app is not None, f"lvd create-app said {stdout!r} but the app is not in the database"
     assert app.name == "CLI app"
     assert f"Write key: {app.write_key}" in stdout

@@ -30,7 +30,8 @@ from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
     browser,
     chromium_executable,
 )
-from web.core import queries
+from web.core.queries.base import App, NewLogEntry
+from web.core.queries.events import insert_log_entries
 
 from .helpers import APP_ID, post_event, quick_start_event, unique, wait_for_event_ids
 
@@ -134,7 +135,7 @@ async def shown_ids(page: Page) -> list[str]:
 
 
 async def test_live_view_pause_counts_new_events_and_resume_inserts_them_in_order(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     before = quick_start_event(eventName=unique("before_pause"))
@@ -168,7 +169,7 @@ async def test_live_view_pause_counts_new_events_and_resume_inserts_them_in_orde
 
 
 async def test_live_view_filter_form_round_trips_through_the_url(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     now = datetime.now(UTC).replace(microsecond=0)
@@ -228,12 +229,12 @@ async def test_live_view_filter_form_round_trips_through_the_url(
 
 
 async def test_live_view_older_events_page_back_through_history(
-    tab: Tab, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     now = datetime.now(UTC)
     entries = [
-        queries.NewLogEntry(
+        NewLogEntry(
             app_id=APP_ID,
             event_id=f"history-{i:03d}",
             event_name=f"history_{i % 4}",
@@ -247,7 +248,7 @@ async def test_live_view_older_events_page_back_through_history(
         for i in range(250)
     ]
     async with pool.acquire() as conn:
-        await queries.insert_log_entries(conn, entries)
+        await insert_log_entries(conn, entries)
     newest_first = [f"history-{i:03d}" for i in reversed(range(250))]
     await tab.open(f"/apps/{APP_ID}")
     assert await shown_ids(page) == newest_first[:100]
@@ -272,7 +273,7 @@ async def test_live_view_older_events_page_back_through_history(
 
 
 async def test_live_view_detail_panel_marks_the_failing_path_in_place(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     await put_plan(http)
@@ -330,7 +331,7 @@ async def test_live_view_detail_panel_marks_the_failing_path_in_place(
 
 
 async def test_violations_group_click_opens_the_filtered_live_view(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     await put_plan(http)
@@ -366,7 +367,7 @@ async def test_violations_group_click_opens_the_filtered_live_view(
 
 
 async def test_coverage_session_sign_off_page_and_markdown_download(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     await put_plan(http)
@@ -419,7 +420,7 @@ async def test_coverage_session_sign_off_page_and_markdown_download(
 
 
 async def test_export_csv_download_follows_the_live_view_filters(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     formula = quick_start_event(eventName='=HYPERLINK("http://evil","x")', timestamp="bad")
@@ -449,7 +450,7 @@ async def test_export_csv_download_follows_the_live_view_filters(
 
 
 async def test_live_view_tiles_and_lag_show_what_arrives(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     page = tab.page
     await put_plan(http)

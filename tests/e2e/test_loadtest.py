@@ -12,13 +12,13 @@ import pytest
 
 from lvd.loadtest import send_load, verify_storage
 from tests.conftest import LiveServer, env_for
-from web.core import queries
+from web.core.queries.base import App
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_loadtest_short_run_stores_every_accepted_event_once(
-    live_server: LiveServer, test_app_row: queries.App, pool: asyncpg.Pool
+    live_server: LiveServer, test_app_row: App, pool: asyncpg.Pool
 ) -> None:
     report = await send_load(
         live_server.base_url,
@@ -46,7 +46,7 @@ async def test_loadtest_short_run_stores_every_accepted_event_once(
 
 
 async def test_loadtest_verify_reports_a_lost_event(
-    live_server: LiveServer, test_app_row: queries.App
+    live_server: LiveServer, test_app_row: App
 ) -> None:
     report = await send_load(
         live_server.base_url, "test-app", rate=20, duration=1, progress=False, run_id="e2e-lost"
@@ -57,7 +57,7 @@ async def test_loadtest_verify_reports_a_lost_event(
 
 
 def test_loadtest_command_prints_json_and_exits_zero(
-    live_server: LiveServer, test_app_row: queries.App
+    live_server: LiveServer, test_app_row: App
 ) -> None:
     result = subprocess.run(
         [

@@ -266,7 +266,7 @@ async def test_mobile_replay_on_a_session_scoped_host(
 def _unknown_key_is_final(replay: Replay, response: httpx.Response, wrong_key: str) -> str | None:
     """Why the SDK would keep resending this refusal forever; None when it gives up at once.
 
-    From each SDK's source (see /work/mobile-sdk-REPORT.md): a refusal the SDK retries keeps
+    From each SDK's source (each fixture's `source` names it): a refusal the SDK retries keeps
     the events on the device and resends them on every flush.
     """
     status = response.status_code

@@ -12,7 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import LiveServer, wait_for_rows
-from web.core import queries
+from web.core.queries.base import App, LogEntry
+from web.core.queries.events import select_max_log_entry_id
 
 from .helpers import (
     APP_ID,
@@ -32,7 +33,7 @@ def worker_log(live_server: LiveServer) -> str:
     return (live_server.log_dir / "worker.log").read_text(errors="replace")
 
 
-async def stored_entry(pool: asyncpg.Pool, event_id: str) -> queries.LogEntry:
+async def stored_entry(pool: asyncpg.Pool, event_id: str) -> LogEntry:
     counts = await wait_for_event_ids(pool, APP_ID, [event_id])
     assert counts == {event_id: 1}, f"event {event_id} stored {counts.get(event_id, 0)} times"
     rows = await wait_for_rows(pool, APP_ID, 1)
@@ -41,7 +42,7 @@ async def stored_entry(pool: asyncpg.Pool, event_id: str) -> queries.LogEntry:
 
 
 async def test_ingest_quick_start_event_is_stored_as_valid(
-    http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     event = quick_start_event()
 
@@ -64,7 +65,7 @@ async def test_worker_log_names_message_id_and_event_id(
     http: httpx.AsyncClient,
     pool: asyncpg.Pool,
     live_server: LiveServer,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     event = quick_start_event()
 
@@ -87,7 +88,7 @@ async def test_worker_log_names_message_id_and_event_id(
 
 
 async def test_ingest_invalid_event_is_stored_as_invalid_with_its_errors(
-    http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     event: dict[str, Any] = {"eventName": 42, "timestamp": "yesterday", "event_id": unique("bad")}
 
@@ -109,7 +110,7 @@ async def test_ingest_repeated_event_is_stored_once(
     http: httpx.AsyncClient,
     pool: asyncpg.Pool,
     broker_redis: aioredis.Redis,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     event = quick_start_event()
 
@@ -141,10 +142,10 @@ async def read_sse_frames(lines: Any, event_id: str) -> list[dict[str, str]]:
 
 
 async def test_stream_connected_client_receives_new_row(
-    http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: queries.App
+    http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     async with pool.acquire() as conn:
-        newest = await queries.select_max_log_entry_id(conn)
+        newest = await select_max_log_entry_id(conn)
     event = quick_start_event(eventName=unique("streamed"))
 
     async with (
@@ -171,7 +172,7 @@ async def test_ingest_batch_of_200_events_is_stored_once_each(
     http: httpx.AsyncClient,
     pool: asyncpg.Pool,
     broker_redis: aioredis.Redis,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     events = [quick_start_event(eventName=f"batch_{i}") for i in range(200)]
     ids = [event["event_id"] for event in events]
@@ -205,7 +206,7 @@ async def test_ingest_concurrent_load_stores_each_accepted_event_exactly_once(
     pool: asyncpg.Pool,
     broker_redis: aioredis.Redis,
     live_server: LiveServer,
-    test_app_row: queries.App,
+    test_app_row: App,
 ) -> None:
     """RELIABILITY.md's oracle, small: every 202 stored exactly once, nothing else stored."""
     senders, per_sender = 6, 50

@@ -14,9 +14,10 @@ import orjson
 import pytest
 
 from tests.conftest import LiveServer, env_for, wait_for_rows
-from web.core import queries
 from web.core.apps import add_app
 from web.core.plans import save_plan
+from web.core.queries.apps import select_app
+from web.core.queries.base import App
 from web.core.settings import Settings
 
 from .helpers import APP_ID, post_event, quick_start_event, unique
@@ -74,7 +75,7 @@ async def new_app(pool: asyncpg.Pool) -> str:
 
 async def stored_plan_version(pool: asyncpg.Pool, app_id: str) -> int | None:
     async with pool.acquire() as conn:
-        app = await queries.select_app(conn, app_id)
+        app = await select_app(conn, app_id)
     assert app is not None
     return app.plan_version
 
@@ -86,7 +87,7 @@ async def test_plan_push_prints_version_and_pull_prints_same_document(
     live_server: LiveServer,
     settings: Settings,
     pool: asyncpg.Pool,
-    test_app_row: queries.App,
+    test_app_row: App,
     tmp_path: Path,
 ) -> None:
     url = live_server.base_url
@@ -108,7 +109,7 @@ async def test_plan_push_prints_version_and_pull_prints_same_document(
 async def test_plan_pull_output_file_and_version(
     live_server: LiveServer,
     settings: Settings,
-    test_app_row: queries.App,
+    test_app_row: App,
     tmp_path: Path,
 ) -> None:
     url = live_server.base_url
@@ -134,7 +135,7 @@ async def test_plan_push_broken_plan_exits_1_listing_problem_paths(
     live_server: LiveServer,
     settings: Settings,
     pool: asyncpg.Pool,
-    test_app_row: queries.App,
+    test_app_row: App,
     tmp_path: Path,
 ) -> None:
     broken = {
@@ -158,7 +159,7 @@ async def test_plan_push_broken_plan_exits_1_listing_problem_paths(
 
 
 async def test_plan_push_unreadable_file_exits_1(
-    live_server: LiveServer, settings: Settings, test_app_row: queries.App, tmp_path: Path
+    live_server: LiveServer, settings: Settings, test_app_row: App, tmp_path: Path
 ) -> None:
     not_json = tmp_path / "plan.json"
     not_json.write_text('{"events": ')
@@ -176,7 +177,7 @@ async def test_plan_push_unreadable_file_exits_1(
 
 
 async def test_plan_pull_without_plan_or_app_exits_1(
-    live_server: LiveServer, settings: Settings, test_app_row: queries.App
+    live_server: LiveServer, settings: Settings, test_app_row: App
 ) -> None:
     url = live_server.base_url
 

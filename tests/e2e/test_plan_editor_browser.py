@@ -10,7 +10,7 @@ from playwright.async_api import expect
 
 from tests.conftest import LiveServer
 from tests.e2e.test_browser import Tab, browser, chromium_executable, tab  # noqa: F401 (fixtures)
-from web.core import queries
+from web.core.queries.base import App
 
 from .helpers import APP_ID, post_event, unique, wait_for_event_ids
 
@@ -32,7 +32,7 @@ async def test_plan_editor_checks_inline_saves_and_shows_history(
     tab: Tab,
     http: httpx.AsyncClient,
     live_server: LiveServer,
-    test_app_row: queries.App,
+    test_app_row: App,
     pool: asyncpg.Pool,
 ) -> None:
     page = tab.page
@@ -74,7 +74,7 @@ async def test_plan_editor_checks_inline_saves_and_shows_history(
 
 
 async def test_plan_editor_refuses_to_save_a_broken_plan(
-    tab: Tab, live_server: LiveServer, test_app_row: queries.App
+    tab: Tab, live_server: LiveServer, test_app_row: App
 ) -> None:
     page = tab.page
     await page.goto(f"{live_server.base_url}/apps/{APP_ID}/plan")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from tests.conftest import LiveServer
-from web.core import queries
+from web.core.queries.base import App
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ EXAMPLES = 20
 
 
 @pytest.fixture
-def operations(live_server: LiveServer, test_app_row: queries.App) -> list[Any]:
+def operations(live_server: LiveServer, test_app_row: App) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{live_server.base_url}/openapi.json")
     found = [result.ok() for result in schema.get_all_operations()]
     assert len(found) >= 10, "the OpenAPI document lists too few operations"

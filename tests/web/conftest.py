@@ -15,15 +15,15 @@ from quart.typing import TestClientProtocol as Client
 
 from web.app import create_app
 from web.context import Services
-from web.core import queries
 from web.core.apps import add_app
+from web.core.queries.base import App
 from web.core.settings import Settings
 
 # Redis database the web tests enqueue into. No worker consumes it, so a test can read its
 # messages back, and no worker elsewhere in the run stores events for apps a test deleted.
 WEB_REDIS_DB = 14
 
-MakeApp = Callable[..., Awaitable[queries.App]]
+MakeApp = Callable[..., Awaitable[App]]
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +58,7 @@ def services(quart_app: Quart) -> Services:
 def make_app(pool: asyncpg.Pool) -> MakeApp:
     """Creates an app with a fresh id, so the 5 s app cache never serves a stale one."""
 
-    async def make(*, require_write_key: bool = False, prefix: str = "t") -> queries.App:
+    async def make(*, require_write_key: bool = False, prefix: str = "t") -> App:
         app_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
         async with pool.acquire() as conn:
             app = await add_app(conn, app_id, f"App {app_id}")

@@ -11,7 +11,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from web.core import queries
+from web.core.queries.base import NewLogEntry
+from web.core.queries.events import insert_log_entries
 
 
 def stored(
@@ -25,13 +26,13 @@ def stored(
     plan_version: int | None = None,
     received_at: datetime | None = None,
     event_id: str | None = None,
-) -> queries.NewLogEntry:
+) -> NewLogEntry:
     """One event as a worker stores it; invalid when any error has severity "error"."""
     errors = errors or []
     if status is None:
         status = "invalid" if any(e.get("severity") != "warning" for e in errors) else "valid"
     body = payload if payload is not None else {"eventName": name}
-    return queries.NewLogEntry(
+    return NewLogEntry(
         app_id=app_id,
         event_id=event_id or str(uuid.uuid4()),
         event_name=name,
@@ -55,9 +56,9 @@ def issue(path: str, rule: str, message: str = "", severity: str = "error") -> d
     }
 
 
-async def store(pool: asyncpg.Pool, entries: list[queries.NewLogEntry]) -> list[int]:
+async def store(pool: asyncpg.Pool, entries: list[NewLogEntry]) -> list[int]:
     async with pool.acquire() as conn:
-        return await queries.insert_log_entries(conn, entries)
+        return await insert_log_entries(conn, entries)
 
 
 @dataclass

@@ -20,7 +20,8 @@ from quart.typing import TestClientProtocol as Client
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from web.core import queries
+from web.core.queries.base import NewLogEntry
+from web.core.queries.events import insert_log_entries
 
 QUEUE_MESSAGES_KEY = "dramatiq:events.msgs"
 
@@ -61,8 +62,8 @@ def new_entry(
     errors: list[dict[str, Any]] | None = None,
     event_id: str | None = None,
     received_at: datetime | None = None,
-) -> queries.NewLogEntry:
-    return queries.NewLogEntry(
+) -> NewLogEntry:
+    return NewLogEntry(
         app_id=app_id,
         event_id=event_id or str(uuid.uuid4()),
         event_name=name,
@@ -97,9 +98,9 @@ def message_event(
     }
 
 
-async def insert_entries(pool: asyncpg.Pool, entries: list[queries.NewLogEntry]) -> list[int]:
+async def insert_entries(pool: asyncpg.Pool, entries: list[NewLogEntry]) -> list[int]:
     async with pool.acquire() as conn:
-        return await queries.insert_log_entries(conn, entries)
+        return await insert_log_entries(conn, entries)
 
 
 async def queued_message(redis_url: str, task_id: str) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from tests.web.support import assert_error, json_of
-from web.core import queries
+from web.core.queries.apps import select_app
+from web.core.queries.base import App
 
 JSON = {"Content-Type": "application/json"}
 APP_KEYS = {"id", "name", "write_key", "require_write_key", "created_at"}
@@ -21,9 +22,9 @@ def fresh_id(prefix: str = "api") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-async def stored_app(pool: asyncpg.Pool, app_id: str) -> queries.App | None:
+async def stored_app(pool: asyncpg.Pool, app_id: str) -> App | None:
     async with pool.acquire() as conn:
-        return await queries.select_app(conn, app_id)
+        return await select_app(conn, app_id)
 
 
 async def test_apps_create_answers_201_with_write_key(client: Client, pool: asyncpg.Pool) -> None:

@@ -15,9 +15,11 @@ from quart.typing import TestClientProtocol as Client
 from tests.web.conftest import MakeApp
 from tests.web.dashboard_support import issue, store, stored
 from tests.web.support import table_rows
-from web.core import plans, queries
+from web.core import plans
 from web.core.exports import coverage_markdown, md_text
 from web.core.insights import build_coverage
+from web.core.queries.base import App
+from web.core.queries.dashboard import NameActivity
 
 PLAN: dict[str, Any] = {
     "events": {
@@ -29,7 +31,7 @@ PLAN: dict[str, Any] = {
 HOSTILE = "<script>alert(1)</script> | **bold** [x](javascript:alert(1))"
 
 
-async def planned_app(pool: asyncpg.Pool, make_app: MakeApp) -> queries.App:
+async def planned_app(pool: asyncpg.Pool, make_app: MakeApp) -> App:
     app = await make_app()
     async with pool.acquire() as conn:
         await plans.save_plan(conn, app.id, PLAN)
@@ -218,9 +220,9 @@ async def test_coverage_page_links_downloads_and_print(
 def test_build_coverage_ignores_unnamed_and_keeps_plan_order() -> None:
     at = datetime(2025, 12, 10, tzinfo=UTC)
     activity = [
-        queries.NameActivity(None, 3, 3, at, at),
-        queries.NameActivity("b", 1, 0, at, at),
-        queries.NameActivity("z", 2, 1, at, at),
+        NameActivity(None, 3, 3, at, at),
+        NameActivity("b", 1, 0, at, at),
+        NameActivity("z", 2, 1, at, at),
     ]
 
     report = build_coverage(["c", "b", "a"], activity)

@@ -364,7 +364,7 @@ async def test_dashboard_app_page_shows_each_sdk_pointed_here_with_the_key(
         f'AnalyticsBrowser.load({{ writeKey: "{app.write_key}", cdnURL: "{server}" }})',
         f'posthog.init("{app.write_key}", {{ api_host: "{server}" }})',
         f'amplitude.init("{app.write_key}", {{ serverUrl: "{server}/2/httpapi" }})',
-        f'newTracker("sp", "{server}/snowplow/{app.id}", {{ appId: "{app.id}" }})',
+        f'newTracker("sp", "{server}/snowplow/{app.write_key}", {{ appId: "{app.id}" }})',
         f'rudderanalytics.load("{app.write_key}", "{server}", {{ configUrl: "{server}" }})',
         f'Configuration(writeKey: "{app.write_key}").apiHost("localhost/v1")',
         f"curl -X POST {server}/api/logs/{app.id}",

@@ -10,7 +10,7 @@ from quart.typing import TestClientProtocol as Client
 from tests.web.conftest import MakeApp
 from tests.web.support import message_event, queued_copies
 from web.app import create_app
-from web.core import queries
+from web.core.queries.dead_letters import count_dead_letters, select_dead_letters
 from web.core.settings import Settings
 from workers.store import park_message, store_events
 
@@ -61,14 +61,14 @@ async def test_dead_letters_retry_enqueues_the_event_and_marks_it(
             "UPDATE dead_letters SET event = jsonb_set(event, '{app_id}', to_jsonb($1::text))",
             app.id,
         )
-        [letter] = await queries.select_dead_letters(conn)
+        [letter] = await select_dead_letters(conn)
     response = await client.post("/api/dead-letters/retry", json={"ids": [letter.id]})
     body = await response.get_json()
     assert (body["sent"], body["not_retryable"]) == (1, 0)
     copies = await queued_copies(web_settings.redis_url, body["task_id"], str(event["event_id"]))
     assert [copy["app_id"] for copy in copies] == [app.id]
     async with pool.acquire() as conn:
-        assert await queries.count_dead_letters(conn) == 0
+        assert await count_dead_letters(conn) == 0
     again = await (
         await client.post("/api/dead-letters/retry", json={"ids": [letter.id]})
     ).get_json()
@@ -82,7 +82,7 @@ async def test_dead_letters_raw_message_is_not_retryable(
         await conn.execute("TRUNCATE dead_letters")
     await park_message(pool, "msg-raw", ["not an event"], "KeyError: 'app_id'", 1)
     async with pool.acquire() as conn:
-        [letter] = await queries.select_dead_letters(conn)
+        [letter] = await select_dead_letters(conn)
     body = await (
         await client.post("/api/dead-letters/retry", json={"ids": [letter.id]})
     ).get_json()
@@ -94,7 +94,7 @@ async def test_dead_letters_form_retry_redirects_with_a_notice(
 ) -> None:
     await park_orphan(pool, name="orphan")
     async with pool.acquire() as conn:
-        [letter] = await queries.select_dead_letters(conn)
+        [letter] = await select_dead_letters(conn)
     response = await client.post("/dead-letters/retry", form={"id": str(letter.id)})
     assert response.status_code == 303
     assert "notice=Sent" in response.headers["Location"]

@@ -13,17 +13,18 @@ import pytest
 import web.hub
 from tests.web.conftest import MakeApp
 from tests.web.support import eventually, message_event, new_entry
-from web.core import queries
 from web.core.filters import EventFilter
+from web.core.queries.base import LogEntry
+from web.core.queries.events import insert_log_entries, notify, select_log_entries_after
 from web.core.queue.contract import EVENTS_CHANNEL
 from web.core.settings import Settings
 from web.hub import Hub, Subscription
 from workers.store import store_events
 
 
-def log_entry(row_id: int, app_id: str = "a", status: str = "valid") -> queries.LogEntry:
+def log_entry(row_id: int, app_id: str = "a", status: str = "valid") -> LogEntry:
     now = datetime.now(UTC)
-    return queries.LogEntry(
+    return LogEntry(
         id=row_id,
         app_id=app_id,
         event_id=f"e{row_id}",
@@ -114,7 +115,7 @@ def test_subscription_default_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_subscription_wants_only_its_app_and_status(
-    status: str | None, entry: queries.LogEntry, wanted: bool
+    status: str | None, entry: LogEntry, wanted: bool
 ) -> None:
     assert Subscription("a", EventFilter(status=status)).wants(entry) is wanted
 
@@ -179,11 +180,11 @@ async def test_hub_delivers_rows_committed_out_of_id_order(
         async with pool.acquire() as slow, pool.acquire() as fast:
             slow_tx = slow.transaction()
             await slow_tx.start()
-            [slow_id] = await queries.insert_log_entries(slow, [new_entry(app.id)])
+            [slow_id] = await insert_log_entries(slow, [new_entry(app.id)])
             async with fast.transaction():
-                [fast_id] = await queries.insert_log_entries(fast, [new_entry(app.id)])
-                await queries.notify(fast, EVENTS_CHANNEL, str(fast_id))
-            await queries.notify(slow, EVENTS_CHANNEL, str(slow_id))
+                [fast_id] = await insert_log_entries(fast, [new_entry(app.id)])
+                await notify(fast, EVENTS_CHANNEL, str(fast_id))
+            await notify(slow, EVENTS_CHANNEL, str(slow_id))
             await slow_tx.commit()
 
         assert await drain(subscription, 2) == [fast_id, slow_id]
@@ -197,12 +198,12 @@ async def test_hub_reads_the_ids_in_a_strangers_notification_and_skips_the_rest(
 
     async with hub.subscribe(app.id, EventFilter()) as subscription:
         async with pool.acquire() as conn:
-            first, second, third = await queries.insert_log_entries(
+            first, second, third = await insert_log_entries(
                 conn, [new_entry(app.id) for _ in range(3)]
             )
-            await queries.notify(conn, EVENTS_CHANNEL, f"{first},hello,,²,{second}")
-            await queries.notify(conn, EVENTS_CHANNEL, "not ids at all")
-            await queries.notify(conn, EVENTS_CHANNEL, str(third))
+            await notify(conn, EVENTS_CHANNEL, f"{first},hello,,²,{second}")
+            await notify(conn, EVENTS_CHANNEL, "not ids at all")
+            await notify(conn, EVENTS_CHANNEL, str(third))
 
         assert await drain(subscription, 3) == [first, second, third]
         await nothing_more(subscription, 0.1)
@@ -270,7 +271,7 @@ async def test_hub_row_committed_as_listener_returns_is_delivered_once(
     in the catch-up and in a notification; subscribers must still see it once."""
     monkeypatch.setattr(web.hub, "_RECONNECT_DELAYS", (0.3,))
     app = await make_app()
-    real_catch_up = queries.select_log_entries_after
+    real_catch_up = select_log_entries_after
     raced: list[int] = []
 
     async def catch_up_with_a_commit_first(conn: Any, after_id: int, limit: int) -> Any:
@@ -280,7 +281,7 @@ async def test_hub_row_committed_as_listener_returns_is_delivered_once(
             await eventually(lambda: hub._pending_ids.qsize() > 0, message="notified")
         return await real_catch_up(conn, after_id, limit)
 
-    monkeypatch.setattr(queries, "select_log_entries_after", catch_up_with_a_commit_first)
+    monkeypatch.setattr(web.hub, "select_log_entries_after", catch_up_with_a_commit_first)
 
     async with hub.subscribe(app.id, EventFilter()) as subscription:
         await terminate(pool, await listener_pid(hub))

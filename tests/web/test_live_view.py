@@ -16,9 +16,18 @@ from quart.typing import TestClientProtocol as Client
 from tests.web.conftest import MakeApp
 from tests.web.dashboard_support import Explaining, elements, issue, store, stored
 from tests.web.support import event_rows, open_stream
-from web.core import queries
 from web.core.filters import EventFilter
 from web.core.insights import TILE_MINUTES, build_tiles, column_chart
+from web.core.queries.base import App
+from web.core.queries.dashboard import (
+    MinuteCount,
+    select_known_values,
+    select_minute_counts,
+    select_name_activity,
+    select_top_failing_events,
+    select_violation_groups,
+)
+from web.core.queries.events import select_log_entries, select_log_entry
 
 HOSTILE = '<img src=x onerror=alert(1)><script>alert(1)</script><b hx-get="/x" hx-trigger="load">'
 
@@ -217,7 +226,7 @@ async def test_live_view_rows_carry_times_detail_link_and_hx_disable(
     at = datetime(2025, 12, 10, 15, 45, 0, 250_000, tzinfo=UTC)
     [row_id] = await store(pool, [stored(app.id, received_at=at)])
     async with pool.acquire() as conn:
-        entry = await queries.select_log_entry(conn, app.id, row_id)
+        entry = await select_log_entry(conn, app.id, row_id)
     assert entry is not None
 
     _, page = await get_text(client, f"/apps/{app.id}")
@@ -302,8 +311,8 @@ async def test_live_view_tiles_render_hostile_names_inert(
 def test_insights_tiles_put_each_minute_in_its_column() -> None:
     since = datetime(2025, 12, 10, 15, 0, tzinfo=UTC)
     minutes = [
-        queries.MinuteCount(since, 4, 1),
-        queries.MinuteCount(since + timedelta(minutes=59), 10, 0),
+        MinuteCount(since, 4, 1),
+        MinuteCount(since + timedelta(minutes=59), 10, 0),
     ]
 
     tiles = build_tiles(minutes, [], since=since)
@@ -329,8 +338,8 @@ def test_insights_column_chart_stacks_layers_and_keeps_tiny_values_visible() -> 
 def test_insights_share_chart_is_scaled_to_one_hundred_percent() -> None:
     since = datetime(2025, 12, 10, 15, 0, tzinfo=UTC)
     minutes = [
-        queries.MinuteCount(since, 4, 1),
-        queries.MinuteCount(since + timedelta(minutes=5), 2, 2),
+        MinuteCount(since, 4, 1),
+        MinuteCount(since + timedelta(minutes=5), 2, 2),
     ]
 
     chart = build_tiles(minutes, [], since=since).share_chart
@@ -342,7 +351,7 @@ def test_insights_share_chart_is_scaled_to_one_hundred_percent() -> None:
 
 
 @pytest.fixture
-async def big_app(pool: asyncpg.Pool, make_app: MakeApp) -> queries.App:
+async def big_app(pool: asyncpg.Pool, make_app: MakeApp) -> App:
     app = await make_app(prefix="big")
     # Another app as busy, so that (as in production) app_id alone is selective.
     other = await make_app(prefix="other")
@@ -365,24 +374,24 @@ async def big_app(pool: asyncpg.Pool, make_app: MakeApp) -> queries.App:
 
 
 async def test_live_view_queries_use_indexes_on_12000_events(
-    pool: asyncpg.Pool, big_app: queries.App
+    pool: asyncpg.Pool, big_app: App
 ) -> None:
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         explain = Explaining(conn)
         app_id = big_app.id
-        await queries.select_log_entries(explain, app_id, limit=101)
-        await queries.select_log_entries(explain, app_id, before_id=5_000_000, limit=101)
-        await queries.select_log_entries(
+        await select_log_entries(explain, app_id, limit=101)
+        await select_log_entries(explain, app_id, before_id=5_000_000, limit=101)
+        await select_log_entries(
             explain, app_id, filters=EventFilter(status="invalid"), before_id=9_999_999, limit=101
         )
-        await queries.select_log_entries(
+        await select_log_entries(
             explain, app_id, filters=EventFilter(event_names=("event_3", "event_4")), limit=101
         )
-        await queries.select_log_entry(explain, app_id, 1)
-        await queries.select_minute_counts(explain, app_id, now - timedelta(hours=1))
-        await queries.select_top_failing_events(explain, app_id, now - timedelta(hours=1), 5)
-        await queries.select_violation_groups(
+        await select_log_entry(explain, app_id, 1)
+        await select_minute_counts(explain, app_id, now - timedelta(hours=1))
+        await select_top_failing_events(explain, app_id, now - timedelta(hours=1), 5)
+        await select_violation_groups(
             explain,
             app_id,
             horizon=now - timedelta(days=7),
@@ -391,8 +400,8 @@ async def test_live_view_queries_use_indexes_on_12000_events(
             scan_limit=100_000,
             limit=200,
         )
-        await queries.select_name_activity(explain, app_id, EventFilter(session="s10"), 2000)
-        await queries.select_known_values(explain, app_id, 2000)
+        await select_name_activity(explain, app_id, EventFilter(session="s10"), 2000)
+        await select_known_values(explain, app_id, 2000)
 
     # The list query walks an index in id order and stops at the LIMIT: the app's
     # (app_id, id DESC) index, or, when the planner expects the app's rows to be dense

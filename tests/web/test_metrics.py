@@ -19,7 +19,11 @@ from quart.typing import TestClientProtocol as Client
 
 from tests.web.conftest import MakeApp
 from web.app import create_app
-from web.core import queries
+from web.core.queries.dead_letters import (
+    count_dead_letters,
+    insert_dead_letters,
+    mark_dead_letters_retried,
+)
 from web.core.settings import Settings
 from web.core.status.keys import DEFAULT_KEYS, event_total_field
 from web.status import READING_MAX_AGE
@@ -141,12 +145,12 @@ async def test_metrics_dead_letters_pending_is_the_database_count(
     client: Client, pool: asyncpg.Pool
 ) -> None:
     async with pool.acquire() as conn:
-        ids = await queries.insert_dead_letters(conn, "m-1", [{"app_id": "x"}], "bad", 1)
-        expected = await queries.count_dead_letters(conn)
+        ids = await insert_dead_letters(conn, "m-1", [{"app_id": "x"}], "bad", 1)
+        expected = await count_dead_letters(conn)
         try:
             samples = await scrape_fresh(client)
         finally:
-            await queries.mark_dead_letters_retried(conn, ids)
+            await mark_dead_letters_retried(conn, ids)
 
     assert value(samples, "lvd_dead_letters_pending") == expected >= 1
 

@@ -23,6 +23,7 @@ from web.openapi import openapi_document
 from workers.store import store_events
 
 HTTP_METHODS = {"get", "post", "put", "delete", "patch"}
+ERROR_SCHEMAS = ("/Error", "/SdkError", "/AmplitudeError", "/SdkOrAmplitudeError")
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_openapi_refusals_are_documented_with_the_error_schema() -> None:
             for status in statuses:
                 name = operation["responses"][status]["$ref"].rsplit("/", 1)[1]
                 schema = responses[name]["content"]["application/json"]["schema"]["$ref"]
-                assert schema.endswith(("/Error", "/SdkError", "/AmplitudeError")), (path, status)
+                assert schema.endswith(ERROR_SCHEMAS), (path, status)
     assert "too_many_events" in responses["E413"]["description"]
     assert responses["E429"]["headers"]["Retry-After"]
 
@@ -187,3 +188,37 @@ async def test_openapi_response_schemas_match_real_answers(
         conforms(document, schema_name, await json_of(response))
     page = await json_of(answers["EventPage"])
     conforms(document, "StoredEvent", page["events"][0])
+
+
+def test_openapi_sdk_refusals_are_the_statuses_the_paths_answer() -> None:
+    paths = openapi_document(Limits())["paths"]
+
+    def refusals(path: str, method: str = "post") -> set[str]:
+        return {s for s in paths[path][method]["responses"] if s.startswith(("4", "5"))}
+
+    # Segment's mobile path answers a bad key 400; Snowplow an unknown app 403.
+    assert "401" not in refusals("/v1/b") and "400" in refusals("/v1/b")
+    assert "401" in refusals("/v1/batch")
+    tp2 = "/snowplow/{app}/com.snowplowanalytics.snowplow/tp2"
+    assert "403" in refusals(tp2) and "404" not in refusals(tp2)
+    assert "403" in refusals("/i", "get")
+    assert "401" not in refusals("/2/httpapi")
+
+
+def test_openapi_shared_batch_path_takes_either_format() -> None:
+    operation = openapi_document(Limits())["paths"]["/batch"]["post"]
+
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {
+        "oneOf": [
+            {"$ref": "#/components/schemas/PostHogCapture"},
+            {"$ref": "#/components/schemas/AmplitudeUpload"},
+        ]
+    }
+    assert operation["responses"]["400"]["$ref"].endswith("/SdkOrAmplitudeE400")
+    capture = openapi_document(Limits())["paths"]["/e/"]["post"]["requestBody"]["content"]
+    assert set(capture) == {
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+    }

@@ -16,8 +16,9 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tests.web.conftest import MakeApp
 from tests.web.support import queued_event, queued_message
-from web.core import queries
 from web.core.plans import save_plan
+from web.core.queries.apps import select_app
+from web.core.queries.events import select_log_entries
 from web.core.settings import Settings
 from workers.store import store_events
 
@@ -123,7 +124,7 @@ async def test_put_plan_answers_200_with_each_new_version(
     datetime.fromisoformat(first["created_at"])
     assert (second["version"], second["plan"]) == (2, ORDERS_V2)
     async with pool.acquire() as conn:
-        stored = await queries.select_app(conn, app.id)
+        stored = await select_app(conn, app.id)
     assert stored is not None and stored.plan_version == 2
 
 
@@ -491,7 +492,7 @@ async def test_ingest_queued_message_and_stored_row_carry_plan_version(
     assert before["plan_version"] is None
     await store_events(pool, [queued, before])
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries(conn, app.id)
+        rows = await select_log_entries(conn, app.id)
     assert {r.event_id: (r.plan_version, r.status) for r in rows} == {
         result["event_id"]: (2, "invalid"),
         unjudged["event_id"]: (None, "valid"),
@@ -596,7 +597,7 @@ async def judged_under_v1(
 
 async def stored_state(pool: asyncpg.Pool, app_id: str) -> list[tuple[str, str, int | None]]:
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries(conn, app_id)
+        rows = await select_log_entries(conn, app_id)
     return sorted((r.event_id, r.status, r.plan_version) for r in rows)
 
 

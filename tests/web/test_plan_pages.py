@@ -16,8 +16,10 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tests.web.conftest import MakeApp
 from tests.web.support import table_rows
-from web.core import queries
 from web.core.plans import save_plan
+from web.core.queries.base import NewLogEntry
+from web.core.queries.events import insert_log_entries
+from web.core.queries.plans import select_plan_version, select_plan_versions
 
 PLAN: dict[str, Any] = {
     "events": {
@@ -54,13 +56,13 @@ async def save(pool: asyncpg.Pool, app_id: str, document: Any) -> int:
 
 async def versions_of(pool: asyncpg.Pool, app_id: str) -> list[int]:
     async with pool.acquire() as conn:
-        return [v.version for v in await queries.select_plan_versions(conn, app_id)]
+        return [v.version for v in await select_plan_versions(conn, app_id)]
 
 
 async def store(pool: asyncpg.Pool, app_id: str, rows: list[tuple[dict[str, Any], str]]) -> None:
     """Stored events as a worker would have written them: (payload, status) pairs."""
     entries = [
-        queries.NewLogEntry(
+        NewLogEntry(
             app_id=app_id,
             event_id=f"evt-{uuid.uuid4().hex[:12]}",
             event_name=payload.get("eventName"),
@@ -74,7 +76,7 @@ async def store(pool: asyncpg.Pool, app_id: str, rows: list[tuple[dict[str, Any]
         for payload, status in rows
     ]
     async with pool.acquire() as conn:
-        await queries.insert_log_entries(conn, entries)
+        await insert_log_entries(conn, entries)
 
 
 def editor_text(page: str) -> str:
@@ -236,7 +238,7 @@ async def test_plan_form_save_valid_redirects_303_and_adds_version(
     assert response.headers["Location"].endswith(f"/apps/{app.id}/plan")
     assert await versions_of(pool, app.id) == [2, 1]
     async with pool.acquire() as conn:
-        current = await queries.select_plan_version(conn, app.id)
+        current = await select_plan_version(conn, app.id)
     assert current is not None and current.document == PLAN
     page = await text_of(await client.get(f"/apps/{app.id}/plan"))
     assert event_names(page) == ["order_completed", "user_login"]

@@ -15,8 +15,8 @@ from quart.typing import TestClientProtocol as Client
 from tests.web.conftest import MakeApp
 from tests.web.support import assert_error, error, eventually, json_of, message_event
 from web.context import Services
-from web.core import queries
 from web.core.filters import EventFilter
+from web.core.queries.events import EventCount, select_event_counts
 from workers.store import store_events
 
 EVENT_KEYS = {
@@ -480,6 +480,6 @@ async def test_select_event_counts_matches_the_filter(
     await store(pool, app.id, "x", session="t")
 
     async with pool.acquire() as conn:
-        counts = await queries.select_event_counts(conn, app.id, filters=EventFilter(session="s"))
+        counts = await select_event_counts(conn, app.id, filters=EventFilter(session="s"))
 
-    assert counts == [queries.EventCount("x", "valid", 2)]
+    assert counts == [EventCount("x", "valid", 2)]

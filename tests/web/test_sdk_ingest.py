@@ -15,8 +15,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tests.web.conftest import MakeApp
 from tests.web.support import json_of, queued_event
-from web.core import queries
 from web.core.ingest.formats.segment import SEGMENT_CALLS, named_by_type
+from web.core.queries.apps import select_app_by_write_key
 from web.core.settings import Limits, Settings
 
 LIMITS = Limits()
@@ -478,8 +478,8 @@ async def test_select_app_by_write_key_finds_only_its_app(
     app = await make_app()
 
     async with pool.acquire() as conn:
-        found = await queries.select_app_by_write_key(conn, app.write_key)
-        missing = await queries.select_app_by_write_key(conn, app.write_key + "x")
+        found = await select_app_by_write_key(conn, app.write_key)
+        missing = await select_app_by_write_key(conn, app.write_key + "x")
 
     assert found is not None and found.id == app.id
     assert missing is None

@@ -26,7 +26,12 @@ from tests.web.support import (
     parse_sse,
 )
 from web.context import Services
-from web.core import queries
+from web.core.queries.events import (
+    insert_log_entries,
+    notify,
+    select_log_entries,
+    select_log_entries_by_ids,
+)
 from web.core.queue.contract import EVENTS_CHANNEL
 from web.sse import sse_frame
 from workers.store import store_events
@@ -41,7 +46,7 @@ HOSTILE = [
 
 async def rendered_row(quart_app: Quart, pool: asyncpg.Pool, row_id: int) -> str:
     async with pool.acquire() as conn:
-        [entry] = await queries.select_log_entries_by_ids(conn, [row_id])
+        [entry] = await select_log_entries_by_ids(conn, [row_id])
     async with quart_app.app_context():
         return await render_template("_event_row.html", entry=entry)
 
@@ -319,12 +324,12 @@ async def test_stream_row_committed_out_of_id_order_still_arrives(
         async with pool.acquire() as slow, pool.acquire() as fast:
             slow_tx = slow.transaction()
             await slow_tx.start()
-            [slow_id] = await queries.insert_log_entries(slow, [new_entry(app.id, name="slow")])
+            [slow_id] = await insert_log_entries(slow, [new_entry(app.id, name="slow")])
             async with fast.transaction():
-                [fast_id] = await queries.insert_log_entries(fast, [new_entry(app.id, name="fast")])
-                await queries.notify(fast, EVENTS_CHANNEL, str(fast_id))
+                [fast_id] = await insert_log_entries(fast, [new_entry(app.id, name="fast")])
+                await notify(fast, EVENTS_CHANNEL, str(fast_id))
             first = await stream.message()
-            await queries.notify(slow, EVENTS_CHANNEL, str(slow_id))
+            await notify(slow, EVENTS_CHANNEL, str(slow_id))
             await slow_tx.commit()
         received = {first.id}
         with contextlib.suppress(TimeoutError):
@@ -344,7 +349,7 @@ async def test_stream_row_in_backfill_and_live_queue_is_sent_once(
 ) -> None:
     """A row committed between subscribing and the back-fill query reaches both paths."""
     app = await make_app()
-    real_select = queries.select_log_entries
+    real_select = select_log_entries
     raced: list[int] = []
 
     async def select_after_a_commit(conn: Any, app_id: str, **kwargs: Any) -> Any:
@@ -358,7 +363,7 @@ async def test_stream_row_in_backfill_and_live_queue_is_sent_once(
             )
         return await real_select(conn, app_id, **kwargs)
 
-    monkeypatch.setattr(queries, "select_log_entries", select_after_a_commit)
+    monkeypatch.setattr(web.stream, "select_log_entries", select_after_a_commit)
 
     async with open_stream(client, f"/apps/{app.id}/stream?after=0") as stream:
         message = await stream.message()

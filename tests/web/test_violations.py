@@ -14,8 +14,8 @@ from quart.typing import TestClientProtocol as Client
 from tests.web.conftest import MakeApp
 from tests.web.dashboard_support import elements, issue, store, stored
 from tests.web.support import event_rows, table_rows
-from web.core import queries
 from web.core.insights import WINDOWS, fold_violations
+from web.core.queries.dashboard import ViolationGroup
 
 HOSTILE = '<img src=x onerror=alert(1)><script>alert(1)</script><i hx-get="/x" hx-trigger="load">'
 
@@ -210,7 +210,7 @@ async def test_violations_hostile_fingerprints_render_inert(
 def test_fold_violations_counts_per_bucket_and_draws_them() -> None:
     now = datetime(2025, 12, 10, 16, 0, tzinfo=UTC)
     window = WINDOWS["1h"]
-    group = queries.ViolationGroup(
+    group = ViolationGroup(
         event_name="checkout",
         path="/price",
         rule="type",

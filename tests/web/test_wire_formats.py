@@ -44,10 +44,10 @@ from tests.web.support import (
     queued_message,
 )
 from web.context import Services
-from web.core import queries
 from web.core.directory import AppDirectory
 from web.core.errors import Rejected
 from web.core.ingest.formats.snowplow import PIXEL
+from web.core.queries.apps import select_app
 from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
 from workers.store import store_events
@@ -911,7 +911,7 @@ async def test_cors_dashboard_form_still_refuses_a_cross_site_post(
     await assert_error(response, 403, "cross_site_request")
     await assert_error(form, 403, "cross_site_request")
     async with pool.acquire() as conn:
-        assert await queries.select_app(conn, app_id) is None
+        assert await select_app(conn, app_id) is None
 
 
 # --- rate limits --------------------------------------------------------------------------

@@ -29,10 +29,18 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.conftest import free_port
-from web.core import queries
 from web.core.apps import add_app
 from web.core.db import create_pool, prepare_database, with_database
 from web.core.filters import EventFilter
+from web.core.queries.alert_deliveries import AlertDelivery, select_due_alert_deliveries
+from web.core.queries.alerts import (
+    AlertRecord,
+    select_alert_settings,
+    select_recent_alerts,
+    upsert_alert_settings,
+)
+from web.core.queries.base import NewLogEntry
+from web.core.queries.events import insert_log_entries
 from web.core.settings import Settings
 from workers import alerting
 
@@ -152,8 +160,8 @@ def entry(
     *,
     received_at: datetime = NOW,
     event_id: str | None = None,
-) -> queries.NewLogEntry:
-    return queries.NewLogEntry(
+) -> NewLogEntry:
+    return NewLogEntry(
         app_id=app_id,
         event_id=event_id or uuid.uuid4().hex,
         event_name=name,
@@ -166,9 +174,9 @@ def entry(
     )
 
 
-async def insert(pool: asyncpg.Pool, entries: list[queries.NewLogEntry]) -> list[int]:
+async def insert(pool: asyncpg.Pool, entries: list[NewLogEntry]) -> list[int]:
     async with pool.acquire() as conn:
-        return await queries.insert_log_entries(conn, entries)
+        return await insert_log_entries(conn, entries)
 
 
 async def new_app(pool: asyncpg.Pool, **settings: Any) -> str:
@@ -188,13 +196,13 @@ async def new_app(pool: asyncpg.Pool, **settings: Any) -> str:
     }
     async with pool.acquire() as conn:
         await add_app(conn, app_id, None)
-        await queries.upsert_alert_settings(conn, app_id, **fields)
+        await upsert_alert_settings(conn, app_id, **fields)
     return app_id
 
 
-async def alerts_of(pool: asyncpg.Pool, app_id: str) -> list[queries.AlertRecord]:
+async def alerts_of(pool: asyncpg.Pool, app_id: str) -> list[AlertRecord]:
     async with pool.acquire() as conn:
-        return list(reversed(await queries.select_recent_alerts(conn, app_id, 100)))
+        return list(reversed(await select_recent_alerts(conn, app_id, 100)))
 
 
 async def scan(pool: asyncpg.Pool, app_id: str, now: datetime) -> list[int]:
@@ -263,7 +271,7 @@ async def test_scan_app_same_rows_read_again_raise_nothing_twice(
     now = datetime.now(UTC)
     assert len(await scan(alert_pool, app_id, now)) == 1
     async with alert_pool.acquire() as conn:
-        saved = await queries.select_alert_settings(conn, app_id)
+        saved = await select_alert_settings(conn, app_id)
     assert saved is not None and saved.scanned_id == 0
     assert await scan(alert_pool, app_id, now) == []
     # Concurrent scans (two workers, a redelivered message): still one alert.
@@ -278,10 +286,10 @@ async def test_scan_app_cursor_moves_past_settled_rows_only(alert_pool: asyncpg.
     ids = await insert(alert_pool, [entry(app_id, "view", [failure("/a", "enum")])])
     await scan(alert_pool, app_id, datetime.now(UTC))
     async with alert_pool.acquire() as conn:
-        before = await queries.select_alert_settings(conn, app_id)
+        before = await select_alert_settings(conn, app_id)
     await scan(alert_pool, app_id, datetime.now(UTC) + timedelta(seconds=60))
     async with alert_pool.acquire() as conn:
-        after = await queries.select_alert_settings(conn, app_id)
+        after = await select_alert_settings(conn, app_id)
     assert before is not None and after is not None
     assert before.scanned_id < ids[0] <= after.scanned_id
 
@@ -294,7 +302,7 @@ async def test_scan_app_ignores_history_warnings_and_valid_events(
         await add_app(conn, app_id, None)
     await insert(alert_pool, [entry(app_id, "old", [failure("/x", "type")])])
     async with alert_pool.acquire() as conn:
-        await queries.upsert_alert_settings(
+        await upsert_alert_settings(
             conn,
             app_id,
             email_enabled=True,
@@ -460,8 +468,8 @@ async def test_send_alert_webhook_server_error_is_retried_later(
     webhook.status = 503
     assert await alerting.send_alert(alert_pool, Settings(), alert_id, "webhook") == "retry"
     async with alert_pool.acquire() as conn:
-        due_now = await queries.select_due_alert_deliveries(conn, datetime.now(UTC), 100)
-        due_later = await queries.select_due_alert_deliveries(
+        due_now = await select_due_alert_deliveries(conn, datetime.now(UTC), 100)
+        due_later = await select_due_alert_deliveries(
             conn, datetime.now(UTC) + timedelta(seconds=31), 10_000
         )
     assert (alert_id, "webhook") not in due_now
@@ -496,9 +504,7 @@ async def test_send_alert_permanent_failure_is_given_up(
     assert delivery["failed_at"] and delivery["sent_at"] is None
     assert ("404" if webhook_status else "LVD_SMTP_HOST") in delivery["last_error"]
     async with alert_pool.acquire() as conn:
-        due = await queries.select_due_alert_deliveries(
-            conn, datetime.now(UTC) + timedelta(days=1), 10_000
-        )
+        due = await select_due_alert_deliveries(conn, datetime.now(UTC) + timedelta(days=1), 10_000)
     assert (alert_id, channel) not in due
 
 
@@ -513,7 +519,7 @@ async def test_check_alerts_returns_the_due_deliveries(alert_pool: asyncpg.Pool)
 # ---------------------------------------------------------------- composing (no I/O)
 
 
-def delivery(**fields: Any) -> queries.AlertDelivery:
+def delivery(**fields: Any) -> AlertDelivery:
     base: dict[str, Any] = {
         "alert_id": 1,
         "channel": "email",
@@ -530,7 +536,7 @@ def delivery(**fields: Any) -> queries.AlertDelivery:
         "window_start": None,
         "created_at": NOW,
     }
-    return queries.AlertDelivery(**{**base, **fields})
+    return AlertDelivery(**{**base, **fields})
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,14 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, env_for
 from tests.workers.test_alerting import private_database
-from web.core import apps, queries
+from web.core import apps
 from web.core.db import create_pool
+from web.core.queries.alerts import insert_invalid_share_alert
+from web.core.queries.apps import update_app_retention_days
+from web.core.queries.base import NewLogEntry
+from web.core.queries.events import insert_log_entries
+from web.core.queries.message_deliveries import count_message_delivery
+from web.core.queries.scheduled_jobs import claim_scheduled_job, update_scheduled_job_due
 from web.core.settings import Settings
 from workers.retention import purge_expired
 
@@ -52,14 +58,14 @@ async def add_app(pool: asyncpg.Pool, retention_days: int | None = None) -> str:
     app_id = f"ret-{uuid.uuid4().hex[:10]}"
     async with pool.acquire() as conn:
         await apps.add_app(conn, app_id, None)
-        assert await queries.update_app_retention_days(conn, app_id, retention_days)
+        assert await update_app_retention_days(conn, app_id, retention_days)
     return app_id
 
 
 async def add_events(pool: asyncpg.Pool, app_id: str, ages: list[timedelta]) -> None:
     """Events received `age` before NOW, in one statement per 5000."""
     entries = [
-        queries.NewLogEntry(
+        NewLogEntry(
             app_id=app_id,
             event_id=uuid.uuid4().hex,
             event_name=f"age-{age.total_seconds():.0f}",
@@ -74,7 +80,7 @@ async def add_events(pool: asyncpg.Pool, app_id: str, ages: list[timedelta]) -> 
     ]
     async with pool.acquire() as conn:
         for start in range(0, len(entries), 5000):
-            await queries.insert_log_entries(conn, entries[start : start + 5000])
+            await insert_log_entries(conn, entries[start : start + 5000])
 
 
 async def remaining(pool: asyncpg.Pool, app_id: str) -> list[str]:
@@ -151,7 +157,7 @@ async def test_purge_expired_drops_old_share_alerts_and_stale_delivery_counts(
     app_id = await add_app(retention_pool, retention_days=2)
     async with retention_pool.acquire() as conn:
         for age, key in ((3 * DAY, "old"), (DAY, "new")):
-            await queries.insert_invalid_share_alert(
+            await insert_invalid_share_alert(
                 conn,
                 app_id,
                 dedupe_key=key,
@@ -166,8 +172,8 @@ async def test_purge_expired_drops_old_share_alerts_and_stale_delivery_counts(
             app_id,
             NOW - 30 * DAY,
         )
-        assert await queries.count_message_delivery(conn, "stale") == 1
-        assert await queries.count_message_delivery(conn, "fresh") == 1
+        assert await count_message_delivery(conn, "stale") == 1
+        assert await count_message_delivery(conn, "fresh") == 1
         await conn.execute(
             "UPDATE message_deliveries SET updated_at = now() - interval '2 days'"
             " WHERE message_id = 'stale'"
@@ -210,13 +216,13 @@ async def test_claim_scheduled_job_first_schedules_then_claims_once_per_interval
 ) -> None:
     async def claim() -> bool:
         async with retention_pool.acquire() as conn:
-            return await queries.claim_scheduled_job(conn, "job", 3600)
+            return await claim_scheduled_job(conn, "job", 3600)
 
     # The first look only schedules: a fresh install purges an interval after it starts.
     assert await claim() is False
     assert await claim() is False
     async with retention_pool.acquire() as conn:
-        await queries.update_scheduled_job_due(conn, "job")
+        await update_scheduled_job_due(conn, "job")
     # Many processes look at once: exactly one enqueues.
     claims = await asyncio.gather(*(claim() for _ in range(8)))
     assert claims.count(True) == 1

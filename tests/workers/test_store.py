@@ -18,8 +18,17 @@ import asyncpg
 import orjson
 import pytest
 
-from web.core import queries
 from web.core.db import create_pool
+from web.core.queries.base import App, LogEntry, NewLogEntry
+from web.core.queries.dead_letters import select_dead_letters
+from web.core.queries.events import (
+    NOTIFY_PAYLOAD_LIMIT,
+    insert_log_entries,
+    notify,
+    notify_ids,
+    select_log_entries,
+    select_log_entries_by_ids,
+)
 from web.core.queue.contract import EVENTS_CHANNEL, OrjsonEncoder, QueuedEvent
 from web.core.settings import Settings
 from workers.store import entry_from_message, store_events
@@ -89,17 +98,15 @@ async def listener(settings: Settings) -> AsyncIterator[Listener]:
     await conn.close()
 
 
-async def rows_of(pool: asyncpg.Pool, app_id: str = "test-app") -> list[queries.LogEntry]:
+async def rows_of(pool: asyncpg.Pool, app_id: str = "test-app") -> list[LogEntry]:
     async with pool.acquire() as conn:
-        return await queries.select_log_entries(conn, app_id, limit=10_000)
+        return await select_log_entries(conn, app_id, limit=10_000)
 
 
 # ---------------------------------------------------------------- storing
 
 
-async def test_store_events_stores_every_column(
-    pool: asyncpg.Pool, test_app_row: queries.App
-) -> None:
+async def test_store_events_stores_every_column(pool: asyncpg.Pool, test_app_row: App) -> None:
     errors = [
         {
             "path": "/eventName",
@@ -117,7 +124,7 @@ async def test_store_events_stores_every_column(
     ids = await store_events(pool, events)
     assert len(ids) == 2
     async with pool.acquire() as conn:
-        rows = await queries.select_log_entries_by_ids(conn, ids)
+        rows = await select_log_entries_by_ids(conn, ids)
     by_event = {row.event_id: row for row in rows}
     ok, bad = by_event["ok-1"], by_event["bad-1"]
     assert (ok.app_id, ok.event_name, ok.status) == ("test-app", "name-ok-1", "valid")
@@ -130,7 +137,7 @@ async def test_store_events_stores_every_column(
 
 
 async def test_store_events_redelivery_stores_nothing_twice(
-    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+    pool: asyncpg.Pool, test_app_row: App, listener: Listener
 ) -> None:
     events = [message_event(f"re-{i}") for i in range(5)]
     first = await store_events(pool, events)
@@ -146,7 +153,7 @@ async def test_store_events_redelivery_stores_nothing_twice(
 
 
 async def test_store_events_partly_new_message_returns_only_new_ids(
-    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+    pool: asyncpg.Pool, test_app_row: App, listener: Listener
 ) -> None:
     (old,) = await store_events(pool, [message_event("p-1")])
     new = await store_events(pool, [message_event("p-1"), message_event("p-2")])
@@ -157,7 +164,7 @@ async def test_store_events_partly_new_message_returns_only_new_ids(
 
 
 async def test_store_events_empty_message_stores_nothing(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     assert await store_events(pool, []) == []
     assert await rows_of(pool) == []
@@ -168,7 +175,7 @@ async def test_store_events_empty_message_stores_nothing(
 
 @pytest.mark.parametrize("count", [1, 3, 50])
 async def test_store_events_notifies_exactly_the_new_ids(
-    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener, count: int
+    pool: asyncpg.Pool, test_app_row: App, listener: Listener, count: int
 ) -> None:
     ids = await store_events(pool, [message_event(f"n{count}-{i}") for i in range(count)])
     assert await listener.settle(lambda: bool(listener.payloads_with(ids)))
@@ -177,14 +184,14 @@ async def test_store_events_notifies_exactly_the_new_ids(
 
 
 async def test_store_events_notifies_only_after_commit(
-    pool: asyncpg.Pool, settings: Settings, test_app_row: queries.App, listener: Listener
+    pool: asyncpg.Pool, settings: Settings, test_app_row: App, listener: Listener
 ) -> None:
     # Another transaction holds c-1 uncommitted: the worker's statement waits on it.
     blocker = await asyncpg.connect(settings.database_url, timeout=10)
     try:
         blocking = blocker.transaction()
         await blocking.start()
-        await queries.insert_log_entries(blocker, [entry_from_message(message_event("c-1"))])
+        await insert_log_entries(blocker, [entry_from_message(message_event("c-1"))])
         storing = asyncio.create_task(
             store_events(pool, [message_event("c-1"), message_event("c-2")])
         )
@@ -205,7 +212,7 @@ async def test_store_events_notifies_only_after_commit(
 
 
 async def test_store_events_unstorable_event_is_parked_and_the_rest_stored(
-    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+    pool: asyncpg.Pool, test_app_row: App, listener: Listener
 ) -> None:
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE dead_letters")
@@ -216,7 +223,7 @@ async def test_store_events_unstorable_event_is_parked_and_the_rest_stored(
     assert [row.event_id for row in stored] == ["fk-ok"]
     assert ids == [stored[0].id]
     async with pool.acquire() as conn:
-        parked = await queries.select_dead_letters(conn)
+        parked = await select_dead_letters(conn)
     assert [(d.message_id, d.app_id, d.event_id) for d in parked] == [
         ("msg-fk", "no-such-app", "fk-orphan")
     ]
@@ -236,7 +243,7 @@ async def test_store_events_unstorable_event_is_parked_and_the_rest_stored(
     ],
 )
 async def test_store_events_a_malformed_field_parks_that_event_only(
-    pool: asyncpg.Pool, test_app_row: queries.App, field: str, bad_value: object, error: str
+    pool: asyncpg.Pool, test_app_row: App, field: str, bad_value: object, error: str
 ) -> None:
     """A value that cannot be stored (a message not written by ingest) is pinned to its
     own event: the other events of the message are stored."""
@@ -249,13 +256,13 @@ async def test_store_events_a_malformed_field_parks_that_event_only(
     assert [row.event_id for row in stored] == [good["event_id"]]
     assert ids == [stored[0].id]
     async with pool.acquire() as conn:
-        parked = await queries.select_dead_letters(conn)
+        parked = await select_dead_letters(conn)
     assert [(d.message_id, d.event_id) for d in parked] == [("msg-typed", bad["event_id"])]
     assert error in parked[0].reason
 
 
 async def test_store_events_survives_a_terminated_backend(
-    settings: Settings, test_app_row: queries.App
+    settings: Settings, test_app_row: App
 ) -> None:
     single = await create_pool(settings.database_url, min_size=1, max_size=1)
     try:
@@ -326,7 +333,7 @@ class FlakyPool:
 )
 async def test_store_events_retries_once_on_a_stale_connection(
     pool: asyncpg.Pool,
-    test_app_row: queries.App,
+    test_app_row: App,
     caplog: pytest.LogCaptureFixture,
     error: Exception,
 ) -> None:
@@ -341,7 +348,7 @@ async def test_store_events_retries_once_on_a_stale_connection(
 
 
 async def test_store_events_second_stale_connection_raises(
-    pool: asyncpg.Pool, test_app_row: queries.App, caplog: pytest.LogCaptureFixture
+    pool: asyncpg.Pool, test_app_row: App, caplog: pytest.LogCaptureFixture
 ) -> None:
     error = asyncpg.ConnectionDoesNotExistError("gone")
     flaky = FlakyPool(pool, [StaleConnection(error), StaleConnection(error)])
@@ -355,7 +362,7 @@ async def test_store_events_second_stale_connection_raises(
 
 
 async def test_store_events_transient_errors_propagate_for_the_actor_to_retry(
-    pool: asyncpg.Pool, test_app_row: queries.App
+    pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     stale = StaleConnection(asyncpg.TooManyConnectionsError("too many clients"))
     flaky = FlakyPool(pool, [stale])
@@ -371,7 +378,7 @@ async def test_store_events_transient_errors_propagate_for_the_actor_to_retry(
 def test_entry_from_message_reads_what_ingest_enqueues() -> None:
     data = message_event("m-1", status="invalid", session="s", plan_version=2)
     entry = entry_from_message(data)
-    assert entry == queries.NewLogEntry(
+    assert entry == NewLogEntry(
         app_id="test-app",
         event_id="m-1",
         event_name="name-m-1",
@@ -398,13 +405,13 @@ async def announced(
     pool: asyncpg.Pool,
     listener: Listener,
     ids: list[int],
-    limit: int = queries.NOTIFY_PAYLOAD_LIMIT,
+    limit: int = NOTIFY_PAYLOAD_LIMIT,
 ) -> list[str]:
     """The payloads notify_ids sends for ids, read up to a marker sent after them."""
     marker = f"end-{len(listener.payloads)}-{ids[:1]}"
     async with pool.acquire() as conn:
-        await queries.notify_ids(conn, EVENTS_CHANNEL, ids, limit=limit)
-        await queries.notify(conn, EVENTS_CHANNEL, marker)  # one session's arrive in order
+        await notify_ids(conn, EVENTS_CHANNEL, ids, limit=limit)
+        await notify(conn, EVENTS_CHANNEL, marker)  # one session's arrive in order
     assert await listener.settle(lambda: marker in listener.payloads)
     before = listener.payloads[: listener.payloads.index(marker)]
     return [p for p in before if not p.startswith("end-")]
@@ -413,9 +420,9 @@ async def announced(
 @pytest.mark.parametrize(
     ("ids", "limit", "expected"),
     [
-        ([], queries.NOTIFY_PAYLOAD_LIMIT, []),
-        ([7], queries.NOTIFY_PAYLOAD_LIMIT, ["7"]),
-        ([3, 1, 2], queries.NOTIFY_PAYLOAD_LIMIT, ["1,2,3"]),  # in id order
+        ([], NOTIFY_PAYLOAD_LIMIT, []),
+        ([7], NOTIFY_PAYLOAD_LIMIT, ["7"]),
+        ([3, 1, 2], NOTIFY_PAYLOAD_LIMIT, ["1,2,3"]),  # in id order
         ([1, 2, 3], 4, ["1,2", "3"]),
         ([10, 20, 30, 40], 6, ["10,20", "30,40"]),
         ([10, 20, 30, 40], 3, ["10", "20", "30", "40"]),
@@ -448,7 +455,7 @@ async def test_notify_ids_fit_a_notification_and_keep_every_id_once_in_order(
 
 
 async def test_store_events_many_ids_are_announced_in_chunks(
-    pool: asyncpg.Pool, test_app_row: queries.App, listener: Listener
+    pool: asyncpg.Pool, test_app_row: App, listener: Listener
 ) -> None:
     ids = await store_events(pool, [message_event(f"bulk-{i}") for i in range(2000)])
     assert len(ids) == 2000 and ids == sorted(ids)

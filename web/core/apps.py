@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import secrets
 
-from web.core import queries
 from web.core.errors import Rejected
+from web.core.queries.apps import insert_app, select_app
+from web.core.queries.base import App, Connection
 
 APP_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_APP_NAME_LENGTH = 200
@@ -16,7 +17,7 @@ def new_write_key() -> str:
     return "wk_" + secrets.token_urlsafe(24)
 
 
-async def add_app(conn: queries.Connection, app_id: object, name: object) -> queries.App:
+async def add_app(conn: Connection, app_id: object, name: object) -> App:
     """Add an app with a fresh write key; Rejected when the id is malformed or taken."""
     if not isinstance(app_id, str) or not APP_ID_PATTERN.fullmatch(app_id):
         raise Rejected(
@@ -30,7 +31,7 @@ async def add_app(conn: queries.Connection, app_id: object, name: object) -> que
         raise Rejected(
             400, "invalid_app_name", f"a name is at most {MAX_APP_NAME_LENGTH} characters"
         )
-    app = await queries.insert_app(conn, app_id, display_name.strip(), new_write_key())
+    app = await insert_app(conn, app_id, display_name.strip(), new_write_key())
     if app is None:
         raise Rejected(409, "app_exists", f"an app with id {app_id!r} already exists")
     return app
@@ -44,15 +45,15 @@ def unknown_app(app_id: str, *, known_by: str = "id") -> Rejected:
     return Rejected(404, "unknown_app", f"no app with {known_by} {app_id!r}")
 
 
-async def require_app(conn: queries.Connection, app_id: str) -> queries.App:
+async def require_app(conn: Connection, app_id: str) -> App:
     """The app with this id; Rejected (404 unknown_app) when there is none."""
-    app = await queries.select_app(conn, app_id)
+    app = await select_app(conn, app_id)
     if app is None:
         raise unknown_app(app_id)
     return app
 
 
-def app_as_json(app: queries.App) -> dict[str, object]:
+def app_as_json(app: App) -> dict[str, object]:
     return {
         "id": app.id,
         "name": app.name,

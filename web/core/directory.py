@@ -11,10 +11,12 @@ from datetime import datetime
 
 import asyncpg
 
-from web.core import queries
 from web.core.db import CONNECTION_ERRORS
 from web.core.errors import Rejected
 from web.core.plans import compile_version
+from web.core.queries.apps import select_app, select_app_by_write_key
+from web.core.queries.base import App, Connection
+from web.core.queries.plans import select_plan_version
 from web.core.validation.plan import CompiledPlan
 
 # Seconds a looked-up app is trusted without a change notification; unknown ids are never
@@ -33,7 +35,7 @@ STALE_LIMIT_SECONDS = 600.0
 
 @dataclass(frozen=True, slots=True)
 class AppView:
-    app: queries.App
+    app: App
     plan: CompiledPlan | None
 
 
@@ -62,7 +64,7 @@ class AppDirectory:
         epoch = self._epoch
         try:
             async with self._pool.acquire() as conn:
-                app = await queries.select_app(conn, app_id)
+                app = await select_app(conn, app_id)
                 if app is None:
                     self._apps.pop(app_id, None)
                     return None
@@ -104,7 +106,7 @@ class AppDirectory:
             self._keys.pop(write_key, None)
         try:
             async with self._pool.acquire() as conn:
-                app = await queries.select_app_by_write_key(conn, write_key)
+                app = await select_app_by_write_key(conn, write_key)
         except CONNECTION_ERRORS as exc:
             raise _database_unavailable() from exc
         if app is None:
@@ -114,13 +116,13 @@ class AppDirectory:
             self._keys.popitem(last=False)
         return await self.get(app.id)
 
-    async def _plan(self, conn: queries.Connection, app: queries.App) -> CompiledPlan | None:
+    async def _plan(self, conn: Connection, app: App) -> CompiledPlan | None:
         if app.plan_version is None:
             return None
         key = (app.id, app.created_at, app.plan_version)
         plan = self._plans.get(key)
         if plan is None:
-            saved = await queries.select_plan_version(conn, app.id, app.plan_version)
+            saved = await select_plan_version(conn, app.id, app.plan_version)
             if saved is None:
                 return None
             plan = self._plans[key] = compile_version(saved)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from web.core.insights import Coverage, CoverageRow
-from web.core.queries import LogEntry
+from web.core.queries.base import LogEntry
 
 # Spreadsheets treat a cell starting with one of these as a formula (OWASP: CSV injection);
 # tab and carriage return also start one in some of them.

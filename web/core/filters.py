@@ -72,22 +72,6 @@ class EventFilter:
         }
         return {key: value for key, value in found.items() if value}
 
-    def sql_args(self) -> list[Any]:
-        """Parameters for queries.FILTER_SQL, in the order of its placeholders."""
-        text = None
-        if self.text:
-            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            text = f"%{escaped}%"
-        return [
-            self.status,
-            list(self.event_names),
-            text,
-            [{"rule": self.rule}] if self.rule else None,  # the jsonb codec encodes it
-            self.session,
-            self.since,
-            self.until,
-        ]
-
     def matches(
         self,
         *,
@@ -98,7 +82,7 @@ class EventFilter:
         session: str | None,
         received_at: datetime,
     ) -> bool:
-        """The same test as the SQL, for a row the live stream is about to send."""
+        """The same test as queries.filtering's SQL, for a row the live stream is about to send."""
         if self.status and status != self.status:
             return False
         if self.event_names and event_name not in self.event_names:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from web.core.queries import MinuteCount, NameActivity, NameCount, ViolationGroup
+from web.core.queries.dashboard import MinuteCount, NameActivity, NameCount, ViolationGroup
 
 # ---- charts ---------------------------------------------------------------------------------
 

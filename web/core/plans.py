@@ -6,9 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from web.core import queries
 from web.core.apps import unknown_app
 from web.core.errors import Rejected
+from web.core.queries.apps import lock_app
+from web.core.queries.base import Connection, LogEntry, PlanVersion
+from web.core.queries.events import notify
+from web.core.queries.plans import insert_plan_version
 from web.core.validation import Verdict
 from web.core.validation.envelope import is_rfc3339
 from web.core.validation.plan import CompiledPlan, check_plan, compile_plan
@@ -21,7 +24,7 @@ REVALIDATE_LIMIT = 10_000
 EXAMPLES_PER_OUTCOME = 20
 
 
-async def save_plan(conn: queries.Connection, app_id: str, document: Any) -> queries.PlanVersion:
+async def save_plan(conn: Connection, app_id: str, document: Any) -> PlanVersion:
     """Check and store a new plan version, and announce it, in one transaction.
 
     The caller owns no transaction here: this function opens one, so the version number,
@@ -37,10 +40,10 @@ async def save_plan(conn: queries.Connection, app_id: str, document: Any) -> que
             {"problems": [problem.as_dict() for problem in problems]},
         )
     async with conn.transaction():
-        if await queries.lock_app(conn, app_id) is None:
+        if await lock_app(conn, app_id) is None:
             raise unknown_app(app_id)
-        saved = await queries.insert_plan_version(conn, app_id, document)
-        await queries.notify(conn, PLANS_CHANNEL, app_id)
+        saved = await insert_plan_version(conn, app_id, document)
+        await notify(conn, PLANS_CHANNEL, app_id)
     return saved
 
 
@@ -223,7 +226,7 @@ class RevalidationReport:
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[Rejudged]] = field(default_factory=dict)
 
-    def add(self, entry: queries.LogEntry, verdict: Verdict) -> None:
+    def add(self, entry: LogEntry, verdict: Verdict) -> None:
         outcome = _outcome(entry.status, verdict.status)
         self.counts[outcome] += 1
         shown = self.examples.setdefault(outcome, [])
@@ -259,7 +262,7 @@ def _outcome(was: str, now: str) -> Outcome:
     return "fixed" if now == "valid" else "newly_failing"
 
 
-def revalidate(plan: CompiledPlan, entries: list[queries.LogEntry]) -> RevalidationReport:
+def revalidate(plan: CompiledPlan, entries: list[LogEntry]) -> RevalidationReport:
     """Judge stored events against a plan version and say what changed; stores nothing."""
     report = RevalidationReport(plan.version)
     for entry in entries:
@@ -267,5 +270,5 @@ def revalidate(plan: CompiledPlan, entries: list[queries.LogEntry]) -> Revalidat
     return report
 
 
-def compile_version(saved: queries.PlanVersion) -> CompiledPlan:
+def compile_version(saved: PlanVersion) -> CompiledPlan:
     return compile_plan(saved.document, saved.version)

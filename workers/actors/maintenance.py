@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from web.core import queries
+from web.core.queries.scheduled_jobs import update_scheduled_job_due
 from web.core.queue.contract import MAINTENANCE_QUEUE, PURGE_EVENTS_ACTOR
 from workers.broker import database, settings
 from workers.event_loop import run_on_loop
@@ -36,4 +36,4 @@ def purge_expired_events() -> None:
 
 async def _due_again() -> None:
     async with database.pool.acquire() as conn:
-        await queries.update_scheduled_job_due(conn, PURGE_EVENTS_ACTOR)
+        await update_scheduled_job_due(conn, PURGE_EVENTS_ACTOR)

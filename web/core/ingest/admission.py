@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 import math
 
-from web.core import queries
 from web.core.directory import AppDirectory, AppView
 from web.core.errors import Rejected
 from web.core.ingest.wire import Delivery, basic_user
+from web.core.queries.base import App
 from web.core.ratelimit import RateLimiter
 
 
@@ -50,7 +50,7 @@ async def find_app(apps: AppDirectory, delivery: Delivery) -> AppView:
 
 
 def admit(
-    app: queries.App,
+    app: App,
     delivery: Delivery,
     limiter: RateLimiter,
     *,
@@ -71,7 +71,7 @@ def admit(
         )
 
 
-def check_write_key(app: queries.App, presented: str | None, *, required: bool = False) -> None:
+def check_write_key(app: App, presented: str | None, *, required: bool = False) -> None:
     """Refuse a wrong key always, and a missing one when the app or the server requires it."""
     if presented is None:
         if app.require_write_key or required:

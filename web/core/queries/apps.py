@@ -8,8 +8,12 @@ from web.core.queries.base import _APP_COLUMNS, App, AppSummary, Connection
 async def insert_app(conn: Connection, app_id: str, name: str, write_key: str) -> App | None:
     """Create an app; None when the id is taken."""
     row = await conn.fetchrow(
-        f"INSERT INTO apps (id, name, write_key) VALUES ($1, $2, $3)"
-        f" ON CONFLICT (id) DO NOTHING RETURNING {_APP_COLUMNS}",
+        f"""
+        INSERT INTO apps (id, name, write_key)
+        VALUES ($1, $2, $3)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING {_APP_COLUMNS}
+        """,
         app_id,
         name,
         write_key,
@@ -18,22 +22,39 @@ async def insert_app(conn: Connection, app_id: str, name: str, write_key: str) -
 
 
 async def select_app(conn: Connection, app_id: str) -> App | None:
-    row = await conn.fetchrow(f"SELECT {_APP_COLUMNS} FROM apps WHERE id = $1", app_id)
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_APP_COLUMNS}
+        FROM apps
+        WHERE id = $1
+        """,
+        app_id,
+    )
     return App(**dict(row)) if row else None
 
 
 async def select_apps(conn: Connection) -> list[App]:
-    rows = await conn.fetch(f"SELECT {_APP_COLUMNS} FROM apps ORDER BY id")
+    rows = await conn.fetch(
+        f"""
+        SELECT {_APP_COLUMNS}
+        FROM apps
+        ORDER BY id
+        """
+    )
     return [App(**dict(row)) for row in rows]
 
 
 async def select_app_summaries(conn: Connection) -> list[AppSummary]:
     rows = await conn.fetch(
-        "SELECT a.id, a.name, a.write_key, a.require_write_key, a.created_at, a.plan_version,"
-        " count(e.id) AS total,"
-        " count(e.id) FILTER (WHERE e.validation_status = 'invalid') AS invalid"
-        " FROM apps a LEFT JOIN log_entries e ON e.app_id = a.id"
-        " GROUP BY a.id ORDER BY a.id"
+        """
+        SELECT a.id, a.name, a.write_key, a.require_write_key, a.created_at, a.plan_version,
+               count(e.id) AS total,
+               count(e.id) FILTER (WHERE e.validation_status = 'invalid') AS invalid
+        FROM apps a
+        LEFT JOIN log_entries e ON e.app_id = a.id
+        GROUP BY a.id
+        ORDER BY a.id
+        """
     )
     summaries = []
     for row in rows:
@@ -45,19 +66,41 @@ async def select_app_summaries(conn: Connection) -> list[AppSummary]:
 
 async def lock_app(conn: Connection, app_id: str) -> App | None:
     """The app, row-locked until the caller's transaction ends (serialises plan versions)."""
-    row = await conn.fetchrow(f"SELECT {_APP_COLUMNS} FROM apps WHERE id = $1 FOR UPDATE", app_id)
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_APP_COLUMNS}
+        FROM apps
+        WHERE id = $1
+        FOR UPDATE
+        """,
+        app_id,
+    )
     return App(**dict(row)) if row else None
 
 
 async def select_app_by_write_key(conn: Connection, write_key: str) -> App | None:
     """The app a write key belongs to (SDK calls name no app id, only their key)."""
-    row = await conn.fetchrow(f"SELECT {_APP_COLUMNS} FROM apps WHERE write_key = $1", write_key)
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_APP_COLUMNS}
+        FROM apps
+        WHERE write_key = $1
+        """,
+        write_key,
+    )
     return App(**dict(row)) if row else None
 
 
 async def select_app_retention_days(conn: Connection, app_id: str) -> int | None:
     """The app's own retention in days (None: the server default); KeyError if no app."""
-    row = await conn.fetchrow("SELECT retention_days FROM apps WHERE id = $1", app_id)
+    row = await conn.fetchrow(
+        """
+        SELECT retention_days
+        FROM apps
+        WHERE id = $1
+        """,
+        app_id,
+    )
     if row is None:
         raise KeyError(app_id)
     return row["retention_days"]  # type: ignore[no-any-return]
@@ -65,5 +108,13 @@ async def select_app_retention_days(conn: Connection, app_id: str) -> int | None
 
 async def update_app_retention_days(conn: Connection, app_id: str, days: int | None) -> bool:
     """Set (or clear, with None) the app's retention; False if there is no such app."""
-    status = await conn.execute("UPDATE apps SET retention_days = $2 WHERE id = $1", app_id, days)
+    status = await conn.execute(
+        """
+        UPDATE apps
+        SET retention_days = $2
+        WHERE id = $1
+        """,
+        app_id,
+        days,
+    )
     return status.endswith(" 1")

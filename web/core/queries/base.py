@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from web.core.filters import EventFilter
-
 
 class Connection(Protocol):
     """What queries need of an asyncpg connection or pooled proxy (asyncpg ships no types)."""
@@ -83,19 +81,4 @@ _APP_COLUMNS = "id, name, write_key, require_write_key, created_at, plan_version
 _ENTRY_COLUMNS = (
     "id, app_id, event_id, event_name, payload, validation_status AS status, errors, plan_version,"
     " session, received_at, created_at"
-)
-
-
-NO_FILTER = EventFilter()
-
-
-# The filter's clauses; parameters $2..$8 come from EventFilter.sql_args(), in this order.
-FILTER_SQL = (
-    " AND ($2::text IS NULL OR validation_status = $2)"
-    " AND (cardinality($3::text[]) = 0 OR event_name = ANY($3::text[]))"
-    " AND ($4::text IS NULL OR payload::text ILIKE $4)"
-    " AND ($5::jsonb IS NULL OR errors @> $5::jsonb)"
-    " AND ($6::text IS NULL OR session = $6)"
-    " AND ($7::timestamptz IS NULL OR received_at >= $7)"
-    " AND ($8::timestamptz IS NULL OR received_at < $8)"
 )

@@ -32,9 +32,12 @@ async def insert_dead_letters(
     conn: Connection, message_id: str, events: Sequence[dict[str, Any]], reason: str, attempts: int
 ) -> list[int]:
     rows = await conn.fetch(
-        "INSERT INTO dead_letters (message_id, app_id, event_id, event, reason, attempts)"
-        " SELECT $1, e ->> 'app_id', e ->> 'event_id', e, $3, $4"
-        " FROM unnest($2::jsonb[]) AS e RETURNING id",
+        """
+        INSERT INTO dead_letters (message_id, app_id, event_id, event, reason, attempts)
+        SELECT $1, e ->> 'app_id', e ->> 'event_id', e, $3, $4
+        FROM unnest($2::jsonb[]) AS e
+        RETURNING id
+        """,
         message_id,
         list(events),
         reason,
@@ -47,8 +50,13 @@ async def select_dead_letters(
     conn: Connection, *, pending_only: bool = True, limit: int = 100
 ) -> list[DeadLetter]:
     rows = await conn.fetch(
-        f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters"
-        " WHERE NOT $1::boolean OR retried_at IS NULL ORDER BY id DESC LIMIT $2",
+        f"""
+        SELECT {_DEAD_LETTER_COLUMNS}
+        FROM dead_letters
+        WHERE NOT $1::boolean OR retried_at IS NULL
+        ORDER BY id DESC
+        LIMIT $2
+        """,
         pending_only,
         limit,
     )
@@ -56,15 +64,26 @@ async def select_dead_letters(
 
 
 async def count_dead_letters(conn: Connection) -> int:
-    value = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE retried_at IS NULL")
+    value = await conn.fetchval(
+        """
+        SELECT count(*)
+        FROM dead_letters
+        WHERE retried_at IS NULL
+        """
+    )
     return int(value)
 
 
 async def lock_pending_dead_letters(conn: Connection, ids: Sequence[int]) -> list[DeadLetter]:
     """Pending dead letters among ids, row-locked until the caller's transaction ends."""
     rows = await conn.fetch(
-        f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters"
-        " WHERE id = ANY($1::bigint[]) AND retried_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED",
+        f"""
+        SELECT {_DEAD_LETTER_COLUMNS}
+        FROM dead_letters
+        WHERE id = ANY($1::bigint[]) AND retried_at IS NULL
+        ORDER BY id
+        FOR UPDATE SKIP LOCKED
+        """,
         list(ids),
     )
     return [DeadLetter(**dict(row)) for row in rows]
@@ -72,5 +91,10 @@ async def lock_pending_dead_letters(conn: Connection, ids: Sequence[int]) -> lis
 
 async def mark_dead_letters_retried(conn: Connection, ids: Sequence[int]) -> None:
     await conn.execute(
-        "UPDATE dead_letters SET retried_at = now() WHERE id = ANY($1::bigint[])", list(ids)
+        """
+        UPDATE dead_letters
+        SET retried_at = now()
+        WHERE id = ANY($1::bigint[])
+        """,
+        list(ids),
     )

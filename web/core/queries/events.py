@@ -7,41 +7,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from web.core.filters import EventFilter
-from web.core.queries.base import (
-    _ENTRY_COLUMNS,
-    FILTER_SQL,
-    NO_FILTER,
-    Connection,
-    LogEntry,
-    NewLogEntry,
-)
+from web.core.queries.base import _ENTRY_COLUMNS, Connection, LogEntry, NewLogEntry
+from web.core.queries.filtering import NO_FILTER, Params, filter_sql
 
-_INSERT_NEW_ENTRIES = (
-    "INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status,"
-    " errors, plan_version, session, received_at)"
-    " SELECT app_id, event_id, event_name, payload::jsonb, status, errors::jsonb,"
-    " plan_version, session, received_at"
-    " FROM unnest($1::new_log_entry[])"
-    " ON CONFLICT (app_id, event_id) DO NOTHING RETURNING id"
-)
+_INSERT_NEW_ENTRIES = """
+    INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status,
+                             errors, plan_version, session, received_at)
+    SELECT app_id, event_id, event_name, payload::jsonb, status, errors::jsonb,
+           plan_version, session, received_at
+    FROM unnest($1::new_log_entry[])
+    ON CONFLICT (app_id, event_id) DO NOTHING
+    RETURNING id
+"""
 # pg_notify payloads must stay under 8000 bytes. The ids of {source} (a relation with an
 # `id` column), comma-separated in id order, in consecutive chunks of at most {limit} bytes:
 # an id goes to the chunk its running total of "id," bytes ends in.
-_NOTIFY_IDS = (
-    "SELECT count(pg_notify({channel}, ids)) FROM ("
-    " SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ("
-    "  SELECT id, (sum(length(id::text) + 1) OVER (ORDER BY id) - 1) / {limit} AS chunk"
-    "  FROM {source}) AS numbered"
-    " GROUP BY chunk) AS chunks"
-)
+_NOTIFY_IDS = """
+    SELECT count(pg_notify({channel}, ids))
+    FROM (
+        SELECT string_agg(id::text, ',' ORDER BY id) AS ids
+        FROM (
+            SELECT id, (sum(length(id::text) + 1) OVER (ORDER BY id) - 1) / {limit} AS chunk
+            FROM {source}
+        ) AS numbered
+        GROUP BY chunk
+    ) AS chunks
+"""
 NOTIFY_PAYLOAD_LIMIT = 7900
 # Built once: the worker runs it for every message.
-_INSERT_NEW_ENTRIES_AND_NOTIFY = (
-    f"WITH new AS ({_INSERT_NEW_ENTRIES})"
-    " SELECT ARRAY(SELECT id FROM new ORDER BY id)"
-    f" FROM ({_NOTIFY_IDS.format(channel='$2', limit=NOTIFY_PAYLOAD_LIMIT, source='new')})"
-    " AS notified"
-)
+_NOTIFY_NEW_IDS = _NOTIFY_IDS.format(channel="$2", limit=NOTIFY_PAYLOAD_LIMIT, source="new")
+_INSERT_NEW_ENTRIES_AND_NOTIFY = f"""
+    WITH new AS ({_INSERT_NEW_ENTRIES})
+    SELECT ARRAY(SELECT id FROM new ORDER BY id)
+    FROM ({_NOTIFY_NEW_IDS}) AS notified
+"""
 
 
 async def insert_log_entries(conn: Connection, entries: Sequence[NewLogEntry]) -> list[int]:
@@ -97,23 +96,34 @@ async def select_log_entries(
     limit: int = 100,
 ) -> list[LogEntry]:
     """An app's events matching the filter, newest first, optionally bounded by id."""
+    params = Params()
+    app = params.add(app_id)
+    matching = filter_sql(filters, params)
+    before, after, count = params.add(before_id), params.add(after_id), params.add(limit)
     rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE app_id = $1{FILTER_SQL}"
-        " AND ($9::bigint IS NULL OR id < $9)"
-        " AND ($10::bigint IS NULL OR id > $10)"
-        " ORDER BY id DESC LIMIT $11",
-        app_id,
-        *filters.sql_args(),
-        before_id,
-        after_id,
-        limit,
+        f"""
+        SELECT {_ENTRY_COLUMNS}
+        FROM log_entries
+        WHERE app_id = {app}
+          AND {matching}
+          AND ({before}::bigint IS NULL OR id < {before})
+          AND ({after}::bigint IS NULL OR id > {after})
+        ORDER BY id DESC
+        LIMIT {count}
+        """,
+        *params.values,
     )
     return [LogEntry(**dict(row)) for row in rows]
 
 
 async def select_log_entries_by_ids(conn: Connection, ids: Sequence[int]) -> list[LogEntry]:
     rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE id = ANY($1::bigint[]) ORDER BY id",
+        f"""
+        SELECT {_ENTRY_COLUMNS}
+        FROM log_entries
+        WHERE id = ANY($1::bigint[])
+        ORDER BY id
+        """,
         list(ids),
     )
     return [LogEntry(**dict(row)) for row in rows]
@@ -122,7 +132,13 @@ async def select_log_entries_by_ids(conn: Connection, ids: Sequence[int]) -> lis
 async def select_log_entries_after(conn: Connection, after_id: int, limit: int) -> list[LogEntry]:
     """Every app's events above an id, oldest first: how a listener catches up."""
     rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE id > $1 ORDER BY id LIMIT $2",
+        f"""
+        SELECT {_ENTRY_COLUMNS}
+        FROM log_entries
+        WHERE id > $1
+        ORDER BY id
+        LIMIT $2
+        """,
         after_id,
         limit,
     )
@@ -139,12 +155,21 @@ async def select_payload_samples(
 ) -> dict[str, list[dict[str, Any]]]:
     """Up to per_event recent payloads for each event name, among the app's recent events."""
     rows = await conn.fetch(
-        "SELECT event_name, payload FROM ("
-        "  SELECT event_name, payload,"
-        "   row_number() OVER (PARTITION BY event_name ORDER BY id DESC) AS n"
-        "  FROM (SELECT id, event_name, payload FROM log_entries"
-        "        WHERE app_id = $1 AND event_name IS NOT NULL ORDER BY id DESC LIMIT $3) recent"
-        ") ranked WHERE n <= $2",
+        """
+        SELECT event_name, payload
+        FROM (
+            SELECT event_name, payload,
+                   row_number() OVER (PARTITION BY event_name ORDER BY id DESC) AS n
+            FROM (
+                SELECT id, event_name, payload
+                FROM log_entries
+                WHERE app_id = $1 AND event_name IS NOT NULL
+                ORDER BY id DESC
+                LIMIT $3
+            ) recent
+        ) ranked
+        WHERE n <= $2
+        """,
         app_id,
         per_event,
         recent,
@@ -168,13 +193,19 @@ async def select_event_counts(
     conn: Connection, app_id: str, *, filters: EventFilter = NO_FILTER
 ) -> list[EventCount]:
     """An app's events matching the filter, counted by name and status, most frequent first."""
+    params = Params()
+    app = params.add(app_id)
+    matching = filter_sql(filters, params)
     rows = await conn.fetch(
-        f"SELECT event_name, validation_status AS status, count(*) AS count FROM log_entries"
-        f" WHERE app_id = $1{FILTER_SQL}"
-        " GROUP BY event_name, validation_status"
-        " ORDER BY count DESC, event_name, validation_status",
-        app_id,
-        *filters.sql_args(),
+        f"""
+        SELECT event_name, validation_status AS status, count(*) AS count
+        FROM log_entries
+        WHERE app_id = {app}
+          AND {matching}
+        GROUP BY event_name, validation_status
+        ORDER BY count DESC, event_name, validation_status
+        """,
+        *params.values,
     )
     return [EventCount(**dict(row)) for row in rows]
 
@@ -182,9 +213,14 @@ async def select_event_counts(
 async def delete_log_entries(conn: Connection, app_id: str, session: str | None = None) -> int:
     """Delete an app's stored events, or one session's only; returns how many went."""
     value = await conn.fetchval(
-        "WITH gone AS (DELETE FROM log_entries"
-        " WHERE app_id = $1 AND ($2::text IS NULL OR session = $2) RETURNING 1)"
-        " SELECT count(*) FROM gone",
+        """
+        WITH gone AS (
+            DELETE FROM log_entries
+            WHERE app_id = $1 AND ($2::text IS NULL OR session = $2)
+            RETURNING 1
+        )
+        SELECT count(*) FROM gone
+        """,
         app_id,
         session,
     )
@@ -194,7 +230,11 @@ async def delete_log_entries(conn: Connection, app_id: str, session: str | None 
 async def select_log_entry(conn: Connection, app_id: str, entry_id: int) -> LogEntry | None:
     """One stored event of an app by row id; None for another app's row."""
     row = await conn.fetchrow(
-        f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE app_id = $1 AND id = $2",
+        f"""
+        SELECT {_ENTRY_COLUMNS}
+        FROM log_entries
+        WHERE app_id = $1 AND id = $2
+        """,
         app_id,
         entry_id,
     )

@@ -19,13 +19,17 @@ class RecentEvents:
 async def select_recent_event_counts(conn: Connection, since: datetime) -> RecentEvents:
     # One count per app, so each reads the (app_id, received_at) index of 0005 and not the table.
     row = await conn.fetchrow(
-        "SELECT coalesce(sum(r.events), 0)::bigint AS events,"
-        " coalesce(sum(r.invalid), 0)::bigint AS invalid"
-        " FROM apps AS a CROSS JOIN LATERAL ("
-        "  SELECT count(*) AS events,"
-        "   count(*) FILTER (WHERE e.validation_status = 'invalid') AS invalid"
-        "  FROM log_entries AS e WHERE e.app_id = a.id AND e.received_at >= $1"
-        ") AS r",
+        """
+        SELECT coalesce(sum(r.events), 0)::bigint AS events,
+               coalesce(sum(r.invalid), 0)::bigint AS invalid
+        FROM apps AS a
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS events,
+                   count(*) FILTER (WHERE e.validation_status = 'invalid') AS invalid
+            FROM log_entries AS e
+            WHERE e.app_id = a.id AND e.received_at >= $1
+        ) AS r
+        """,
         since,
     )
     return RecentEvents(events=int(row["events"]), invalid=int(row["invalid"]))
@@ -41,7 +45,12 @@ class LatestStored:
 
 async def select_latest_stored(conn: Connection) -> LatestStored | None:
     row = await conn.fetchrow(
-        "SELECT received_at, created_at FROM log_entries ORDER BY id DESC LIMIT 1"
+        """
+        SELECT received_at, created_at
+        FROM log_entries
+        ORDER BY id DESC
+        LIMIT 1
+        """
     )
     return LatestStored(**dict(row)) if row else None
 

@@ -118,7 +118,7 @@ class PostHogFormat(WireFormat):
         " may be gzip (by Content-Encoding, ?compression=gzip-js or the magic bytes) or a"
         " data=<base64> form."
     )
-    body_schema = "PostHogBatch"
+    body_schema = "PostHogCapture"
     error_schema = "SdkError"
 
     def decode(self, request: WireRequest, limits: Limits) -> Any:

@@ -1,4 +1,4 @@
-"""The plain-ASGI ingest path: same answers as Quart's route, and the edges only it has."""
+"""The ASGI ingest edge (web/ingest.py): routing before Quart, the body, CORS, and its edges."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ async def test_other_methods_and_paths_still_reach_quart(client: Client, make_ap
     assert (await client.get(f"/api/logs/{app.id}")).status_code == 200
 
 
-async def test_under_a_root_path_quart_answers_the_same(
+async def test_under_a_root_path_the_edge_answers_the_same(
     fast_path: IngestEdge, make_app: MakeApp
 ) -> None:
     app = await make_app()

@@ -1,0 +1,67 @@
+"""SQL for retention: when each app's events expire, and purging what has."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from web.core.queries.base import Connection
+
+
+async def select_retention_cutoffs(
+    conn: Connection, default_days: int, now: datetime
+) -> list[tuple[str, datetime]]:
+    """(app id, received_at before which its events expire), for every app."""
+    rows = await conn.fetch(
+        """
+        SELECT id, $2::timestamptz - make_interval(days => coalesce(retention_days, $1)) AS cutoff
+        FROM apps
+        ORDER BY id
+        """,
+        default_days,
+        now,
+    )
+    return [(row["id"], row["cutoff"]) for row in rows]
+
+
+async def delete_expired_log_entries(
+    conn: Connection, app_id: str, before: datetime, limit: int
+) -> int:
+    """Delete up to `limit` of the app's events received before `before`; returns how many.
+
+    The (app_id, received_at) index finds the oldest rows directly, so each call costs
+    about `limit` rows whatever the table's size; SKIP LOCKED lets two purges share the
+    work instead of waiting on each other.
+    """
+    status = await conn.execute(
+        """
+        WITH doomed AS (
+            SELECT id
+            FROM log_entries
+            WHERE app_id = $1 AND received_at < $2
+            ORDER BY received_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        )
+        DELETE FROM log_entries e
+        USING doomed
+        WHERE e.id = doomed.id
+        """,
+        app_id,
+        before,
+        limit,
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def delete_expired_share_alerts(conn: Connection, app_id: str, before: datetime) -> int:
+    """Invalid-share alerts older than the app's events go with them; a failure
+    fingerprint's alert is kept, so a fingerprint alerts once, ever."""
+    status = await conn.execute(
+        """
+        DELETE FROM alerts
+        WHERE app_id = $1 AND kind = 'invalid_share' AND created_at < $2
+        """,
+        app_id,
+        before,
+    )
+    return int(status.rsplit(" ", 1)[1])
