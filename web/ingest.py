@@ -208,8 +208,9 @@ async def _answer(send: Send, answer: Answer, cors: list[tuple[bytes, bytes]]) -
         (b"content-length", str(len(answer.body)).encode()),
         *_FIXED_HEADERS,
         *cors,
-        *_encoded(answer.headers),
     ]
+    if answer.headers:
+        response_headers += _encoded(answer.headers)
     await send(
         {"type": "http.response.start", "status": answer.status, "headers": response_headers}
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from web.core.ingest.formats.amplitude import AmplitudeFormat
 from web.core.ingest.formats.native import NativeFormat
@@ -44,7 +44,7 @@ class Served:
     endpoint: str  # format.route, e.g. segment.t
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per request to a path with parameters
 class Match:
     """What a path reached: the formats serving it (usually one), its parameters."""
 
@@ -59,6 +59,8 @@ class Match:
 
     def served_by(self, fmt: WireFormat) -> Served:
         """How `fmt` serves this path (the first format's route when it is not among them)."""
+        if len(self.served) == 1:
+            return self.served[0]
         for served in self.served:
             if served.fmt is fmt:
                 return served
@@ -107,11 +109,11 @@ class Router:
     def _match(self, path: str, session: str | None) -> Match | None:
         found = self._fixed.get(path)
         if found is not None:
-            return found if session is None else replace(found, session=session)
+            return found if session is None else Match(found.served, found.formats, {}, session)
         for pattern, route_match in self._patterns:
             matched = pattern.fullmatch(path)
             if matched is not None:
-                return replace(route_match, params=matched.groupdict(), session=session)
+                return Match(route_match.served, route_match.formats, matched.groupdict(), session)
         return None
 
 

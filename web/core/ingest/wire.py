@@ -20,7 +20,7 @@ JSON = "application/json"
 JudgedAs = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request, and a frozen __init__ costs 3x
 class WireRequest:
     """An ingest request as the web edge read it: no framework types."""
 
