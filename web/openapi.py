@@ -13,17 +13,8 @@ from web.core.ingest.formats.posthog import FORM
 from web.core.ingest.registry import SESSION_PREFIX, WIRE_FORMATS, routes_by_format
 from web.core.ingest.wire import Route, WireFormat
 from web.core.settings import Limits
-from web.openapi_components import (
-    JSON,
-    SHARED_ERROR_SCHEMAS,
-    Schema,
-    components,
-    error_refs,
-    filter_params,
-    json_response,
-    ref,
-    ref_param,
-)
+from web.openapi_components import SHARED_ERROR_SCHEMAS, components, error_refs, filter_params
+from web.openapi_refs import JSON, Schema, json_response, ref, ref_param
 from web.query_api import MAX_WAIT_COUNT, MAX_WAIT_SECONDS
 
 blueprint = Blueprint("openapi", __name__)
