@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lvd.devservices.processes import pid_alive
+
 METRICS_DIR_PREFIX = "lvd-metrics-"
 
 
@@ -28,19 +30,9 @@ def prepare_metrics_dir(configured: str | None) -> Path:
     root = Path(tempfile.gettempdir())
     for old in root.glob(f"{METRICS_DIR_PREFIX}*"):
         pid = old.name.removeprefix(METRICS_DIR_PREFIX)
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     path = root / f"{METRICS_DIR_PREFIX}{os.getpid()}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(mode=0o700)
     return path
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True

@@ -33,6 +33,7 @@ import orjson
 import pytest
 import redis
 
+from lvd.devservices.processes import pid_alive
 from lvd.devservices.services import DevServices
 from lvd.loadtest import Report, format_report, verify_storage
 from tests.conftest import PROJECT_ROOT, free_port
@@ -176,19 +177,6 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited already
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 # --- the stack --------------------------------------------------------------------------
