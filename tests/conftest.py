@@ -12,10 +12,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -102,6 +104,26 @@ async def clean_db(pool: asyncpg.Pool) -> None:
 async def test_app_row(pool: asyncpg.Pool, clean_db: None) -> App:
     async with pool.acquire() as conn:
         return await add_app(conn, "test-app", "Test app")
+
+
+def run_fresh_python(code: str, env: dict[str, str]) -> str:
+    """What a fresh interpreter running `code` printed; fails the test if it failed."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def last_json_line(output: str) -> Any:
+    """The JSON value a child printed last (anything it logged before is skipped)."""
+    return orjson.loads(output.strip().splitlines()[-1])
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:

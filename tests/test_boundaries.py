@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ast
 import functools
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import last_json_line, run_fresh_python
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("web", "workers", "lvd")
@@ -60,17 +58,7 @@ CORE_MODULES = (
 def modules_after_import(module: str) -> frozenset[str]:
     """Every module in sys.modules after a fresh interpreter imports `module`."""
     code = f"import json, sys, {module}\nprint(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, **IMPORT_ENV},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, f"importing {module} failed:\n{result.stderr}"
-    return frozenset(json.loads(result.stdout.strip().splitlines()[-1]))
+    return frozenset(last_json_line(run_fresh_python(code, IMPORT_ENV)))
 
 
 def in_package(modules: frozenset[str], *packages: str) -> list[str]:
@@ -157,17 +145,7 @@ def test_boundaries_importing_the_queue_leaves_dramatiq_global_state_alone() -> 
         f"import dramatiq, dramatiq.broker, {modules}\n"
         "print(type(dramatiq.get_encoder()).__name__, dramatiq.broker.global_broker)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, **IMPORT_ENV},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["JSONEncoder", "None"]
+    assert run_fresh_python(code, IMPORT_ENV).split() == ["JSONEncoder", "None"]
 
 
 # Worker modules other than workers.broker have no global effect: they never build the broker.

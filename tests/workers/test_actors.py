@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import last_json_line, run_fresh_python
 from web.core.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -43,23 +43,8 @@ print(json.dumps({
 
 
 def inspect_actors(settings: Settings, **extra: str) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        **extra,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", INSPECT],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    env = {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url, **extra}
+    found: dict[str, Any] = last_json_line(run_fresh_python(INSPECT, env))
     return found
 
 
@@ -150,18 +135,8 @@ print(json.dumps({
 
 
 def load_all_actors(settings: Settings, **extra: str) -> dict[str, Any]:
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_ALL],
-        env={**env, **extra},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    env = {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url, **extra}
+    found: dict[str, Any] = last_json_line(run_fresh_python(LOAD_ALL, env))
     return found
 
 
