@@ -42,23 +42,10 @@ def parse(
     )
 
 
-def refusal(
-    raw: bytes,
-    *,
-    content_type: str | None = "application/json",
-    content_encoding: str | None = None,
-    limits: Limits = DEFAULT,
-    allow_batch: bool = True,
-) -> tuple[int, str]:
-    """The (status, code) the body is refused with; fails the test when it is accepted."""
+def refusal(raw: bytes, **options: Any) -> tuple[int, str]:
+    """The (status, code) `parse` refuses the body with; fails the test when it is accepted."""
     with pytest.raises(ParseError) as caught:
-        parse(
-            raw,
-            content_type=content_type,
-            content_encoding=content_encoding,
-            limits=limits,
-            allow_batch=allow_batch,
-        )
+        parse(raw, **options)
     error = caught.value
     assert error.message, "every refusal carries a message for the client"
     assert str(error) == error.message
