@@ -68,3 +68,9 @@ def make_app(pool: asyncpg.Pool) -> MakeApp:
         return app
 
     return make
+
+
+@pytest.fixture
+async def app(make_app: MakeApp) -> App:
+    """An app of the test's own, made as `make_app()` makes it."""
+    return await make_app()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -48,6 +48,7 @@ from web.core.directory import AppDirectory
 from web.core.errors import Rejected
 from web.core.ingest.formats.snowplow import PIXEL
 from web.core.queries.apps import select_app
+from web.core.queries.base import App
 from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
 from workers.store import store_events
@@ -60,6 +61,11 @@ SNOWPLOW_JSON = {"Content-Type": "application/json; charset=UTF-8"}
 # The schema Micro 3 lists an enriched event's contexts under (trackers send 1-0-1 or 1-0-0).
 ENRICHED_CONTEXTS = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
 RESULT_KEYS = {"event_id", "event_name", "status", "errors", "task_id", "message"}
+UNKNOWN_WRITE_KEY = {
+    "error": {"code": "invalid_write_key", "message": "no app has that write key"},
+    "code": "invalid_write_key",
+    "message": "no app has that write key",
+}
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -80,6 +86,17 @@ async def put_plan(client: Client, app_id: str, events: dict[str, Any]) -> None:
     assert response.status_code == 200, await response.get_data(as_text=True)
 
 
+def requiring(event_name: str, parent: str, key: str) -> dict[str, Any]:
+    """A plan's events: `event_name`, whose object under `parent` must hold `key`."""
+    return {
+        event_name: {
+            "type": "object",
+            "required": [parent],
+            "properties": {parent: {"type": "object", "required": [key]}},
+        }
+    }
+
+
 async def success(response: WerkzeugResponse, status: int = 200) -> dict[str, Any]:
     """A JSON success answer; its results each have the standard keys."""
     body: dict[str, Any] = await json_of(response)
@@ -94,6 +111,16 @@ async def queued(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
 
 def verdicts(results: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]:
     return [(r["event_id"], r["event_name"], r["status"]) for r in results]
+
+
+def stored_row(stored: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A queued event's (app_id, event_id, event_name, status)."""
+    return (stored["app_id"], stored["event_id"], stored["event_name"], stored["status"])
+
+
+def ajs_body(message: dict[str, Any], write_key: str) -> bytes:
+    """A message as Analytics.js posts it: its write key in the body."""
+    return orjson.dumps({**message, "writeKey": write_key})
 
 
 def basic(write_key: str) -> str:
@@ -125,11 +152,7 @@ def checkout(app_alias: str, **data: Any) -> dict[str, Any]:
 
 
 SNOWPLOW_PLAN = {
-    "com.acme/checkout_started": {
-        "type": "object",
-        "required": ["properties"],
-        "properties": {"properties": {"type": "object", "required": ["sku"]}},
-    },
+    **requiring("com.acme/checkout_started", "properties", "sku"),
     "page_view": {"type": "object"},
     "checkout/add_to_cart": {"type": "object"},
 }
@@ -139,15 +162,14 @@ SNOWPLOW_PLAN = {
 
 
 async def test_segment_analytics_js_short_track_is_answered_200_and_queued(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     message = ajs_message("track")
 
     response = await post(
         client,
         "/v1/t",
-        orjson.dumps({**message, "writeKey": app.write_key}),
+        ajs_body(message, app.write_key),
         {**TEXT, "Origin": ORIGIN},
     )
 
@@ -158,37 +180,19 @@ async def test_segment_analytics_js_short_track_is_answered_200_and_queued(
         response.headers["Access-Control-Allow-Origin"] == "*"
     )  # Analytics.js sends no credentials
     stored = await queued(web_settings, body["results"][0])
-    assert (stored["app_id"], stored["event_id"], stored["event_name"], stored["status"]) == (
-        app.id,
-        message["messageId"],
-        "Order Completed",
-        "valid",
-    )
+    assert stored_row(stored) == (app.id, message["messageId"], "Order Completed", "valid")
     assert orjson.loads(stored["payload"]) == message  # the write key is not stored
 
 
 async def test_segment_analytics_js_identify_is_judged_by_the_plan_as_identify(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
-    await put_plan(
-        client,
-        app.id,
-        {
-            "identify": {
-                "type": "object",
-                "required": ["traits"],
-                "properties": {"traits": {"type": "object", "required": ["email"]}},
-            }
-        },
-    )
+    await put_plan(client, app.id, requiring("identify", "traits", "email"))
     good = ajs_message("identify", traits={"email": "a@example.com"})
     bad = ajs_message("identify", traits={"name": "no email"})
 
     answers = [
-        await success(
-            await post(client, "/v1/i", orjson.dumps({**message, "writeKey": app.write_key}), TEXT)
-        )
+        await success(await post(client, "/v1/i", ajs_body(message, app.write_key), TEXT))
         for message in (good, bad)
     ]
 
@@ -206,9 +210,8 @@ async def test_segment_analytics_js_identify_is_judged_by_the_plan_as_identify(
 
 
 async def test_segment_analytics_js_batch_b_is_answered_with_a_verdict_per_message(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     track, page = ajs_message("track"), ajs_message("page", name="Home")
     body = {"writeKey": app.write_key, "batch": [track, page], "sentAt": "x"}
 
@@ -240,10 +243,8 @@ async def test_segment_server_sdk_basic_auth_is_the_write_key(
 
 
 async def test_segment_settings_point_analytics_js_back_at_this_server(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
-
     plain = await client.get(f"/v1/projects/{app.write_key}/settings")
     scoped = await client.get(f"/v1/session/run-9/v1/projects/{app.write_key}/settings")
 
@@ -259,15 +260,14 @@ async def test_segment_settings_point_analytics_js_back_at_this_server(
 
 
 async def test_segment_session_scoped_short_path_tags_the_event(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     message = ajs_message("track")
 
     response = await post(
         client,
         "/v1/session/run-9/v1/t",
-        orjson.dumps({**message, "writeKey": app.write_key}),
+        ajs_body(message, app.write_key),
         TEXT,
     )
 
@@ -278,17 +278,11 @@ async def test_segment_session_scoped_short_path_tags_the_event(
 async def test_segment_unknown_write_key_is_401_with_a_top_level_code(client: Client) -> None:
     message = ajs_message("track")
 
-    response = await post(
-        client, "/v1/t", orjson.dumps({**message, "writeKey": "wk_unknown-key"}), TEXT
-    )
+    response = await post(client, "/v1/t", ajs_body(message, "wk_unknown-key"), TEXT)
 
     body = await json_of(response)
     assert response.status_code == 401
-    assert body == {
-        "error": {"code": "invalid_write_key", "message": "no app has that write key"},
-        "code": "invalid_write_key",
-        "message": "no app has that write key",
-    }
+    assert body == UNKNOWN_WRITE_KEY
 
 
 async def test_segment_mobile_batch_unknown_key_is_400_which_the_sdks_take_as_final(
@@ -333,9 +327,8 @@ async def test_segment_rudderstack_source_config_has_no_destinations(
 
 
 async def test_posthog_js_gzip_js_text_plain_is_answered_200_and_queued(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     events = [posthog_js_event(app.write_key), posthog_js_event(app.write_key, event="clicked")]
 
     response = await post(
@@ -361,27 +354,46 @@ async def test_posthog_js_gzip_js_text_plain_is_answered_200_and_queued(
     assert orjson.loads(stored["payload"]) == events[1]
 
 
-async def test_posthog_gzip_without_content_encoding_or_query_is_read(
-    client: Client, make_app: MakeApp, web_settings: Settings
+def posthog_form_data(events: list[dict[str, Any]]) -> bytes:
+    """A batch as posthog-js posts it when it cannot send a body: a base64 `data=` form."""
+    return b"data=" + quote(base64.b64encode(orjson.dumps(events)).decode(), safe="").encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "encode", "headers", "query", "properties"),
+    [
+        pytest.param(
+            "/i/v0/e/",
+            lambda events: gzip.compress(orjson.dumps(events)),
+            TEXT,
+            None,
+            None,
+            id="gzip-without-content-encoding-or-query",
+        ),
+        pytest.param(
+            "/e/",
+            posthog_form_data,
+            FORM,
+            {"compression": "base64"},
+            {"q": "???>>>"},
+            id="form-data",
+        ),
+    ],
+)
+async def test_posthog_body_is_read(
+    client: Client,
+    app: App,
+    web_settings: Settings,
+    path: str,
+    encode: Callable[[list[dict[str, Any]]], bytes],
+    headers: dict[str, str],
+    query: dict[str, str] | None,
+    properties: dict[str, Any] | None,
 ) -> None:
-    app = await make_app()
-    event = posthog_js_event(app.write_key)
+    fields = {} if properties is None else {"properties": {"token": app.write_key, **properties}}
+    event = posthog_js_event(app.write_key, **fields)
 
-    response = await post(client, "/i/v0/e/", gzip.compress(orjson.dumps([event])), TEXT)
-
-    [result] = (await success(response))["results"]
-    assert verdicts([result]) == [(event["uuid"], "$pageview", "valid")]
-    assert orjson.loads((await queued(web_settings, result))["payload"]) == event
-
-
-async def test_posthog_form_data_body_is_read(
-    client: Client, make_app: MakeApp, web_settings: Settings
-) -> None:
-    app = await make_app()
-    event = posthog_js_event(app.write_key, properties={"token": app.write_key, "q": "???>>>"})
-    data = quote(base64.b64encode(orjson.dumps([event])).decode(), safe="")
-
-    response = await post(client, "/e/", f"data={data}".encode(), FORM, {"compression": "base64"})
+    response = await post(client, path, encode([event]), headers, query)
 
     [result] = (await success(response))["results"]
     assert verdicts([result]) == [(event["uuid"], "$pageview", "valid")]
@@ -389,19 +401,9 @@ async def test_posthog_form_data_body_is_read(
 
 
 async def test_posthog_mobile_batch_with_content_encoding_is_judged_by_the_plan(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
-    await put_plan(
-        client,
-        app.id,
-        {
-            "signed_up": {
-                "type": "object",
-                "properties": {"properties": {"type": "object", "required": ["plan"]}},
-            }
-        },
-    )
+    await put_plan(client, app.id, requiring("signed_up", "properties", "plan"))
     good = posthog_js_event("", event="signed_up", properties={"$lib": "posthog-ios", "plan": "p"})
     bad = posthog_js_event("", event="signed_up", properties={"$lib": "posthog-ios"})
     body = {"api_key": app.write_key, "batch": [good, bad], "sent_at": "x"}
@@ -469,31 +471,16 @@ async def test_posthog_unknown_api_key_is_401_with_detail(client: Client) -> Non
 
     body = await json_of(response)
     assert response.status_code == 401
-    assert body == {
-        "error": {"code": "invalid_write_key", "message": "no app has that write key"},
-        "code": "invalid_write_key",
-        "message": "no app has that write key",
-        "detail": "no app has that write key",
-    }
+    assert body == {**UNKNOWN_WRITE_KEY, "detail": "no app has that write key"}
 
 
 # --- Amplitude ----------------------------------------------------------------------------
 
 
 async def test_amplitude_http_api_is_answered_in_amplitudes_shape_and_queued(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
-    await put_plan(
-        client,
-        app.id,
-        {
-            "Song Played": {
-                "type": "object",
-                "properties": {"event_properties": {"type": "object", "required": ["title"]}},
-            }
-        },
-    )
+    await put_plan(client, app.id, requiring("Song Played", "event_properties", "title"))
     good, bad = amplitude_event(event_id=1), amplitude_event(event_id=2, event_properties={})
 
     upload = amplitude_upload(app.write_key, good, bad)
@@ -515,19 +502,13 @@ async def test_amplitude_http_api_is_answered_in_amplitudes_shape_and_queued(
         (bad["insert_id"], "Song Played", "invalid"),
     ]
     stored = await queued(web_settings, body["results"][1])
-    assert (stored["app_id"], stored["event_id"], stored["event_name"], stored["status"]) == (
-        app.id,
-        bad["insert_id"],
-        "Song Played",
-        "invalid",
-    )
+    assert stored_row(stored) == (app.id, bad["insert_id"], "Song Played", "invalid")
     assert orjson.loads(stored["payload"]) == bad  # stored as sent: no name added
 
 
 async def test_amplitude_batch_path_is_answered_by_amplitude(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     event = amplitude_event()
 
     response = await post(client, "/batch", amplitude_upload(app.write_key, event), JSON)
@@ -540,9 +521,8 @@ async def test_amplitude_batch_path_is_answered_by_amplitude(
 
 
 async def test_amplitude_upload_over_the_native_limit_but_under_a_million_bytes_is_accepted(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     events = [amplitude_event(event_properties={"blob": "x" * 20_000}) for _ in range(40)]
     upload = amplitude_upload(app.write_key, *events)
     assert web_settings.limits.max_request_bytes < len(upload) < 1_000_000
@@ -554,9 +534,8 @@ async def test_amplitude_upload_over_the_native_limit_but_under_a_million_bytes_
 
 
 async def test_amplitude_too_many_events_is_413_in_amplitudes_shape(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     events = [{"event_type": "e", "insert_id": f"i-{n}"} for n in range(2001)]
 
     response = await post(client, "/2/httpapi", amplitude_upload(app.write_key, *events), JSON)
@@ -584,9 +563,8 @@ async def test_amplitude_unknown_api_key_is_400_invalid_api_key(client: Client, 
 
 
 async def test_snowplow_browser_tracker_post_is_answered_200_and_queued(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     await put_plan(client, app.id, SNOWPLOW_PLAN)
     good, bad = checkout(app.id, sku="A-1"), checkout(app.id, price=3)
     page = tracker_payload(aid=app.id, e="pv", url="https://shop.example/", page="Home")
@@ -641,9 +619,8 @@ async def test_snowplow_aid_may_be_the_write_key_of_an_app_that_requires_it(
 
 @pytest.mark.parametrize("by", ["id", "write_key"])
 async def test_snowplow_app_in_the_path_selects_the_app(
-    client: Client, make_app: MakeApp, web_settings: Settings, by: str
+    client: Client, app: App, web_settings: Settings, by: str
 ) -> None:
-    app = await make_app()
     alias = app.id if by == "id" else app.write_key
     event = tracker_payload(aid="whatever-the-tracker-says", e="se", se_ca="cart", se_ac="add")
 
@@ -655,9 +632,8 @@ async def test_snowplow_app_in_the_path_selects_the_app(
 
 
 async def test_snowplow_mobile_bare_event_is_accepted(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     event = tracker_payload(aid=app.id, e="pv", p="mob", tv="andr-6.0.0")
 
     response = await post(client, TP2, orjson.dumps(event), SNOWPLOW_JSON)
@@ -667,9 +643,8 @@ async def test_snowplow_mobile_bare_event_is_accepted(
 
 
 async def test_snowplow_pixel_get_is_answered_with_a_gif_and_queued(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     event = checkout(app.id, sku="px-1")
 
     response = await client.get("/i", query_string=event, headers={"Origin": ORIGIN})
@@ -688,9 +663,8 @@ async def test_snowplow_pixel_get_is_answered_with_a_gif_and_queued(
 
 
 async def test_snowplow_session_scoped_pixel_tags_the_event(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     event = tracker_payload(aid=app.id, e="pv")
 
     response = await client.get(f"/v1/session/sp-run/snowplow/{app.id}/i", query_string=event)
@@ -701,10 +675,9 @@ async def test_snowplow_session_scoped_pixel_tags_the_event(
 
 
 async def test_snowplow_pixel_repeated_parameter_is_read_by_its_first_value(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
     # WireRequest.query is "the first value of each parameter".
-    app = await make_app()
     first, second = f"first-{uuid.uuid4().hex}", f"second-{uuid.uuid4().hex}"
     query = f"e=pv&aid={app.id}&tv=js-3&eid={first}&eid={second}"
 
@@ -750,10 +723,7 @@ async def test_snowplow_unknown_app_pixel_is_403_unknown_app(client: Client) -> 
     await assert_error(response, 403, "unknown_app")
 
 
-async def test_snowplow_invalid_ue_px_is_400_invalid_event(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_snowplow_invalid_ue_px_is_400_invalid_event(client: Client, app: App) -> None:
     event = tracker_payload(aid=app.id, ue_px="!!!")
 
     response = await post(client, TP2, envelope(event), SNOWPLOW_JSON)
@@ -865,11 +835,7 @@ async def test_cors_preflight_answers_chromes_private_network_question(client: C
     assert response.headers["Access-Control-Allow-Private-Network"] == "true"
 
 
-async def test_cors_answers_without_origin_allow_any_origin(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_cors_answers_without_origin_allow_any_origin(client: Client, app: App) -> None:
     response = await post(
         client, "/2/httpapi", amplitude_upload(app.write_key, amplitude_event()), JSON
     )
@@ -883,7 +849,7 @@ async def test_cors_refusals_carry_the_cors_headers_too(client: Client) -> None:
     response = await post(
         client,
         "/v1/t",
-        orjson.dumps({**ajs_message("track"), "writeKey": "wk_nope"}),
+        ajs_body(ajs_message("track"), "wk_nope"),
         {**TEXT, "Origin": ORIGIN, "Sec-Fetch-Site": "cross-site"},
     )
 
@@ -926,17 +892,12 @@ def one_event_per_second(services: Services) -> Iterator[None]:
 
 
 async def test_rate_limit_on_a_segment_path_is_429_with_retry_after(
-    client: Client, make_app: MakeApp, one_event_per_second: None
+    client: Client, app: App, one_event_per_second: None
 ) -> None:
-    app = await make_app()
     headers = {**TEXT, "Origin": ORIGIN}
 
-    first = await post(
-        client, "/v1/t", orjson.dumps({**ajs_message("track"), "writeKey": app.write_key}), headers
-    )
-    second = await post(
-        client, "/v1/t", orjson.dumps({**ajs_message("track"), "writeKey": app.write_key}), headers
-    )
+    first = await post(client, "/v1/t", ajs_body(ajs_message("track"), app.write_key), headers)
+    second = await post(client, "/v1/t", ajs_body(ajs_message("track"), app.write_key), headers)
 
     assert first.status_code == 200
     body = await json_of(second)
@@ -950,10 +911,8 @@ async def test_rate_limit_on_a_segment_path_is_429_with_retry_after(
 
 
 async def test_rate_limit_more_events_than_the_burst_waits_60_seconds(
-    client: Client, make_app: MakeApp, one_event_per_second: None
+    client: Client, app: App, one_event_per_second: None
 ) -> None:
-    app = await make_app()
-
     response = await post(
         client,
         "/2/httpapi",
@@ -1269,9 +1228,8 @@ def outage_services(
 
 
 async def test_directory_get_by_key_serves_the_cached_view_in_an_outage(
-    make_app: MakeApp, database: SwitchablePool, directory: AppDirectory
+    app: App, database: SwitchablePool, directory: AppDirectory
 ) -> None:
-    app = await make_app()
     seen = await directory.get_by_key(app.write_key)
 
     database.down = True
@@ -1282,10 +1240,8 @@ async def test_directory_get_by_key_serves_the_cached_view_in_an_outage(
 
 
 async def test_directory_get_by_key_never_seen_in_an_outage_is_503(
-    make_app: MakeApp, database: SwitchablePool, directory: AppDirectory
+    app: App, database: SwitchablePool, directory: AppDirectory
 ) -> None:
-    app = await make_app()
-
     database.down = True
     with pytest.raises(Rejected) as caught:
         await directory.get_by_key(app.write_key)
@@ -1299,12 +1255,11 @@ async def test_directory_get_by_key_never_seen_in_an_outage_is_503(
 
 
 async def test_directory_get_by_key_past_the_stale_limit_is_503(
-    make_app: MakeApp,
+    app: App,
     database: SwitchablePool,
     directory: AppDirectory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    app = await make_app()
     assert await directory.get_by_key(app.write_key) is not None
     monkeypatch.setattr(directory_module, "STALE_LIMIT_SECONDS", 0.0)
 
@@ -1315,23 +1270,18 @@ async def test_directory_get_by_key_past_the_stale_limit_is_503(
     assert (caught.value.status, caught.value.code) == (503, "database_unavailable")
 
 
-async def test_directory_get_by_key_unknown_key_is_none(
-    make_app: MakeApp, directory: AppDirectory
-) -> None:
-    app = await make_app()
-
+async def test_directory_get_by_key_unknown_key_is_none(app: App, directory: AppDirectory) -> None:
     assert await directory.get_by_key(app.write_key + "x") is None
     assert await directory.get_by_key(app.id) is None  # an id is no key
 
 
 async def test_outage_known_write_key_keeps_ingesting_on_every_format(
     client: Client,
-    make_app: MakeApp,
+    app: App,
     database: SwitchablePool,
     outage_services: AppDirectory,
 ) -> None:
-    app = await make_app()
-    segment = orjson.dumps({**ajs_message("track"), "writeKey": app.write_key})
+    segment = ajs_body(ajs_message("track"), app.write_key)
     posthog = orjson.dumps([posthog_js_event(app.write_key)])
     amplitude = amplitude_upload(app.write_key, amplitude_event())
     assert (await post(client, "/v1/t", segment, TEXT)).status_code == 200
@@ -1347,14 +1297,10 @@ async def test_outage_known_write_key_keeps_ingesting_on_every_format(
 
 
 async def test_outage_never_seen_write_key_is_503_database_unavailable(
-    client: Client, make_app: MakeApp, database: SwitchablePool, outage_services: AppDirectory
+    client: Client, app: App, database: SwitchablePool, outage_services: AppDirectory
 ) -> None:
-    app = await make_app()
-
     database.down = True
-    response = await post(
-        client, "/v1/t", orjson.dumps({**ajs_message("track"), "writeKey": app.write_key}), TEXT
-    )
+    response = await post(client, "/v1/t", ajs_body(ajs_message("track"), app.write_key), TEXT)
 
     body = await json_of(response)
     assert (response.status_code, body["code"]) == (503, "database_unavailable")
@@ -1362,9 +1308,8 @@ async def test_outage_never_seen_write_key_is_503_database_unavailable(
 
 
 async def test_outage_snowplow_aid_that_is_a_known_write_key_keeps_ingesting(
-    client: Client, make_app: MakeApp, database: SwitchablePool, outage_services: AppDirectory
+    client: Client, app: App, database: SwitchablePool, outage_services: AppDirectory
 ) -> None:
-    app = await make_app()
     first = tracker_payload(aid=app.write_key, e="pv")
     assert (await post(client, TP2, envelope(first), SNOWPLOW_JSON)).status_code == 200
 
@@ -1419,9 +1364,8 @@ async def test_directory_get_by_id_or_key_unknown_alias_is_none(
 
 
 async def test_outage_snowplow_aid_that_is_a_known_app_id_keeps_ingesting(
-    client: Client, make_app: MakeApp, database: SwitchablePool, outage_services: AppDirectory
+    client: Client, app: App, database: SwitchablePool, outage_services: AppDirectory
 ) -> None:
-    app = await make_app()
     assert (
         await post(client, TP2, envelope(tracker_payload(aid=app.id, e="pv")), SNOWPLOW_JSON)
     ).status_code == 200
