@@ -48,14 +48,7 @@ class Subscription:
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wants(self, entry: LogEntry) -> bool:
-        return entry.app_id == self.app_id and self.filters.matches(
-            status=entry.status,
-            event_name=entry.event_name,
-            payload=entry.payload,
-            errors=entry.errors,
-            session=entry.session,
-            received_at=entry.received_at,
-        )
+        return entry.app_id == self.app_id and self.filters.matches(entry)
 
     def offer(self, entry: LogEntry) -> None:
         try:

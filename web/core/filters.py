@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from web.core.errors import Rejected
+from web.core.queries.base import LogEntry
 
 STATUSES = ("valid", "invalid")
 MAX_NAMES = 50
@@ -72,30 +73,21 @@ class EventFilter:
         }
         return {key: value for key, value in found.items() if value}
 
-    def matches(
-        self,
-        *,
-        status: str,
-        event_name: str | None,
-        payload: Any,
-        errors: Sequence[Mapping[str, Any]],
-        session: str | None,
-        received_at: datetime,
-    ) -> bool:
+    def matches(self, entry: LogEntry) -> bool:
         """The same test as queries.filtering's SQL, for a row the live stream is about to send."""
-        if self.status and status != self.status:
+        if self.status and entry.status != self.status:
             return False
-        if self.event_names and event_name not in self.event_names:
+        if self.event_names and entry.event_name not in self.event_names:
             return False
-        if self.rule and not any(error.get("rule") == self.rule for error in errors):
+        if self.rule and not any(error.get("rule") == self.rule for error in entry.errors):
             return False
-        if self.session and session != self.session:
+        if self.session and entry.session != self.session:
             return False
-        if self.since and received_at < self.since:
+        if self.since and entry.received_at < self.since:
             return False
-        if self.until and received_at >= self.until:
+        if self.until and entry.received_at >= self.until:
             return False
-        return not self.text or self.text.lower() in orjson.dumps(payload).decode().lower()
+        return not self.text or self.text.lower() in orjson.dumps(entry.payload).decode().lower()
 
 
 def _all(args: Mapping[str, Any], key: str) -> list[str]:
