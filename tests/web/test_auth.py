@@ -12,8 +12,8 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from tests.web.conftest import MakeApp
 from web.app import create_app
+from web.core.queries.base import App
 from web.core.settings import Settings
 from web.core.users import create_user
 
@@ -127,9 +127,8 @@ async def test_auth_sign_in_never_redirects_off_site(
 
 
 async def test_auth_ingest_stays_open_but_requires_the_write_key(
-    locked_app: Quart, make_app: MakeApp
+    locked_app: Quart, app: App
 ) -> None:
-    app = await make_app()
     client = locked_app.test_client()
     event = {"eventName": "user_login"}
     missing = await client.post(f"/api/logs/{app.id}", json=event)
@@ -141,10 +140,7 @@ async def test_auth_ingest_stays_open_but_requires_the_write_key(
     assert keyed.status_code == 202
 
 
-async def test_auth_rate_limit_answers_429_with_retry_after(
-    locked_app: Quart, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_auth_rate_limit_answers_429_with_retry_after(locked_app: Quart, app: App) -> None:
     client = locked_app.test_client()
     headers = {"X-Write-Key": app.write_key}
     batch = [{"eventName": "e", "event_id": f"r{i}"} for i in range(5)]

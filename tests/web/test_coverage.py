@@ -121,9 +121,8 @@ async def test_coverage_time_range_and_default_last_day(
 
 
 async def test_coverage_without_plan_says_it_cannot_judge(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(pool, [stored(app.id, name="anything")])
 
     _, page, _ = await fetch(client, f"/apps/{app.id}/coverage")
@@ -193,11 +192,7 @@ async def test_coverage_csv_download_neutralises_formulas(
     "query",
     [{"since": "yesterday"}, {"since": "2025-12-11T00:00:00Z", "until": "2025-12-10T00:00:00Z"}],
 )
-async def test_coverage_bad_scope_is_400(
-    client: Client, make_app: MakeApp, query: dict[str, str]
-) -> None:
-    app = await make_app()
-
+async def test_coverage_bad_scope_is_400(client: Client, app: App, query: dict[str, str]) -> None:
     status, page, _ = await fetch(client, f"/apps/{app.id}/coverage", **query)
 
     assert status == 400

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from tests.web.conftest import MakeApp
 from tests.web.support import error, event_rows, insert_entries, new_entry, table_rows
 from web.core.apps import add_app
+from web.core.queries.base import App
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 HOSTILE = [
@@ -84,9 +85,8 @@ async def test_dashboard_index_without_apps_shows_create_form(
 
 
 async def test_dashboard_app_page_shows_rows_newest_first(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     at = datetime(2025, 12, 10, 15, 45, 0, tzinfo=UTC)
     ids = await insert_entries(
         pool,
@@ -130,9 +130,7 @@ async def test_dashboard_app_page_shows_rows_newest_first(
     assert 'datetime="2025-12-10T15:45:01+00:00"' in text
 
 
-async def test_dashboard_app_page_without_rows_says_so(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_dashboard_app_page_without_rows_says_so(client: Client, app: App) -> None:
     response, text = await page(client, f"/apps/{app.id}")
 
     assert response.status_code == 200
@@ -143,9 +141,8 @@ async def test_dashboard_app_page_without_rows_says_so(client: Client, make_app:
 
 @pytest.mark.parametrize("status", ["valid", "invalid"])
 async def test_dashboard_status_filter_shows_only_that_status(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp, status: str
+    client: Client, pool: asyncpg.Pool, app: App, status: str
 ) -> None:
-    app = await make_app()
     ids = await insert_entries(
         pool,
         [
@@ -172,9 +169,8 @@ async def test_dashboard_status_filter_shows_only_that_status(
 
 
 async def test_dashboard_all_filter_streams_without_status(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await insert_entries(pool, [new_entry(app.id), new_entry(app.id, status="invalid")])
 
     response, text = await page(client, f"/apps/{app.id}?status=all")
@@ -185,9 +181,8 @@ async def test_dashboard_all_filter_streams_without_status(
 
 
 async def test_dashboard_page_is_capped_at_page_size(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await insert_entries(pool, [new_entry(app.id, name=f"e{i}") for i in range(105)])
 
     _, text = await page(client, f"/apps/{app.id}")
@@ -201,10 +196,8 @@ async def test_dashboard_page_is_capped_at_page_size(
 
 @pytest.mark.parametrize("status", ["bogus", "VALID", "valid' OR 1=1 --", "<script>x</script>"])
 async def test_dashboard_unknown_status_filter_answers_400_page(
-    client: Client, make_app: MakeApp, status: str
+    client: Client, app: App, status: str
 ) -> None:
-    app = await make_app()
-
     response = await client.get(f"/apps/{app.id}", query_string={"status": status})
     text = await response.get_data(as_text=True)
 
@@ -243,9 +236,8 @@ async def test_dashboard_unknown_page_answers_404_page(client: Client) -> None:
 
 
 async def test_dashboard_hostile_event_data_renders_escaped(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await insert_entries(
         pool,
         [
@@ -290,9 +282,8 @@ async def test_dashboard_hostile_app_name_renders_escaped(
 
 
 async def test_dashboard_template_expression_in_data_is_not_evaluated(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await insert_entries(pool, [new_entry(app.id, name="{{7*7}}{% raw %}")])
 
     _, text = await page(client, f"/apps/{app.id}")
@@ -304,11 +295,7 @@ async def test_dashboard_template_expression_in_data_is_not_evaluated(
 
 
 @pytest.mark.parametrize("path", ["/", "/apps/{app}", "/apps/{app}?status=bogus", "/apps/none"])
-async def test_dashboard_pages_carry_security_headers(
-    client: Client, make_app: MakeApp, path: str
-) -> None:
-    app = await make_app()
-
+async def test_dashboard_pages_carry_security_headers(client: Client, app: App, path: str) -> None:
     response = await client.get(path.format(app=app.id))
 
     csp = response.headers["Content-Security-Policy"]
@@ -325,9 +312,8 @@ async def test_dashboard_pages_carry_security_headers(
 
 
 async def test_dashboard_pages_have_no_inline_scripts(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await insert_entries(pool, [new_entry(app.id)])
 
     for path in ("/", f"/apps/{app.id}"):
@@ -351,10 +337,8 @@ def test_dashboard_templates_never_mark_data_safe() -> None:
 
 
 async def test_dashboard_app_page_shows_each_sdk_pointed_here_with_the_key(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
-
     response, text = await page(client, f"/apps/{app.id}")
 
     assert response.status_code == 200

@@ -7,9 +7,9 @@ from dataclasses import replace
 import asyncpg
 from quart.typing import TestClientProtocol as Client
 
-from tests.web.conftest import MakeApp
 from tests.web.support import message_event, queued_copies
 from web.app import create_app
+from web.core.queries.base import App
 from web.core.queries.dead_letters import count_dead_letters, select_dead_letters
 from web.core.settings import Settings
 from workers.store import park_message, store_events
@@ -51,9 +51,8 @@ async def test_dead_letters_api_lists_pending(client: Client, pool: asyncpg.Pool
 
 
 async def test_dead_letters_retry_enqueues_the_event_and_marks_it(
-    client: Client, pool: asyncpg.Pool, web_settings: Settings, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, web_settings: Settings, app: App
 ) -> None:
-    app = await make_app()
     event = await park_orphan(pool)
     async with pool.acquire() as conn:
         # The cause is fixed: the event now names an app that exists.

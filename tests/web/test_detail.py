@@ -27,6 +27,7 @@ from web.core.payloads import (
     replay_body,
     schema_findings,
 )
+from web.core.queries.base import App
 from web.core.validation.plan import compile_plan
 
 PLAN: dict[str, Any] = {
@@ -92,9 +93,8 @@ def marked(page: str, section: str = "Payload") -> dict[str, str]:
 
 
 async def test_detail_fragment_for_htmx_and_page_otherwise(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     [row_id] = await store(pool, [stored(app.id, name="user_login")])
 
     fragment = await detail(client, app.id, row_id)
@@ -109,9 +109,8 @@ async def test_detail_fragment_for_htmx_and_page_otherwise(
 
 
 async def test_detail_marks_failing_paths_and_missing_values(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     async with pool.acquire() as conn:
         await plans.save_plan(conn, app.id, PLAN)
     payload = {
@@ -138,9 +137,8 @@ async def test_detail_marks_failing_paths_and_missing_values(
 
 
 async def test_detail_lists_errors_and_warnings_apart(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     [row_id] = await store(
         pool,
         [
@@ -168,9 +166,8 @@ async def test_detail_lists_errors_and_warnings_apart(
 
 
 async def test_detail_schema_comes_from_the_version_the_event_was_judged_against(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     async with pool.acquire() as conn:
         await plans.save_plan(conn, app.id, PLAN)
         newer = orjson.loads(orjson.dumps(PLAN))
@@ -191,9 +188,8 @@ async def test_detail_schema_comes_from_the_version_the_event_was_judged_against
 
 
 async def test_detail_without_plan_or_unplanned_says_so(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     async with pool.acquire() as conn:
         await plans.save_plan(conn, app.id, PLAN)
     no_plan, unplanned = await store(
@@ -209,9 +205,8 @@ async def test_detail_without_plan_or_unplanned_says_so(
 
 
 async def test_detail_shows_received_and_stored_times(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     [row_id] = await store(pool, [stored(app.id, session="qa-7")])
 
     page = await detail(client, app.id, row_id)
@@ -236,9 +231,8 @@ async def test_detail_unknown_or_other_apps_event_is_404(
 
 
 async def test_detail_hostile_event_renders_inert(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     payload = {"eventName": HOSTILE, HOSTILE: HOSTILE, "nested": {"k": [HOSTILE]}}
     [row_id] = await store(
         pool,

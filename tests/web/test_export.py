@@ -12,9 +12,9 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 from werkzeug.datastructures import Headers
 
-from tests.web.conftest import MakeApp
 from tests.web.dashboard_support import issue, store, stored
 from web.core.exports import EVENT_COLUMNS, csv_cell
+from web.core.queries.base import App
 from web.export import CHUNK_ROWS
 
 FORMULAS = ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("http://x","y")']
@@ -30,9 +30,8 @@ def parsed_csv(text: str) -> list[dict[str, str]]:
 
 
 async def test_export_csv_has_every_column_newest_first(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     at = datetime(2025, 12, 10, 15, 45, tzinfo=UTC)
     ids = await store(
         pool,
@@ -71,9 +70,8 @@ async def test_export_csv_has_every_column_newest_first(
 
 
 async def test_export_csv_neutralises_formula_cells(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(
         pool,
         [stored(app.id, name=formula, session=formula, event_id=formula) for formula in FORMULAS],
@@ -90,9 +88,8 @@ async def test_export_csv_neutralises_formula_cells(
 
 
 async def test_export_ndjson_one_json_object_per_line(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await store(
         pool,
         [stored(app.id, name="a"), stored(app.id, name="b", errors=[issue("/a", "type")])],
@@ -122,9 +119,8 @@ async def test_export_ndjson_one_json_object_per_line(
 
 
 async def test_export_applies_the_live_view_filters(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(
         pool,
         [
@@ -150,9 +146,8 @@ async def test_export_applies_the_live_view_filters(
 
 
 async def test_export_streams_across_pages_without_gaps_or_repeats_and_obeys_limit(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     count = CHUNK_ROWS * 2 + 37
     ids = await store(pool, [stored(app.id, name=f"e{i}") for i in range(count)])
 
@@ -166,18 +161,14 @@ async def test_export_streams_across_pages_without_gaps_or_repeats_and_obeys_lim
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "abc", "50001", "1e3"])
-async def test_export_bad_limit_is_400(client: Client, make_app: MakeApp, limit: str) -> None:
-    app = await make_app()
-
+async def test_export_bad_limit_is_400(client: Client, app: App, limit: str) -> None:
     status, text, _ = await download(client, f"/apps/{app.id}/events.csv", limit=limit)
 
     assert status == 400
     assert "invalid_limit" in text
 
 
-async def test_export_unknown_app_and_bad_filter(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_export_unknown_app_and_bad_filter(client: Client, app: App) -> None:
     assert (await download(client, "/apps/nope/events.csv"))[0] == 404
     assert (await download(client, f"/apps/{app.id}/events.ndjson", status="bogus"))[0] == 400
 

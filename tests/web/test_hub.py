@@ -14,7 +14,7 @@ import web.hub
 from tests.web.conftest import MakeApp
 from tests.web.support import eventually, message_event, new_entry
 from web.core.filters import EventFilter
-from web.core.queries.base import LogEntry
+from web.core.queries.base import App, LogEntry
 from web.core.queries.events import insert_log_entries, notify, select_log_entries_after
 from web.core.queue.contract import EVENTS_CHANNEL
 from web.core.settings import Settings
@@ -172,10 +172,8 @@ async def test_hub_slow_subscriber_overflows_at_its_queue_size(
 
 
 async def test_hub_delivers_rows_committed_out_of_id_order(
-    hub: Hub, pool: asyncpg.Pool, make_app: MakeApp
+    hub: Hub, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
-
     async with hub.subscribe(app.id, EventFilter()) as subscription:
         async with pool.acquire() as slow, pool.acquire() as fast:
             slow_tx = slow.transaction()
@@ -191,11 +189,9 @@ async def test_hub_delivers_rows_committed_out_of_id_order(
 
 
 async def test_hub_reads_the_ids_in_a_strangers_notification_and_skips_the_rest(
-    hub: Hub, pool: asyncpg.Pool, make_app: MakeApp
+    hub: Hub, pool: asyncpg.Pool, app: App
 ) -> None:
     # Anyone may NOTIFY the channel: what is not an id is skipped, and the feed goes on.
-    app = await make_app()
-
     async with hub.subscribe(app.id, EventFilter()) as subscription:
         async with pool.acquire() as conn:
             first, second, third = await insert_log_entries(

@@ -26,6 +26,7 @@ from tests.web.support import (
     queued_message,
 )
 from web.app import create_app
+from web.core.queries.base import App
 from web.core.settings import Limits, Settings
 
 LIMITS = Limits()
@@ -45,11 +46,7 @@ async def post_raw(
 # --- the happy path ---------------------------------------------------------------------
 
 
-async def test_ingest_quick_start_event_answers_202_with_verdict(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_ingest_quick_start_event_answers_202_with_verdict(client: Client, app: App) -> None:
     response = await client.post(f"/api/logs/{app.id}", json=QUICK_START)
 
     assert response.status_code == 202
@@ -63,9 +60,7 @@ async def test_ingest_quick_start_event_answers_202_with_verdict(
     assert body["task_id"]
 
 
-async def test_ingest_event_without_id_gets_server_uuid(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_ingest_event_without_id_gets_server_uuid(client: Client, app: App) -> None:
     first = await json_of(await client.post(f"/api/logs/{app.id}", json=QUICK_START))
     second = await json_of(await client.post(f"/api/logs/{app.id}", json=QUICK_START))
 
@@ -75,10 +70,7 @@ async def test_ingest_event_without_id_gets_server_uuid(client: Client, make_app
 
 
 @pytest.mark.parametrize("key", ["event_id", "messageId", "uuid"])
-async def test_ingest_client_event_id_is_echoed(
-    client: Client, make_app: MakeApp, key: str
-) -> None:
-    app = await make_app()
+async def test_ingest_client_event_id_is_echoed(client: Client, app: App, key: str) -> None:
     client_id = f"client-{key}-{uuid.uuid4().hex}"
 
     response = await client.post(f"/api/logs/{app.id}", json={**QUICK_START, key: client_id})
@@ -87,22 +79,14 @@ async def test_ingest_client_event_id_is_echoed(
     assert (await json_of(response))["event_id"] == client_id
 
 
-async def test_ingest_integer_client_id_is_echoed_as_text(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_ingest_integer_client_id_is_echoed_as_text(client: Client, app: App) -> None:
     response = await client.post(f"/api/logs/{app.id}", json={**QUICK_START, "event_id": 4217})
 
     assert response.status_code == 202
     assert (await json_of(response))["event_id"] == "4217"
 
 
-async def test_ingest_invalid_event_is_accepted_with_errors(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_ingest_invalid_event_is_accepted_with_errors(client: Client, app: App) -> None:
     response = await client.post(
         f"/api/logs/{app.id}", json={"userId": 1, "timestamp": "yesterday afternoon"}
     )
@@ -139,10 +123,8 @@ async def test_ingest_invalid_event_is_accepted_with_errors(
     ],
 )
 async def test_ingest_timestamp_not_a_date_is_invalid_not_refused(
-    client: Client, make_app: MakeApp, timestamp: Any
+    client: Client, app: App, timestamp: Any
 ) -> None:
-    app = await make_app()
-
     response = await client.post(
         f"/api/logs/{app.id}", json={"eventName": "page_view", "timestamp": timestamp}
     )
@@ -154,9 +136,8 @@ async def test_ingest_timestamp_not_a_date_is_invalid_not_refused(
 
 
 async def test_ingest_batch_answers_one_result_per_event_with_one_task(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     batch = [
         {"eventName": "a", "event_id": "batch-1"},
         {"event": "b", "timestamp": "not a date", "messageId": "batch-2"},
@@ -181,9 +162,8 @@ async def test_ingest_batch_answers_one_result_per_event_with_one_task(
 
 
 async def test_ingest_queues_the_event_in_redis(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     event = {**QUICK_START, "event_id": f"queued-{uuid.uuid4().hex}", "properties": {"x": [1]}}
 
     body = await json_of(await client.post(f"/api/logs/{app.id}", json=event))
@@ -199,10 +179,8 @@ async def test_ingest_queues_the_event_in_redis(
 
 
 async def test_ingest_queues_invalid_event_with_its_errors(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
-
     body = await json_of(await client.post(f"/api/logs/{app.id}", json={"timestamp": 5}))
 
     queued = await queued_event(web_settings.redis_url, body["task_id"], body["event_id"])
@@ -212,9 +190,8 @@ async def test_ingest_queues_invalid_event_with_its_errors(
 
 
 async def test_ingest_batch_is_one_message_holding_every_event(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     batch = [{"eventName": f"e{i}", "event_id": f"{app.id}-{i}"} for i in range(5)]
 
     body = await json_of(await client.post(f"/api/logs/{app.id}", json=batch))
@@ -231,9 +208,7 @@ async def test_ingest_unknown_app_answers_404(client: Client, clean_db: None) ->
     await assert_error(response, 404, "unknown_app")
 
 
-async def test_ingest_put_is_not_allowed(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_ingest_put_is_not_allowed(client: Client, app: App) -> None:
     # GET is the query API (issue 7); PUT means nothing here.
     response = await client.put(f"/api/logs/{app.id}", json={"eventName": "x"})
 
@@ -294,20 +269,17 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
 )
 async def test_ingest_bad_body_is_refused_with_json_error(
     client: Client,
-    make_app: MakeApp,
+    app: App,
     body: bytes,
     status: int,
     code: str,
 ) -> None:
-    app = await make_app()
-
     response = await post_raw(client, app.id, body)
 
     await assert_error(response, status, code)
 
 
-async def test_ingest_event_id_of_100_chars_is_accepted(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_event_id_of_100_chars_is_accepted(client: Client, app: App) -> None:
     event_id = "x" * LIMITS.max_event_id_length
 
     response = await client.post(f"/api/logs/{app.id}", json={"eventName": "a", "uuid": event_id})
@@ -331,9 +303,8 @@ async def test_ingest_event_id_of_100_chars_is_accepted(client: Client, make_app
     ],
 )
 async def test_ingest_content_type_is_checked(
-    client: Client, make_app: MakeApp, content_type: str | None, status: int
+    client: Client, app: App, content_type: str | None, status: int
 ) -> None:
-    app = await make_app()
     headers = {} if content_type is None else {"Content-Type": content_type}
 
     response = await post_raw(client, app.id, orjson.dumps(QUICK_START), headers)
@@ -345,10 +316,7 @@ async def test_ingest_content_type_is_checked(
         assert (await json_of(response))["status"] == "valid"
 
 
-async def test_ingest_oversized_event_in_batch_answers_413(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_ingest_oversized_event_in_batch_answers_413(client: Client, app: App) -> None:
     big = {"eventName": "big", "blob": "x" * (LIMITS.max_event_bytes + 1)}
 
     response = await client.post(f"/api/logs/{app.id}", json=[{"eventName": "small"}, big])
@@ -357,8 +325,7 @@ async def test_ingest_oversized_event_in_batch_answers_413(
     assert "event 1" in error["message"]
 
 
-async def test_ingest_event_just_under_limit_is_accepted(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_event_just_under_limit_is_accepted(client: Client, app: App) -> None:
     overhead = len(orjson.dumps({"eventName": "big", "blob": ""}))
     event = {"eventName": "big", "blob": "x" * (LIMITS.max_event_bytes - overhead)}
     assert len(orjson.dumps(event)) == LIMITS.max_event_bytes
@@ -368,8 +335,7 @@ async def test_ingest_event_just_under_limit_is_accepted(client: Client, make_ap
     assert response.status_code == 202
 
 
-async def test_ingest_too_many_events_answers_413(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_too_many_events_answers_413(client: Client, app: App) -> None:
     batch = [{"eventName": "e"}] * (LIMITS.max_events_per_request + 1)
 
     response = await client.post(f"/api/logs/{app.id}", json=batch)
@@ -377,8 +343,7 @@ async def test_ingest_too_many_events_answers_413(client: Client, make_app: Make
     await assert_error(response, 413, "too_many_events")
 
 
-async def test_ingest_max_events_per_request_is_accepted(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_max_events_per_request_is_accepted(client: Client, app: App) -> None:
     batch = [{"eventName": "e"}] * LIMITS.max_events_per_request
 
     response = await client.post(f"/api/logs/{app.id}", json=batch)
@@ -396,19 +361,16 @@ def _oversized_body() -> bytes:
 
 
 async def test_ingest_body_over_limit_with_content_length_answers_413(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
-
     response = await post_raw(client, app.id, _oversized_body())
 
     await assert_error(response, 413, "request_too_large")
 
 
 async def test_ingest_streamed_body_over_limit_without_content_length_answers_413(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     body = _oversized_body()
     headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
 
@@ -422,10 +384,7 @@ async def test_ingest_streamed_body_over_limit_without_content_length_answers_41
     await assert_error(response, 413, "request_too_large")
 
 
-async def test_ingest_streamed_body_under_limit_is_accepted(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_ingest_streamed_body_under_limit_is_accepted(client: Client, app: App) -> None:
     body = orjson.dumps([{"eventName": "chunked", "i": i} for i in range(50)])
 
     async with client.request(f"/api/logs/{app.id}", method="POST", headers=JSON) as conn:
@@ -438,8 +397,7 @@ async def test_ingest_streamed_body_under_limit_is_accepted(
     assert len((await json_of(response))["results"]) == 50
 
 
-async def test_ingest_gzip_body_is_accepted(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_gzip_body_is_accepted(client: Client, app: App) -> None:
     headers = {**JSON, "Content-Encoding": "gzip"}
 
     response = await post_raw(
@@ -451,8 +409,7 @@ async def test_ingest_gzip_body_is_accepted(client: Client, make_app: MakeApp) -
     assert [r["event_name"] for r in results] == ["user_login", "user_login"]
 
 
-async def test_ingest_gzip_bomb_answers_413(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_gzip_bomb_answers_413(client: Client, app: App) -> None:
     # 50 MB of JSON whitespace that compresses to ~50 KB: well under the wire limit.
     bomb = gzip.compress(b'{"eventName": "a", "p": "' + b" " * 50_000_000 + b'"}')
     assert len(bomb) < LIMITS.max_request_bytes
@@ -462,9 +419,7 @@ async def test_ingest_gzip_bomb_answers_413(client: Client, make_app: MakeApp) -
     await assert_error(response, 413, "request_too_large")
 
 
-async def test_ingest_corrupt_gzip_answers_400(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_ingest_corrupt_gzip_answers_400(client: Client, app: App) -> None:
     response = await post_raw(
         client, app.id, b"not gzip at all", {**JSON, "Content-Encoding": "gzip"}
     )
@@ -472,11 +427,7 @@ async def test_ingest_corrupt_gzip_answers_400(client: Client, make_app: MakeApp
     await assert_error(response, 400, "invalid_encoding")
 
 
-async def test_ingest_unknown_content_encoding_answers_415(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_ingest_unknown_content_encoding_answers_415(client: Client, app: App) -> None:
     response = await post_raw(
         client, app.id, orjson.dumps(QUICK_START), {**JSON, "Content-Encoding": "br"}
     )
@@ -485,9 +436,8 @@ async def test_ingest_unknown_content_encoding_answers_415(
 
 
 async def test_ingest_replayed_request_answers_the_same_event_id(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     event_id = f"replay-{uuid.uuid4().hex}"
     body = orjson.dumps({**QUICK_START, "messageId": event_id})
 
@@ -628,10 +578,8 @@ async def test_ingest_refused_key_queues_nothing(
 
 
 async def test_ingest_session_header_tags_queued_event(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
-
     response = await post_raw(
         client, app.id, orjson.dumps(QUICK_START), {**JSON, "X-LVD-Session": "qa-run-7"}
     )
@@ -642,10 +590,8 @@ async def test_ingest_session_header_tags_queued_event(
 
 
 async def test_ingest_session_query_parameter_tags_queued_event(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
-
     response = await client.post(f"/api/logs/{app.id}?session=from-query", json=QUICK_START)
 
     body = await json_of(response)
@@ -653,8 +599,7 @@ async def test_ingest_session_query_parameter_tags_queued_event(
     assert queued["session"] == "from-query"
 
 
-async def test_ingest_overlong_session_answers_400(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_overlong_session_answers_400(client: Client, app: App) -> None:
     ok = await post_raw(
         client, app.id, orjson.dumps(QUICK_START), {**JSON, "X-LVD-Session": "s" * 100}
     )
@@ -667,9 +612,7 @@ async def test_ingest_overlong_session_answers_400(client: Client, make_app: Mak
     await assert_error(response, 400, "invalid_session")
 
 
-async def test_ingest_answers_cors_preflight(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_ingest_answers_cors_preflight(client: Client, app: App) -> None:
     response = await client.options(
         f"/api/logs/{app.id}",
         headers={
@@ -689,8 +632,7 @@ async def test_ingest_answers_cors_preflight(client: Client, make_app: MakeApp) 
     assert {"content-type", "x-write-key", "authorization", "x-lvd-session"} <= allowed
 
 
-async def test_ingest_responses_allow_any_origin(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_ingest_responses_allow_any_origin(client: Client, app: App) -> None:
     origin = {**JSON, "Origin": "https://shop.example", "Sec-Fetch-Site": "cross-site"}
 
     accepted = await post_raw(client, app.id, orjson.dumps(QUICK_START), origin)
@@ -729,9 +671,8 @@ async def test_ingest_redis_down_answers_503_quickly_and_healthz_stays_up(
 
 
 async def test_the_web_log_shows_the_quick_starts_two_lines(
-    client: Client, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+    client: Client, app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = await make_app()
     caplog.set_level("INFO", logger="lvd.ingest")
     event = {"eventName": "user_login", "userId": 123, "timestamp": "2025-12-10T15:45:00Z"}
     assert (await client.post(f"/api/logs/{app.id}", json=event)).status_code == 202

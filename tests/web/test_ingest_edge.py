@@ -12,8 +12,8 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from tests.web.conftest import MakeApp
 from web.context import Services
+from web.core.queries.base import App
 from web.core.settings import Limits
 from web.ingest import IngestEdge
 
@@ -90,9 +90,8 @@ async def small_limits(services: Services) -> AsyncIterator[None]:
 
 
 async def test_ingest_posts_are_answered_without_quart(
-    client: Client, make_app: MakeApp, quart_never_answers: None
+    client: Client, app: App, quart_never_answers: None
 ) -> None:
-    app = await make_app()
     response = await client.post(f"/api/logs/{app.id}", json=EVENT)
     assert response.status_code == 202
     body = await response.get_json()
@@ -103,26 +102,21 @@ async def test_ingest_posts_are_answered_without_quart(
 
 
 async def test_preflights_are_answered_without_quart(
-    client: Client, make_app: MakeApp, quart_never_answers: None
+    client: Client, app: App, quart_never_answers: None
 ) -> None:
-    app = await make_app()
     preflight = await client.options(f"/api/logs/{app.id}")
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
 
 
-async def test_other_methods_and_paths_still_reach_quart(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_other_methods_and_paths_still_reach_quart(client: Client, app: App) -> None:
     # A trailing slash is no ingest route: Quart's 404.
     assert (await client.post(f"/api/logs/{app.id}/", json=EVENT)).status_code == 404
     # The query API shares the path.
     assert (await client.get(f"/api/logs/{app.id}")).status_code == 200
 
 
-async def test_under_a_root_path_the_edge_answers_the_same(
-    fast_path: IngestEdge, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_under_a_root_path_the_edge_answers_the_same(fast_path: IngestEdge, app: App) -> None:
     body = orjson.dumps({**EVENT, "event_id": "root-path-1"})
     headers = {"content-type": "application/json", "host": "localhost"}
     exchange = Exchange([body])
@@ -134,9 +128,8 @@ async def test_under_a_root_path_the_edge_answers_the_same(
 
 
 async def test_a_refusal_keeps_its_code_and_headers(
-    client: Client, services: Services, make_app: MakeApp
+    client: Client, services: Services, app: App
 ) -> None:
-    app = await make_app()
     original = services.limiter
     services.limiter = type(original)(rate=1, burst=1)
     try:
@@ -150,9 +143,8 @@ async def test_a_refusal_keeps_its_code_and_headers(
 
 
 async def test_a_declared_oversized_body_is_refused_before_reading(
-    fast_path: IngestEdge, small_limits: None, make_app: MakeApp
+    fast_path: IngestEdge, small_limits: None, app: App
 ) -> None:
-    app = await make_app()
     exchange = Exchange([], hang_after=True)  # nothing arrives: it must not wait for it
     headers = {"content-type": "application/json", "content-length": "65"}
     await asyncio.wait_for(
@@ -163,9 +155,8 @@ async def test_a_declared_oversized_body_is_refused_before_reading(
 
 
 async def test_a_streamed_body_over_the_limit_is_refused(
-    fast_path: IngestEdge, small_limits: None, make_app: MakeApp
+    fast_path: IngestEdge, small_limits: None, app: App
 ) -> None:
-    app = await make_app()
     exchange = Exchange([b"[" + b" " * 40, b" " * 40 + b"]"])  # no Content-Length
     headers = {"content-type": "application/json"}
     await fast_path(scope_for(f"/api/logs/{app.id}", headers), exchange.receive, exchange.send)
@@ -173,9 +164,8 @@ async def test_a_streamed_body_over_the_limit_is_refused(
 
 
 async def test_a_body_that_stops_arriving_gets_408(
-    fast_path: IngestEdge, small_limits: None, make_app: MakeApp
+    fast_path: IngestEdge, small_limits: None, app: App
 ) -> None:
-    app = await make_app()
     exchange = Exchange([b'{"eventName": '], hang_after=True)
     headers = {"content-type": "application/json"}
     await asyncio.wait_for(
@@ -185,10 +175,7 @@ async def test_a_body_that_stops_arriving_gets_408(
     assert exchange.json["error"]["code"] == "request_timeout"
 
 
-async def test_a_client_that_disconnects_gets_no_answer(
-    fast_path: IngestEdge, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_a_client_that_disconnects_gets_no_answer(fast_path: IngestEdge, app: App) -> None:
     exchange = Exchange([b'{"eventName": '], hang_after=True)
     exchange.incoming.put_nowait({"type": "http.disconnect"})
     headers = {"content-type": "application/json"}
@@ -197,9 +184,8 @@ async def test_a_client_that_disconnects_gets_no_answer(
 
 
 async def test_session_comes_from_the_header_before_the_query(
-    fast_path: IngestEdge, make_app: MakeApp
+    fast_path: IngestEdge, app: App
 ) -> None:
-    app = await make_app()
     too_long = "x" * 101
     for headers, query in (
         ({"x-lvd-session": too_long}, b"session=ok"),
@@ -218,12 +204,10 @@ async def test_session_comes_from_the_header_before_the_query(
 
 async def test_an_unexpected_error_is_a_json_500_and_logged(
     client: Client,
-    make_app: MakeApp,
+    app: App,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = await make_app()
-
     async def broken(*_: Any) -> bytes:
         raise RuntimeError("boom")
 

@@ -53,10 +53,7 @@ def pager(page: str) -> tuple[bool, bool, str]:
 # --- the filter form --------------------------------------------------------------------
 
 
-async def test_live_view_filter_form_round_trips_every_filter(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_live_view_filter_form_round_trips_every_filter(client: Client, app: App) -> None:
     args = {
         "status": "invalid",
         "event_name": "user_login,Order Completed",
@@ -80,10 +77,8 @@ async def test_live_view_filter_form_round_trips_every_filter(
 
 
 async def test_live_view_empty_filter_form_has_no_values_and_no_clear_link(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
-
     _, page = await get_text(client, f"/apps/{app.id}")
 
     fields = form_fields(page)
@@ -93,9 +88,8 @@ async def test_live_view_empty_filter_form_has_no_values_and_no_clear_link(
 
 
 async def test_live_view_quick_ranges_keep_other_filters_with_absolute_times(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     before = datetime.now(UTC)
 
     _, page = await get_text(
@@ -112,9 +106,8 @@ async def test_live_view_quick_ranges_keep_other_filters_with_absolute_times(
 
 
 async def test_live_view_filters_apply_to_rows_and_stream_url(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(
         pool,
         [
@@ -138,9 +131,8 @@ async def test_live_view_filters_apply_to_rows_and_stream_url(
 
 
 async def test_live_view_older_rows_page_back_by_id_cursor_to_the_start(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await store(pool, [stored(app.id, name=f"e{i}") for i in range(250)])
     newest_first = sorted(ids, reverse=True)
 
@@ -164,9 +156,8 @@ async def test_live_view_older_rows_page_back_by_id_cursor_to_the_start(
 
 
 async def test_live_view_older_rows_keep_the_filters(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await store(
         pool,
         [
@@ -189,10 +180,8 @@ async def test_live_view_older_rows_keep_the_filters(
 
 @pytest.mark.parametrize("before", ["", "abc", "-1", "1.5", "1 OR 1=1"])
 async def test_live_view_older_rows_bad_cursor_is_400(
-    client: Client, make_app: MakeApp, before: str
+    client: Client, app: App, before: str
 ) -> None:
-    app = await make_app()
-
     status, page = await get_text(client, f"/apps/{app.id}/rows", query_string={"before": before})
 
     assert status == 400
@@ -206,9 +195,8 @@ async def test_live_view_older_rows_unknown_app_is_404(client: Client) -> None:
 
 
 async def test_live_view_few_rows_start_with_history_ended(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(pool, [stored(app.id) for _ in range(3)])
 
     _, page = await get_text(client, f"/apps/{app.id}")
@@ -220,9 +208,8 @@ async def test_live_view_few_rows_start_with_history_ended(
 
 
 async def test_live_view_rows_carry_times_detail_link_and_hx_disable(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     at = datetime(2025, 12, 10, 15, 45, 0, 250_000, tzinfo=UTC)
     [row_id] = await store(pool, [stored(app.id, received_at=at)])
     async with pool.acquire() as conn:
@@ -240,9 +227,8 @@ async def test_live_view_rows_carry_times_detail_link_and_hx_disable(
 
 
 async def test_live_view_stream_rows_are_the_same_inert_partial(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     [row_id] = await store(
         pool, [stored(app.id, name=HOSTILE, errors=[issue(f"/{HOSTILE}", "type", HOSTILE)])]
     )
@@ -265,9 +251,8 @@ async def test_live_view_stream_rows_are_the_same_inert_partial(
 
 
 async def test_live_view_tiles_count_the_last_hour_only(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     now = datetime.now(UTC)
     bad = [issue("/x", "type")]
     await store(
@@ -295,9 +280,8 @@ async def test_live_view_tiles_count_the_last_hour_only(
 
 
 async def test_live_view_tiles_render_hostile_names_inert(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(pool, [stored(app.id, name=HOSTILE, errors=[issue("/x", "type", HOSTILE)])])
 
     _, page = await get_text(client, f"/apps/{app.id}")

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from tests.web.conftest import MakeApp
 from web.app import create_app
+from web.core.queries.base import App
 from web.core.queries.dead_letters import (
     count_dead_letters,
     insert_dead_letters,
@@ -76,10 +76,7 @@ async def test_metrics_expose_the_pipeline_gauges(client: Client) -> None:
     assert value(samples, "lvd_database_size_bytes") > 0
 
 
-async def test_metrics_ingest_requests_are_timed_and_counted(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_metrics_ingest_requests_are_timed_and_counted(client: Client, app: App) -> None:
     before = await scrape(client)
     accepted = await client.post(f"/api/logs/{app.id}", json={"eventName": "user_login"})
     unknown = await client.post("/api/logs/no-such-app-here", json={"eventName": "x"})

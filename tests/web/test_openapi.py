@@ -15,9 +15,9 @@ from openapi_spec_validator import validate as validate_spec
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from tests.web.conftest import MakeApp
 from tests.web.support import json_of, message_event
 from web.core.ingest.registry import ROUTER, routes_by_format
+from web.core.queries.base import App
 from web.core.settings import Limits
 from web.openapi import openapi_document
 from workers.store import store_events
@@ -160,9 +160,8 @@ async def test_openapi_error_schemas_match_real_refusals(
 
 
 async def test_openapi_response_schemas_match_real_answers(
-    document: dict[str, Any], client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    document: dict[str, Any], client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     event = message_event(app.id)
     event["session"] = "s"
     await store_events(pool, [event])

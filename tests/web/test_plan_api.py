@@ -18,6 +18,7 @@ from tests.web.conftest import MakeApp
 from tests.web.support import queued_event, queued_message
 from web.core.plans import save_plan
 from web.core.queries.apps import select_app
+from web.core.queries.base import App
 from web.core.queries.events import select_log_entries
 from web.core.settings import Settings
 from workers.store import store_events
@@ -112,10 +113,8 @@ def order(**fields: Any) -> dict[str, Any]:
 
 
 async def test_put_plan_answers_200_with_each_new_version(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
-
     first = await put_plan(client, app.id, ORDERS_V1)
     second = await put_plan(client, app.id, ORDERS_V2)
 
@@ -129,9 +128,8 @@ async def test_put_plan_answers_200_with_each_new_version(
 
 
 async def test_put_plan_invalid_answers_400_invalid_plan_with_problem_paths(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     await put_plan(client, app.id, ORDERS_V1)
     bad = {
         "events": {"order_completed": {"properties": {"price": {"type": "numbr"}}}},
@@ -162,10 +160,8 @@ async def test_put_plan_invalid_answers_400_invalid_plan_with_problem_paths(
     ],
 )
 async def test_put_plan_malformed_body_answers_400(
-    client: Client, make_app: MakeApp, body: bytes, code: str
+    client: Client, app: App, body: bytes, code: str
 ) -> None:
-    app = await make_app()
-
     response = await client.put(f"/api/apps/{app.id}/plan", data=body, headers=JSON)
 
     await assert_error(response, 400, code)
@@ -178,9 +174,7 @@ async def test_put_plan_unknown_app_answers_404(client: Client) -> None:
     await assert_error(response, 404, "unknown_app")
 
 
-async def test_put_plan_from_foreign_origin_answers_403(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_put_plan_from_foreign_origin_answers_403(client: Client, app: App) -> None:
     response = await client.put(
         f"/api/apps/{app.id}/plan", json=ORDERS_V1, headers={"Origin": "https://evil.example"}
     )
@@ -192,8 +186,7 @@ async def test_put_plan_from_foreign_origin_answers_403(client: Client, make_app
 # --- GET plan, versions, one version --------------------------------------------------------
 
 
-async def test_get_plan_returns_current_version(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_get_plan_returns_current_version(client: Client, app: App) -> None:
     await put_plan(client, app.id, ORDERS_V1)
     saved = await put_plan(client, app.id, ORDERS_V2)
 
@@ -203,9 +196,7 @@ async def test_get_plan_returns_current_version(client: Client, make_app: MakeAp
     assert await json_of(response) == saved
 
 
-async def test_get_plan_before_any_plan_answers_404(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_get_plan_before_any_plan_answers_404(client: Client, app: App) -> None:
     error = await assert_error(
         await client.get(f"/api/apps/{app.id}/plan"), 404, "unknown_plan_version"
     )
@@ -217,8 +208,7 @@ async def test_get_plan_unknown_app_answers_404(client: Client) -> None:
     await assert_error(await client.get(f"/api/apps/{missing_app()}/plan"), 404, "unknown_app")
 
 
-async def test_list_versions_newest_first_with_current(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_list_versions_newest_first_with_current(client: Client, app: App) -> None:
     documents: list[dict[str, Any]] = [ORDERS_V1, ORDERS_V2, {"events": {}}]
     for document in documents:
         await put_plan(client, app.id, document)
@@ -232,9 +222,7 @@ async def test_list_versions_newest_first_with_current(client: Client, make_app:
     assert all(set(v) == {"version", "created_at", "events"} for v in body["versions"])
 
 
-async def test_list_versions_without_plan_is_empty(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_list_versions_without_plan_is_empty(client: Client, app: App) -> None:
     body = await json_of(await client.get(f"/api/apps/{app.id}/plan/versions"))
 
     assert body == {"current": None, "versions": []}
@@ -246,8 +234,7 @@ async def test_list_versions_unknown_app_answers_404(client: Client) -> None:
     await assert_error(response, 404, "unknown_app")
 
 
-async def test_get_version_returns_that_version(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_get_version_returns_that_version(client: Client, app: App) -> None:
     first = await put_plan(client, app.id, ORDERS_V1)
     await put_plan(client, app.id, ORDERS_V2)
 
@@ -257,8 +244,7 @@ async def test_get_version_returns_that_version(client: Client, make_app: MakeAp
     assert await json_of(response) == first
 
 
-async def test_get_version_missing_answers_404(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_get_version_missing_answers_404(client: Client, app: App) -> None:
     await put_plan(client, app.id, ORDERS_V1)
 
     missing = await client.get(f"/api/apps/{app.id}/plan/versions/2")
@@ -272,8 +258,7 @@ async def test_get_version_missing_answers_404(client: Client, make_app: MakeApp
 # --- diff ---------------------------------------------------------------------------------
 
 
-async def test_diff_between_two_versions(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_diff_between_two_versions(client: Client, app: App) -> None:
     await put_plan(client, app.id, ORDERS_V1)
     await put_plan(client, app.id, ORDERS_V2)
     await put_plan(client, app.id, {"events": {"cart_viewed": {}}})
@@ -303,8 +288,7 @@ async def test_diff_between_two_versions(client: Client, make_app: MakeApp) -> N
     assert across["events_removed"] == ["order_completed", "user_login"]
 
 
-async def test_diff_defaults_to_current_against_previous(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_diff_defaults_to_current_against_previous(client: Client, app: App) -> None:
     await put_plan(client, app.id, ORDERS_V1)
     await put_plan(client, app.id, {"events": {}})
 
@@ -324,9 +308,8 @@ async def test_diff_defaults_to_current_against_previous(client: Client, make_ap
     ],
 )
 async def test_diff_bad_versions_are_refused(
-    client: Client, make_app: MakeApp, query: str, status: int, code: str
+    client: Client, app: App, query: str, status: int, code: str
 ) -> None:
-    app = await make_app()
     await put_plan(client, app.id, ORDERS_V1)
 
     await assert_error(await client.get(f"/api/apps/{app.id}/plan/diff{query}"), status, code)
@@ -341,11 +324,7 @@ async def test_diff_unknown_app_answers_404(client: Client) -> None:
 # --- check --------------------------------------------------------------------------------
 
 
-async def test_check_valid_plan_says_ok_and_saves_nothing(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_check_valid_plan_says_ok_and_saves_nothing(client: Client, app: App) -> None:
     response = await client.post(f"/api/apps/{app.id}/plan/check", json=ORDERS_V2)
 
     assert response.status_code == 200
@@ -354,8 +333,7 @@ async def test_check_valid_plan_says_ok_and_saves_nothing(
     assert versions == {"current": None, "versions": []}
 
 
-async def test_check_bad_plan_lists_problems_with_paths(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_check_bad_plan_lists_problems_with_paths(client: Client, app: App) -> None:
     bad = {"events": {"e": {"type": "strin"}}, "allow_unplanned": "no"}
 
     response = await client.post(f"/api/apps/{app.id}/plan/check", json=bad)
@@ -367,9 +345,7 @@ async def test_check_bad_plan_lists_problems_with_paths(client: Client, make_app
     assert all(p["message"] for p in body["problems"])
 
 
-async def test_check_non_json_answers_400(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_check_non_json_answers_400(client: Client, app: App) -> None:
     response = await client.post(f"/api/apps/{app.id}/plan/check", data=b"{", headers=JSON)
 
     await assert_error(response, 400, "invalid_json")
@@ -385,9 +361,8 @@ async def test_check_unknown_app_answers_404(client: Client) -> None:
 
 
 async def test_ingest_plan_change_applies_to_the_very_next_request(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     event = order(orderId="o-1", price="12.99", currency="usd")
     before = await post_event(client, app.id, event | {"event_id": "evt-before"})
 
@@ -402,10 +377,7 @@ async def test_ingest_plan_change_applies_to_the_very_next_request(
     ]
 
 
-async def test_ingest_plan_failure_errors_carry_every_field(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_ingest_plan_failure_errors_carry_every_field(client: Client, app: App) -> None:
     await put_plan(client, app.id, ORDERS_V1)
 
     result = await post_event(client, app.id, order(price="12.99", currency="EUR"))
@@ -427,9 +399,8 @@ async def test_ingest_plan_failure_errors_carry_every_field(
 
 
 async def test_ingest_unplanned_event_is_invalid_and_warnings_keep_valid(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     await put_plan(client, app.id, ORDERS_V1)
     unplanned = await post_event(client, app.id, {"eventName": "cart_viewed"})
     await put_plan(client, app.id, {**ORDERS_V1, "allow_unplanned": True})
@@ -447,9 +418,8 @@ async def test_ingest_unplanned_event_is_invalid_and_warnings_keep_valid(
 
 
 async def test_ingest_batch_judges_each_event_by_the_plan(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     await put_plan(client, app.id, ORDERS_V1)
     good = order(orderId="o-1", currency="GBP", price=1)
     bad = order(orderId="o-2", currency="usd")
@@ -471,9 +441,8 @@ async def test_ingest_batch_judges_each_event_by_the_plan(
 
 
 async def test_ingest_queued_message_and_stored_row_carry_plan_version(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool, web_settings: Settings
+    client: Client, app: App, pool: asyncpg.Pool, web_settings: Settings
 ) -> None:
-    app = await make_app()
     unjudged = await post_event(client, app.id, order(orderId="o-0", currency="USD"))
     await put_plan(client, app.id, ORDERS_V1)
     await put_plan(client, app.id, ORDERS_V2)
@@ -526,9 +495,8 @@ async def test_ingest_plan_saved_elsewhere_applies_via_notify(
 
 
 async def test_draft_proposes_plan_from_stored_events(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool, web_settings: Settings
+    client: Client, app: App, pool: asyncpg.Pool, web_settings: Settings
 ) -> None:
-    app = await make_app()
     events = [
         order(orderId="o1", price=10, currency="USD", paidAt="2025-12-10T15:45:00Z"),
         order(orderId="o2", price=12.5, paidAt="2025-12-11T09:00:00Z"),
@@ -556,9 +524,7 @@ async def test_draft_proposes_plan_from_stored_events(
     assert check == {"ok": True, "problems": []}
 
 
-async def test_draft_without_traffic_has_no_events(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_draft_without_traffic_has_no_events(client: Client, app: App) -> None:
     body = await json_of(await client.get(f"/api/apps/{app.id}/plan/draft"))
 
     assert body == {"plan": {"events": {}, "allow_unplanned": False}, "events_read": 0}
@@ -667,9 +633,8 @@ async def test_revalidate_against_named_version_and_status(
     ],
 )
 async def test_revalidate_bad_options_are_refused(
-    client: Client, make_app: MakeApp, body: dict[str, Any], status: int, code: str
+    client: Client, app: App, body: dict[str, Any], status: int, code: str
 ) -> None:
-    app = await make_app()
     await put_plan(client, app.id, ORDERS_V1)
 
     response = await client.post(f"/api/apps/{app.id}/revalidate", json=body)
@@ -677,8 +642,7 @@ async def test_revalidate_bad_options_are_refused(
     await assert_error(response, status, code)
 
 
-async def test_revalidate_non_json_answers_400(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_revalidate_non_json_answers_400(client: Client, app: App) -> None:
     await put_plan(client, app.id, ORDERS_V1)
 
     response = await client.post(f"/api/apps/{app.id}/revalidate", data=b"{x", headers=JSON)
@@ -686,11 +650,7 @@ async def test_revalidate_non_json_answers_400(client: Client, make_app: MakeApp
     await assert_error(response, 400, "invalid_json")
 
 
-async def test_revalidate_unknown_app_or_no_plan_answers_404(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_revalidate_unknown_app_or_no_plan_answers_404(client: Client, app: App) -> None:
     unknown = await client.post(f"/api/apps/{missing_app()}/revalidate", json={})
     no_plan = await client.post(f"/api/apps/{app.id}/revalidate", json={})
 

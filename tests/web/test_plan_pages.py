@@ -14,10 +14,9 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from tests.web.conftest import MakeApp
 from tests.web.support import table_rows
 from web.core.plans import save_plan
-from web.core.queries.base import NewLogEntry
+from web.core.queries.base import App, NewLogEntry
 from web.core.queries.events import insert_log_entries
 from web.core.queries.plans import select_plan_version, select_plan_versions
 
@@ -103,9 +102,8 @@ def assert_no_raw_markup(text: str) -> None:
 
 
 async def test_plan_page_lists_events_properties_and_required(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
 
     response = await client.get(f"/apps/{app.id}/plan")
@@ -126,9 +124,8 @@ async def test_plan_page_lists_events_properties_and_required(
 
 
 async def test_plan_page_shows_refs_and_required_only_properties(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     plan = {
         "$defs": {"money": {"type": "number"}},
         "events": {
@@ -150,10 +147,8 @@ async def test_plan_page_shows_refs_and_required_only_properties(
 
 
 async def test_plan_page_without_plan_says_every_event_is_accepted(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
-
     response = await client.get(f"/apps/{app.id}/plan")
 
     page = await text_of(response)
@@ -174,10 +169,7 @@ async def test_plan_page_unknown_app_answers_404(client: Client) -> None:
 # --- the editor's check fragment --------------------------------------------------------------
 
 
-async def test_plan_check_fragment_lists_problems_with_paths(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_plan_check_fragment_lists_problems_with_paths(client: Client, app: App) -> None:
     bad = {"events": {"e": {"type": "strin"}}, "naming": "kebab"}
 
     response = await client.post(
@@ -192,11 +184,7 @@ async def test_plan_check_fragment_lists_problems_with_paths(
     assert "The plan is valid." not in fragment
 
 
-async def test_plan_check_fragment_reports_json_syntax_error(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_plan_check_fragment_reports_json_syntax_error(client: Client, app: App) -> None:
     response = await client.post(f"/apps/{app.id}/plan/check", form={"document": '{"events": '})
 
     fragment = await text_of(response)
@@ -206,10 +194,8 @@ async def test_plan_check_fragment_reports_json_syntax_error(
 
 
 async def test_plan_check_fragment_says_valid_for_good_plan(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
-
     response = await client.post(
         f"/apps/{app.id}/plan/check", form={"document": orjson.dumps(PLAN).decode()}
     )
@@ -225,9 +211,8 @@ async def test_plan_check_fragment_says_valid_for_good_plan(
 
 
 async def test_plan_form_save_valid_redirects_303_and_adds_version(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, {"events": {}})
 
     response = await client.post(
@@ -244,8 +229,7 @@ async def test_plan_form_save_valid_redirects_303_and_adds_version(
     assert event_names(page) == ["order_completed", "user_login"]
 
 
-async def test_plan_form_save_applies_to_next_ingest(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_plan_form_save_applies_to_next_ingest(client: Client, app: App) -> None:
     event = {"eventName": "order_completed", "orderId": "o1"}
     before = await client.post(f"/api/logs/{app.id}", json=event)
 
@@ -267,9 +251,8 @@ async def test_plan_form_save_applies_to_next_ingest(client: Client, make_app: M
     ],
 )
 async def test_plan_form_save_invalid_answers_400_with_problems(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool, text: str, paths: list[str]
+    client: Client, app: App, pool: asyncpg.Pool, text: str, paths: list[str]
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
 
     response = await client.post(f"/apps/{app.id}/plan", form={"document": text})
@@ -287,9 +270,8 @@ async def test_plan_form_save_invalid_answers_400_with_problems(
 
 
 async def test_plan_diff_fragment_shows_changes_from_previous_version(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
     changed = orjson.loads(orjson.dumps(PLAN))
     changed["events"]["order_completed"]["properties"]["price"]["minimum"] = 1
@@ -311,9 +293,8 @@ async def test_plan_diff_fragment_shows_changes_from_previous_version(
 
 
 async def test_plan_diff_fragment_of_first_version_lists_all_events(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
 
     fragment = await text_of(await client.get(f"/apps/{app.id}/plan/versions/1/diff"))
@@ -324,9 +305,8 @@ async def test_plan_diff_fragment_of_first_version_lists_all_events(
 
 
 async def test_plan_diff_fragment_of_identical_versions_says_no_changes(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
     await save(pool, app.id, PLAN)
 
@@ -336,9 +316,8 @@ async def test_plan_diff_fragment_of_identical_versions_says_no_changes(
 
 
 async def test_plan_diff_fragment_missing_version_answers_404(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
 
     response = await client.get(f"/apps/{app.id}/plan/versions/5/diff")
@@ -351,9 +330,8 @@ async def test_plan_diff_fragment_missing_version_answers_404(
 
 
 async def test_plan_page_draft_prefills_editor_with_events_seen(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await store(
         pool,
         app.id,
@@ -381,9 +359,8 @@ async def test_plan_page_draft_prefills_editor_with_events_seen(
 
 
 async def test_plan_revalidate_fragment_shows_counts(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
     await store(
         pool,
@@ -412,9 +389,8 @@ async def test_plan_revalidate_fragment_shows_counts(
 
 
 async def test_plan_revalidate_fragment_missing_version_answers_404(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, PLAN)
 
     response = await client.post(f"/apps/{app.id}/plan/revalidate", form={"version": "7"})
@@ -427,9 +403,8 @@ async def test_plan_revalidate_fragment_missing_version_answers_404(
 
 @pytest.mark.parametrize("hostile", HOSTILE)
 async def test_plan_pages_escape_hostile_names_and_descriptions(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool, hostile: str
+    client: Client, app: App, pool: asyncpg.Pool, hostile: str
 ) -> None:
-    app = await make_app()
     await save(pool, app.id, {"events": {}})
     plan = {
         "description": hostile,

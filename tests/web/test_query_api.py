@@ -16,6 +16,7 @@ from tests.web.conftest import MakeApp
 from tests.web.support import assert_error, error, eventually, json_of, message_event
 from web.context import Services
 from web.core.filters import EventFilter
+from web.core.queries.base import App
 from web.core.queries.events import EventCount, select_event_counts
 from workers.store import store_events
 
@@ -62,9 +63,8 @@ async def get_json(client: Client, path: str, **args: Any) -> Any:
 
 
 async def test_list_events_newest_first_with_documented_fields(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     first = await store(pool, app.id, "first", session="s1")
     second = await store(pool, app.id, "second")
 
@@ -102,12 +102,11 @@ async def test_list_events_newest_first_with_documented_fields(
 )
 async def test_list_events_filter_selects_matching_events(
     client: Client,
-    make_app: MakeApp,
+    app: App,
     pool: asyncpg.Pool,
     args: dict[str, str],
     expected: list[str],
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, "login", session="s-a")
     await store(pool, app.id, "signup", session="s-a")
     missing = [error("/userId", "required", "userId is missing")]
@@ -120,9 +119,8 @@ async def test_list_events_filter_selects_matching_events(
 
 
 async def test_list_events_cursor_pages_through_everything_once(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     stored = await store(pool, app.id, count=7)
 
     seen: list[str] = []
@@ -140,9 +138,8 @@ async def test_list_events_cursor_pages_through_everything_once(
 
 
 async def test_list_events_limit_defaults_to_100(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, count=101)
 
     body = await get_json(client, f"/api/logs/{app.id}")
@@ -153,10 +150,8 @@ async def test_list_events_limit_defaults_to_100(
 
 @pytest.mark.parametrize("limit", ["0", "1001", "ten", "-1", "1.5", "٣"])
 async def test_list_events_bad_limit_is_invalid_filter(
-    client: Client, make_app: MakeApp, limit: str
+    client: Client, app: App, limit: str
 ) -> None:
-    app = await make_app()
-
     response = await client.get(f"/api/logs/{app.id}", query_string={"limit": limit})
 
     await assert_error(response, 400, "invalid_filter")
@@ -164,10 +159,8 @@ async def test_list_events_bad_limit_is_invalid_filter(
 
 @pytest.mark.parametrize("cursor", ["abc", "0", "-5", "12x", "9" * 30])
 async def test_list_events_bad_cursor_is_invalid_cursor(
-    client: Client, make_app: MakeApp, cursor: str
+    client: Client, app: App, cursor: str
 ) -> None:
-    app = await make_app()
-
     response = await client.get(f"/api/logs/{app.id}", query_string={"cursor": cursor})
 
     await assert_error(response, 400, "invalid_cursor")
@@ -178,10 +171,8 @@ async def test_list_events_bad_cursor_is_invalid_cursor(
     [{"status": "broken"}, {"since": "yesterday"}, {"session": "s" * 101}],
 )
 async def test_list_events_bad_filter_is_invalid_filter(
-    client: Client, make_app: MakeApp, args: dict[str, str]
+    client: Client, app: App, args: dict[str, str]
 ) -> None:
-    app = await make_app()
-
     response = await client.get(f"/api/logs/{app.id}", query_string=args)
 
     await assert_error(response, 400, "invalid_filter")
@@ -194,9 +185,7 @@ async def test_query_api_unknown_app_is_404(client: Client, suffix: str) -> None
     await assert_error(response, 404, "unknown_app")
 
 
-async def test_query_api_refuses_a_page_of_another_site(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_query_api_refuses_a_page_of_another_site(client: Client, app: App) -> None:
     read = await client.get(f"/api/logs/{app.id}", headers={"Origin": "https://evil.example"})
     reset = await client.delete(f"/api/logs/{app.id}", headers={"Sec-Fetch-Site": "cross-site"})
 
@@ -204,9 +193,7 @@ async def test_query_api_refuses_a_page_of_another_site(client: Client, make_app
     await assert_error(reset, 403, "cross_site_request")
 
 
-async def test_query_api_answers_same_origin_browser(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_query_api_answers_same_origin_browser(client: Client, app: App) -> None:
     response = await client.get(
         f"/api/logs/{app.id}",
         headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
@@ -215,11 +202,7 @@ async def test_query_api_answers_same_origin_browser(client: Client, make_app: M
     assert response.status_code == 200
 
 
-async def test_ingest_preflight_still_allows_cross_origin_posts(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_ingest_preflight_still_allows_cross_origin_posts(client: Client, app: App) -> None:
     response = await client.options(
         f"/api/logs/{app.id}",
         headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
@@ -233,9 +216,8 @@ async def test_ingest_preflight_still_allows_cross_origin_posts(
 
 
 async def test_summary_counts_by_status_and_event_name(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, "login", count=3)
     await store(pool, app.id, "login", status="invalid")
     await store(pool, app.id, "signup", count=2)
@@ -255,9 +237,8 @@ async def test_summary_counts_by_status_and_event_name(
 
 
 async def test_summary_session_counts_only_that_session(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, "login", session="mine", count=2)
     await store(pool, app.id, "login", session="theirs", count=5)
 
@@ -267,9 +248,7 @@ async def test_summary_session_counts_only_that_session(
     assert body["by_event_name"] == [{"event_name": "login", "total": 2, "valid": 2, "invalid": 0}]
 
 
-async def test_summary_of_app_without_events_is_zero(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_summary_of_app_without_events_is_zero(client: Client, app: App) -> None:
     body = await get_json(client, f"/api/logs/{app.id}/summary")
 
     assert body == {"total": 0, "by_status": {"valid": 0, "invalid": 0}, "by_event_name": []}
@@ -296,9 +275,8 @@ async def test_reset_deletes_every_event_of_the_app_only(
 
 
 async def test_reset_session_deletes_only_that_session(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, count=2, session="ci-job-1")
     kept = await store(pool, app.id, session="ci-job-2")
 
@@ -319,9 +297,8 @@ async def test_reset_unknown_app_is_404(client: Client) -> None:
 
 
 async def test_wait_answers_at_once_when_enough_are_stored(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     ids = await store(pool, app.id, "login", count=3)
 
     started = time.monotonic()
@@ -334,9 +311,8 @@ async def test_wait_answers_at_once_when_enough_are_stored(
 
 
 async def test_wait_wakes_promptly_when_a_matching_event_is_stored(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool, services: Services
+    client: Client, app: App, pool: asyncpg.Pool, services: Services
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, "login", session="s")
     subscribers = services.hub.subscriber_count
     waiting = asyncio.create_task(
@@ -361,9 +337,8 @@ async def test_wait_wakes_promptly_when_a_matching_event_is_stored(
 
 
 async def test_wait_timeout_answers_with_what_there_is(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     [only] = await store(pool, app.id, "login")
 
     started = time.monotonic()
@@ -376,9 +351,8 @@ async def test_wait_timeout_answers_with_what_there_is(
 
 
 async def test_wait_filters_by_status_and_name(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, "login", status="invalid")
     await store(pool, app.id, "signup", status="invalid")
     await store(pool, app.id, "login")
@@ -392,9 +366,8 @@ async def test_wait_filters_by_status_and_name(
 
 
 async def test_wait_two_parallel_sessions_each_see_only_their_own(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool, services: Services
+    client: Client, app: App, pool: asyncpg.Pool, services: Services
 ) -> None:
-    app = await make_app()
     subscribers = services.hub.subscriber_count
     path = f"/api/logs/{app.id}/wait"
     job_a = asyncio.create_task(get_json(client, path, count=3, session="job-a", timeout=30))
@@ -415,9 +388,8 @@ async def test_wait_two_parallel_sessions_each_see_only_their_own(
 
 
 async def test_wait_client_disconnect_releases_the_subscription(
-    client: Client, make_app: MakeApp, services: Services
+    client: Client, app: App, services: Services
 ) -> None:
-    app = await make_app()
     before = services.hub.subscriber_count
 
     async with client.request(f"/api/logs/{app.id}/wait?count=1&timeout=30") as conn:
@@ -427,9 +399,8 @@ async def test_wait_client_disconnect_releases_the_subscription(
 
 
 async def test_wait_releases_the_subscription_when_it_answers(
-    client: Client, make_app: MakeApp, services: Services
+    client: Client, app: App, services: Services
 ) -> None:
-    app = await make_app()
     before = services.hub.subscriber_count
 
     await get_json(client, f"/api/logs/{app.id}/wait", timeout=0.1)
@@ -451,19 +422,16 @@ async def test_wait_releases_the_subscription_when_it_answers(
     ],
 )
 async def test_wait_bad_parameter_is_invalid_filter(
-    client: Client, make_app: MakeApp, args: dict[str, str]
+    client: Client, app: App, args: dict[str, str]
 ) -> None:
-    app = await make_app()
-
     response = await client.get(f"/api/logs/{app.id}/wait", query_string=args)
 
     await assert_error(response, 400, "invalid_filter")
 
 
 async def test_wait_since_counts_only_newer_events(
-    client: Client, make_app: MakeApp, pool: asyncpg.Pool
+    client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
-    app = await make_app()
     await store(pool, app.id, count=2)
     since = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
 
@@ -472,10 +440,7 @@ async def test_wait_since_counts_only_newer_events(
     assert (body["reached"], body["count"]) == (False, 0)
 
 
-async def test_select_event_counts_matches_the_filter(
-    pool: asyncpg.Pool, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_select_event_counts_matches_the_filter(pool: asyncpg.Pool, app: App) -> None:
     await store(pool, app.id, "x", session="s", count=2)
     await store(pool, app.id, "x", session="t")
 

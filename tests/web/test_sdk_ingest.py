@@ -17,6 +17,7 @@ from tests.web.conftest import MakeApp
 from tests.web.support import json_of, queued_event
 from web.core.ingest.formats.segment import SEGMENT_CALLS, named_by_type
 from web.core.queries.apps import select_app_by_write_key
+from web.core.queries.base import App
 from web.core.settings import Limits, Settings
 
 LIMITS = Limits()
@@ -91,9 +92,8 @@ async def accepted(response: WerkzeugResponse) -> list[dict[str, Any]]:
 
 
 async def test_segment_batch_answers_200_with_a_verdict_per_message(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     track, identify = segment_message("track"), segment_message("identify")
 
     response = await post_json(
@@ -129,9 +129,8 @@ async def test_segment_write_key_in_body_selects_the_app(
 
 @pytest.mark.parametrize("call", SEGMENT_CALLS)
 async def test_segment_single_call_is_named_by_its_path_and_stored_without_write_key(
-    client: Client, make_app: MakeApp, web_settings: Settings, call: str
+    client: Client, app: App, web_settings: Settings, call: str
 ) -> None:
-    app = await make_app()
     message = segment_message(call)
     del message["type"]  # the path says what it is
 
@@ -146,9 +145,8 @@ async def test_segment_single_call_is_named_by_its_path_and_stored_without_write
 
 
 async def test_segment_calls_are_judged_by_the_plan_under_their_names(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     plan = {
         "events": {
             "identify": {
@@ -185,9 +183,8 @@ async def test_segment_calls_are_judged_by_the_plan_under_their_names(
 
 
 async def test_segment_gzip_body_is_accepted(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     message = segment_message()
     headers = {**basic(app.write_key), "Content-Encoding": "gzip"}
 
@@ -200,8 +197,7 @@ async def test_segment_gzip_body_is_accepted(
     assert orjson.loads(queued["payload"]) == message
 
 
-async def test_segment_retry_keeps_the_message_id(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_segment_retry_keeps_the_message_id(client: Client, app: App) -> None:
     message = segment_message()
 
     first = await accepted(
@@ -215,9 +211,8 @@ async def test_segment_retry_keeps_the_message_id(client: Client, make_app: Make
 
 
 async def test_sdk_session_scoped_host_tags_the_events(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     message, captured = segment_message(), posthog_event()
 
     segment = await post_json(
@@ -234,9 +229,8 @@ async def test_sdk_session_scoped_host_tags_the_events(
 
 
 async def test_sdk_session_header_tags_the_events(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     message = segment_message()
 
     response = await post_json(
@@ -251,11 +245,7 @@ async def test_sdk_session_header_tags_the_events(
     assert queued["session"] == "header-session"
 
 
-async def test_sdk_session_over_100_characters_is_refused(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
-
+async def test_sdk_session_over_100_characters_is_refused(client: Client, app: App) -> None:
     response = await post_json(
         client,
         f"/v1/session/{'s' * 101}/v1/batch",
@@ -288,10 +278,8 @@ async def test_segment_bad_write_key_is_401_in_the_shape_sdks_read(
 
 
 async def test_segment_batch_that_is_not_a_list_is_400_invalid_batch(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
-
     response = await post_json(
         client, "/v1/batch", {"batch": {"type": "track"}}, basic(app.write_key)
     )
@@ -309,19 +297,14 @@ async def test_segment_batch_that_is_not_a_list_is_400_invalid_batch(
     ],
 )
 async def test_segment_bad_batch_is_400_with_its_code(
-    client: Client, make_app: MakeApp, body: Any, code: str
+    client: Client, app: App, body: Any, code: str
 ) -> None:
-    app = await make_app()
-
     response = await post_json(client, "/v1/batch", body, basic(app.write_key))
 
     await sdk_error(response, 400, code)
 
 
-async def test_segment_too_many_messages_is_413_too_many_events(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_segment_too_many_messages_is_413_too_many_events(client: Client, app: App) -> None:
     batch = [{"type": "track", "event": "e"}] * (LIMITS.max_events_per_request + 1)
 
     response = await post_json(client, "/v1/batch", {"batch": batch}, basic(app.write_key))
@@ -330,9 +313,8 @@ async def test_segment_too_many_messages_is_413_too_many_events(
 
 
 async def test_segment_message_over_event_limit_is_413_event_too_large(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     big = segment_message(properties={"blob": "x" * LIMITS.max_event_bytes})
 
     response = await post_json(client, "/v1/batch", {"batch": [big]}, basic(app.write_key))
@@ -341,9 +323,8 @@ async def test_segment_message_over_event_limit_is_413_event_too_large(
 
 
 async def test_segment_body_over_request_limit_is_413_request_too_large(
-    client: Client, make_app: MakeApp
+    client: Client, app: App
 ) -> None:
-    app = await make_app()
     batch = [segment_message(properties={"blob": "x" * 30_000}) for _ in range(20)]
 
     response = await post_json(client, "/v1/batch", {"batch": batch}, basic(app.write_key))
@@ -351,10 +332,7 @@ async def test_segment_body_over_request_limit_is_413_request_too_large(
     await sdk_error(response, 413, "request_too_large")
 
 
-async def test_segment_gzip_bomb_is_413_request_too_large(
-    client: Client, make_app: MakeApp
-) -> None:
-    app = await make_app()
+async def test_segment_gzip_bomb_is_413_request_too_large(client: Client, app: App) -> None:
     bomb = gzip.compress(b'{"batch": [' + b" " * (LIMITS.max_request_bytes + 10) + b"]}")
     headers = {**basic(app.write_key), "Content-Encoding": "gzip"}
 
@@ -363,8 +341,7 @@ async def test_segment_gzip_bomb_is_413_request_too_large(
     await sdk_error(response, 413, "request_too_large")
 
 
-async def test_segment_wrong_content_type_is_415(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_segment_wrong_content_type_is_415(client: Client, app: App) -> None:
     headers = {**basic(app.write_key), "Content-Type": "application/x-www-form-urlencoded"}
 
     response = await client.post("/v1/batch", data=b"batch=1", headers=headers)
@@ -372,16 +349,13 @@ async def test_segment_wrong_content_type_is_415(client: Client, make_app: MakeA
     await sdk_error(response, 415, "unsupported_media_type")
 
 
-async def test_segment_invalid_json_is_400_invalid_json(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_segment_invalid_json_is_400_invalid_json(client: Client, app: App) -> None:
     response = await client.post("/v1/batch", data=b'{"batch": [', headers=basic(app.write_key))
 
     await sdk_error(response, 400, "invalid_json")
 
 
-async def test_sdk_paths_answer_cross_origin_posts(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
+async def test_sdk_paths_answer_cross_origin_posts(client: Client, app: App) -> None:
     headers = {**basic(app.write_key), "Origin": "https://shop.example"}
 
     response = await post_json(client, "/v1/track", segment_message(), headers)
@@ -394,9 +368,8 @@ async def test_sdk_paths_answer_cross_origin_posts(client: Client, make_app: Mak
 
 
 async def test_posthog_batch_answers_200_and_uuid_is_the_event_id(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     events = [posthog_event(), posthog_event(event="$pageview")]
 
     response = await post_json(
@@ -414,9 +387,8 @@ async def test_posthog_batch_answers_200_and_uuid_is_the_event_id(
 
 
 async def test_posthog_single_event_body_is_accepted_without_its_key(
-    client: Client, make_app: MakeApp, web_settings: Settings
+    client: Client, app: App, web_settings: Settings
 ) -> None:
-    app = await make_app()
     event = posthog_event()
 
     response = await post_json(client, "/batch/", {**event, "api_key": app.write_key})
@@ -435,9 +407,7 @@ async def test_posthog_bad_api_key_is_401_with_detail(client: Client) -> None:
     assert body["detail"] == body["message"]
 
 
-async def test_posthog_batch_not_a_list_is_400(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_posthog_batch_not_a_list_is_400(client: Client, app: App) -> None:
     response = await post_json(client, "/batch/", {"api_key": app.write_key, "batch": "nope"})
 
     await sdk_error(response, 400, "invalid_batch")
@@ -472,11 +442,7 @@ def test_named_by_type_names_calls_without_a_name(
     assert event == sent  # what is stored stays as it was sent
 
 
-async def test_select_app_by_write_key_finds_only_its_app(
-    make_app: MakeApp, pool: asyncpg.Pool
-) -> None:
-    app = await make_app()
-
+async def test_select_app_by_write_key_finds_only_its_app(app: App, pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         found = await select_app_by_write_key(conn, app.write_key)
         missing = await select_app_by_write_key(conn, app.write_key + "x")

@@ -20,10 +20,10 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from tests.conftest import free_port
-from tests.web.conftest import MakeApp
 from tests.web.support import eventually, open_stream, parse_sse
 from web.app import create_app
 from web.context import Services
+from web.core.queries.base import App
 from web.core.queue.contract import QueuedEvent
 from web.core.settings import Settings
 from web.core.status.keys import DEFAULT_KEYS
@@ -123,9 +123,8 @@ async def test_status_page_is_linked_from_every_page(client: Client) -> None:
 
 
 async def test_status_page_waiting_counts_enqueued_messages(
-    client: Client, services: Services, web_settings: Settings, make_app: MakeApp
+    client: Client, services: Services, web_settings: Settings, app: App
 ) -> None:
-    app = await make_app()
     async with aioredis.Redis.from_url(web_settings.redis_url) as direct:
         before = (await read_queue(direct, now=time.time())).waiting
         for _ in range(3):
@@ -154,9 +153,8 @@ async def test_status_page_lists_a_worker_alive_then_gone(
 
 
 async def test_status_open_streams_counts_this_process_dashboard_streams(
-    client: Client, services: Services, quart_app: Quart, make_app: MakeApp
+    client: Client, services: Services, quart_app: Quart, app: App
 ) -> None:
-    app = await make_app()
     board = status_board(quart_app)
     before = services.hub.subscriber_count
     async with open_stream(client, f"/apps/{app.id}/stream") as stream:

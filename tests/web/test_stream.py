@@ -26,6 +26,7 @@ from tests.web.support import (
     parse_sse,
 )
 from web.context import Services
+from web.core.queries.base import App
 from web.core.queries.events import (
     insert_log_entries,
     notify,
@@ -121,9 +122,8 @@ def test_sse_frame_round_trips_through_an_sse_parser(data: str) -> None:
 
 
 async def test_stream_answers_event_stream_headers(
-    client: Client, services: Services, make_app: MakeApp
+    client: Client, services: Services, app: App
 ) -> None:
-    app = await make_app()
     before = services.hub.subscriber_count
 
     async with open_stream(client, f"/apps/{app.id}/stream") as stream:
@@ -137,9 +137,8 @@ async def test_stream_answers_event_stream_headers(
 
 
 async def test_stream_backfills_rows_after_the_given_id_oldest_first(
-    client: Client, quart_app: Quart, services: Services, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, quart_app: Quart, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await insert_entries(
         pool,
         [
@@ -165,9 +164,8 @@ async def test_stream_backfills_rows_after_the_given_id_oldest_first(
 
 
 async def test_stream_without_after_backfills_the_latest_rows(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await insert_entries(pool, [new_entry(app.id), new_entry(app.id)])
 
     async with open_stream(client, f"/apps/{app.id}/stream?after=junk") as stream:
@@ -177,9 +175,8 @@ async def test_stream_without_after_backfills_the_latest_rows(
 
 
 async def test_stream_last_event_id_overrides_after(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await insert_entries(pool, [new_entry(app.id) for _ in range(3)])
 
     async with open_stream(
@@ -192,9 +189,8 @@ async def test_stream_last_event_id_overrides_after(
 
 
 async def test_stream_status_filter_applies_to_backfill(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await insert_entries(
         pool,
         [
@@ -218,9 +214,7 @@ async def test_stream_unknown_app_answers_404(client: Client) -> None:
     assert response.status_code == 404
 
 
-async def test_stream_bogus_status_answers_400(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_stream_bogus_status_answers_400(client: Client, app: App) -> None:
     response = await client.get(f"/apps/{app.id}/stream?status=bogus")
 
     assert response.status_code == 400
@@ -230,9 +224,8 @@ async def test_stream_bogus_status_answers_400(client: Client, make_app: MakeApp
 
 
 async def test_stream_delivers_rows_stored_after_connecting(
-    client: Client, quart_app: Quart, services: Services, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, quart_app: Quart, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     [old] = await insert_entries(pool, [new_entry(app.id, name="old")])
     before = services.hub.subscriber_count
 
@@ -249,9 +242,8 @@ async def test_stream_delivers_rows_stored_after_connecting(
 
 
 async def test_stream_live_rows_follow_the_status_filter(
-    client: Client, services: Services, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     before = services.hub.subscriber_count
 
     async with open_stream(client, f"/apps/{app.id}/stream?status=valid&after=0") as stream:
@@ -284,9 +276,8 @@ async def test_stream_never_sends_another_apps_rows(
 
 
 async def test_stream_live_hostile_names_arrive_escaped(
-    client: Client, services: Services, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     before = services.hub.subscriber_count
 
     async with open_stream(client, f"/apps/{app.id}/stream?after=0") as stream:
@@ -387,9 +378,8 @@ async def test_stream_sends_keepalive_when_idle(
 
 
 async def test_stream_disconnect_removes_the_hub_subscription(
-    client: Client, services: Services, make_app: MakeApp
+    client: Client, services: Services, app: App
 ) -> None:
-    app = await make_app()
     before = services.hub.subscriber_count
 
     async with open_stream(client, f"/apps/{app.id}/stream") as stream:

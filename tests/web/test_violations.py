@@ -11,10 +11,10 @@ import pytest
 from markupsafe import escape
 from quart.typing import TestClientProtocol as Client
 
-from tests.web.conftest import MakeApp
 from tests.web.dashboard_support import elements, issue, store, stored
 from tests.web.support import event_rows, table_rows
 from web.core.insights import WINDOWS, fold_violations
+from web.core.queries.base import App
 from web.core.queries.dashboard import ViolationGroup
 
 HOSTILE = '<img src=x onerror=alert(1)><script>alert(1)</script><i hx-get="/x" hx-trigger="load">'
@@ -33,9 +33,8 @@ def groups(page: str) -> list[list[str]]:
 
 
 async def test_violations_group_by_name_path_and_rule_with_counts_and_times(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     now = datetime.now(UTC)
     first, last = now - timedelta(hours=5), now - timedelta(minutes=2)
     price = issue("/price", "type", "price must be a number, got a string")
@@ -73,9 +72,8 @@ async def test_violations_group_by_name_path_and_rule_with_counts_and_times(
 
 
 async def test_violations_window_limits_counts_but_not_first_seen(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     now = datetime.now(UTC)
     bad = [issue("/a", "type")]
     await store(
@@ -99,9 +97,8 @@ async def test_violations_window_limits_counts_but_not_first_seen(
 
 
 async def test_violations_mark_fingerprints_first_seen_within_the_hour_as_new(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     now = datetime.now(UTC)
     await store(
         pool,
@@ -125,9 +122,8 @@ async def test_violations_mark_fingerprints_first_seen_within_the_hour_as_new(
 
 
 async def test_violations_show_events_link_opens_the_filtered_live_view(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     ids = await store(
         pool,
         [
@@ -156,9 +152,8 @@ async def test_violations_show_events_link_opens_the_filtered_live_view(
 
 
 async def test_violations_without_name_link_by_rule_only(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(pool, [stored(app.id, name=None, errors=[issue("/eventName", "required")])])
 
     page = await violations(client, app.id)
@@ -172,28 +167,21 @@ async def test_violations_without_name_link_by_rule_only(
 
 
 @pytest.mark.parametrize("window", ["bogus", "2h", "<script>"])
-async def test_violations_unknown_window_is_400(
-    client: Client, make_app: MakeApp, window: str
-) -> None:
-    app = await make_app()
-
+async def test_violations_unknown_window_is_400(client: Client, app: App, window: str) -> None:
     response = await client.get(f"/apps/{app.id}/violations", query_string={"window": window})
 
     assert response.status_code == 400
     assert "<script>" not in await response.get_data(as_text=True)
 
 
-async def test_violations_empty_and_unknown_app(client: Client, make_app: MakeApp) -> None:
-    app = await make_app()
-
+async def test_violations_empty_and_unknown_app(client: Client, app: App) -> None:
     assert "No failures over the last 24 hours." in await violations(client, app.id)
     assert (await client.get("/apps/nope/violations")).status_code == 404
 
 
 async def test_violations_hostile_fingerprints_render_inert(
-    client: Client, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    app = await make_app()
     await store(
         pool, [stored(app.id, name=HOSTILE, errors=[issue(f"/{HOSTILE}", HOSTILE, HOSTILE)])]
     )
