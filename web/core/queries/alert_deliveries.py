@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from web.core.queries.alerts import Alert
 from web.core.queries.base import Connection
 
 
@@ -27,7 +28,7 @@ async def insert_alert_deliveries(
 
 
 @dataclass(frozen=True, slots=True)
-class AlertDelivery:
+class AlertDelivery(Alert):
     """One alert to send on one channel, with what the message says."""
 
     alert_id: int
@@ -35,15 +36,6 @@ class AlertDelivery:
     target: str
     attempts: int
     app_id: str
-    kind: str
-    event_name: str | None
-    path: str | None
-    rule: str | None
-    message: str | None
-    invalid_count: int | None
-    total_count: int | None
-    window_start: datetime | None
-    created_at: datetime
 
 
 async def claim_alert_delivery(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from web.core.queries.base import Connection
 
@@ -36,15 +36,7 @@ _ALERT_SETTINGS_COLUMNS = (
 
 
 async def select_alert_settings(conn: Connection, app_id: str) -> AlertSettings | None:
-    row = await conn.fetchrow(
-        f"""
-        SELECT {_ALERT_SETTINGS_COLUMNS}
-        FROM app_alerts
-        WHERE app_id = $1
-        """,
-        app_id,
-    )
-    return AlertSettings(**dict(row)) if row else None
+    return await _select_alert_settings(conn, app_id, "")
 
 
 async def upsert_alert_settings(
@@ -116,12 +108,18 @@ async def select_alerting_app_ids(conn: Connection) -> list[str]:
 async def lock_alert_settings(conn: Connection, app_id: str) -> AlertSettings | None:
     """The app's alert settings, row-locked until the transaction ends; None if another
     scan holds them (it does the work) or there are none."""
+    return await _select_alert_settings(conn, app_id, "FOR UPDATE SKIP LOCKED")
+
+
+async def _select_alert_settings(
+    conn: Connection, app_id: str, lock: Literal["", "FOR UPDATE SKIP LOCKED"]
+) -> AlertSettings | None:
     row = await conn.fetchrow(
         f"""
         SELECT {_ALERT_SETTINGS_COLUMNS}
         FROM app_alerts
         WHERE app_id = $1
-        FOR UPDATE SKIP LOCKED
+        {lock}
         """,
         app_id,
     )
@@ -277,10 +275,10 @@ async def insert_invalid_share_alert(
 
 
 @dataclass(frozen=True, slots=True)
-class AlertRecord:
-    """An alert as the API lists it, with each channel's delivery state."""
+class Alert:
+    """What an alert says: a new failure (event name, path, rule, first message) or an
+    invalid share (counts over the window since window_start)."""
 
-    id: int
     kind: str
     event_name: str | None
     path: str | None
@@ -290,6 +288,13 @@ class AlertRecord:
     total_count: int | None
     window_start: datetime | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord(Alert):
+    """An alert as the API lists it, with each channel's delivery state."""
+
+    id: int
     deliveries: list[dict[str, Any]]
 
 

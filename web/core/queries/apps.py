@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from web.core.queries.base import _APP_COLUMNS, App, AppSummary, Connection
 
 
@@ -22,15 +24,7 @@ async def insert_app(conn: Connection, app_id: str, name: str, write_key: str) -
 
 
 async def select_app(conn: Connection, app_id: str) -> App | None:
-    row = await conn.fetchrow(
-        f"""
-        SELECT {_APP_COLUMNS}
-        FROM apps
-        WHERE id = $1
-        """,
-        app_id,
-    )
-    return App(**dict(row)) if row else None
+    return await _select_one_app(conn, "WHERE id = $1", app_id)
 
 
 async def select_apps(conn: Connection) -> list[App]:
@@ -66,27 +60,26 @@ async def select_app_summaries(conn: Connection) -> list[AppSummary]:
 
 async def lock_app(conn: Connection, app_id: str) -> App | None:
     """The app, row-locked until the caller's transaction ends (serialises plan versions)."""
-    row = await conn.fetchrow(
-        f"""
-        SELECT {_APP_COLUMNS}
-        FROM apps
-        WHERE id = $1
-        FOR UPDATE
-        """,
-        app_id,
-    )
-    return App(**dict(row)) if row else None
+    return await _select_one_app(conn, "WHERE id = $1 FOR UPDATE", app_id)
 
 
 async def select_app_by_write_key(conn: Connection, write_key: str) -> App | None:
     """The app a write key belongs to (SDK calls name no app id, only their key)."""
+    return await _select_one_app(conn, "WHERE write_key = $1", write_key)
+
+
+# The ways one app is looked up: the clause is one of these, the value always $1.
+_AppLookup = Literal["WHERE id = $1", "WHERE id = $1 FOR UPDATE", "WHERE write_key = $1"]
+
+
+async def _select_one_app(conn: Connection, lookup: _AppLookup, value: str) -> App | None:
     row = await conn.fetchrow(
         f"""
         SELECT {_APP_COLUMNS}
         FROM apps
-        WHERE write_key = $1
+        {lookup}
         """,
-        write_key,
+        value,
     )
     return App(**dict(row)) if row else None
 
