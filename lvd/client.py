@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 import httpx
 
@@ -96,6 +96,22 @@ class WaitResult:
     events: list[Event]
 
 
+class WaitFilters(TypedDict, total=False):
+    """What a wait counts: events of this status, name (one or several) and broken rule."""
+
+    status: str | None
+    event_name: str | Iterable[str] | None
+    rule: str | None
+
+
+class EventFilters(WaitFilters, total=False):
+    """The query API's filters: a wait's, and text in the payload and a time range."""
+
+    text: str | None
+    since: datetime | str | None
+    until: datetime | str | None
+
+
 def new_session_id(prefix: str = "test") -> str:
     """A session id no other test run will use."""
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
@@ -169,19 +185,9 @@ class LvdClient:
         body = event if isinstance(event, Mapping) else list(event)
         return self._call("POST", self._logs, json=body, headers=headers)
 
-    def events(
-        self,
-        *,
-        status: str | None = None,
-        event_name: str | Iterable[str] | None = None,
-        rule: str | None = None,
-        text: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int | None = None,
-    ) -> list[Event]:
+    def events(self, *, limit: int | None = None, **filters: Unpack[EventFilters]) -> list[Event]:
         """Stored events matching the filters, newest first (every page, or `limit` events)."""
-        params = self._filters(status, event_name, rule, text, since, until)
+        params = self._filters(filters)
         found: list[Event] = []
         cursor: str | None = None
         while limit is None or len(found) < limit:
@@ -195,10 +201,10 @@ class LvdClient:
                 break
         return found
 
-    def summary(self, **filters: Any) -> dict[str, Any]:
+    def summary(self, **filters: Unpack[EventFilters]) -> dict[str, Any]:
         """Counts by status and by event name: {"total", "by_status", "by_event_name"}."""
         result: dict[str, Any] = self._call(
-            "GET", f"{self._logs}/summary", params=self._filters(**filters)
+            "GET", f"{self._logs}/summary", params=self._filters(filters)
         )
         return result
 
@@ -208,18 +214,12 @@ class LvdClient:
         return int(self._call("DELETE", self._logs, params=params)["deleted"])
 
     def wait(
-        self,
-        count: int = 1,
-        *,
-        status: str | None = None,
-        event_name: str | Iterable[str] | None = None,
-        rule: str | None = None,
-        timeout: float | None = None,
+        self, count: int = 1, *, timeout: float | None = None, **filters: Unpack[WaitFilters]
     ) -> WaitResult:
         """Wait until `count` matching events are stored (the server long-polls)."""
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
-        params = self._filters(status, event_name, rule)
+        params = self._filters(filters, WaitFilters.__optional_keys__)
         while True:
             chunk = max(0.0, min(deadline - time.monotonic(), SERVER_MAX_WAIT))
             body = self._call(
@@ -235,18 +235,12 @@ class LvdClient:
     # ---- assertions for test suites
 
     def wait_for(
-        self,
-        count: int = 1,
-        *,
-        status: str | None = None,
-        event_name: str | Iterable[str] | None = None,
-        rule: str | None = None,
-        timeout: float | None = None,
+        self, count: int = 1, *, timeout: float | None = None, **filters: Unpack[WaitFilters]
     ) -> list[Event]:
         """The `count` newest matching events once stored; AssertionError if they never are."""
-        result = self.wait(count, status=status, event_name=event_name, rule=rule, timeout=timeout)
+        result = self.wait(count, timeout=timeout, **filters)
         if not result.reached:
-            wanted = _what(count, status, event_name, rule)
+            wanted = _what(count, filters)
             within = self.timeout if timeout is None else timeout
             raise AssertionError(
                 f"expected {wanted} within {within:g} s{self._in_session()},"
@@ -265,12 +259,13 @@ class LvdClient:
         """At least `count` events of this name (and status) arrive; returns them."""
         return self.wait_for(count, status=status, event_name=event_name, timeout=timeout)
 
-    def assert_no_invalid(self, **filters: Any) -> None:
+    def assert_no_invalid(self, **filters: Unpack[EventFilters]) -> None:
         """No stored event (matching the filters) is invalid; else every one is listed.
 
         It checks what is stored now: wait for the events you expect first.
         """
-        invalid = self.events(**{**filters, "status": "invalid"}, limit=SHOWN_IN_MESSAGES + 1)
+        invalid_only: EventFilters = {**filters, "status": "invalid"}
+        invalid = self.events(limit=SHOWN_IN_MESSAGES + 1, **invalid_only)
         if not invalid:
             return
         total = self.summary(**filters)["by_status"]["invalid"]
@@ -288,20 +283,17 @@ class LvdClient:
         return f"/api/logs/{self.app_id}"
 
     def _filters(
-        self,
-        status: str | None = None,
-        event_name: str | Iterable[str] | None = None,
-        rule: str | None = None,
-        text: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
+        self, filters: Mapping[str, Any], known: frozenset[str] = EventFilters.__optional_keys__
     ) -> dict[str, str]:
-        names = [event_name] if isinstance(event_name, str) else list(event_name or ())
+        # Keywords are not checked at run time: a misspelt filter must not match everything.
+        if unknown := filters.keys() - known:
+            raise TypeError(f"unknown filter {', '.join(sorted(unknown))}; known: {sorted(known)}")
+        since, until = filters.get("since"), filters.get("until")
         found = {
-            "status": status,
-            "event_name": ",".join(names) or None,
-            "rule": rule,
-            "q": text,
+            "status": filters.get("status"),
+            "event_name": ",".join(_names(filters)) or None,
+            "rule": filters.get("rule"),
+            "q": filters.get("text"),
             "session": self.session,
             "since": since.isoformat() if isinstance(since, datetime) else since,
             "until": until.isoformat() if isinstance(until, datetime) else until,
@@ -347,15 +339,18 @@ class LvdClient:
         return f"Events seen{self._in_session()}: {listed}"
 
 
-def _what(
-    count: int, status: str | None, event_name: str | Iterable[str] | None, rule: str | None
-) -> str:
-    names = [event_name] if isinstance(event_name, str) else list(event_name or ())
+def _names(filters: Mapping[str, Any]) -> list[str]:
+    event_name = filters.get("event_name")
+    return [event_name] if isinstance(event_name, str) else list(event_name or ())
+
+
+def _what(count: int, filters: WaitFilters) -> str:
+    names = _names(filters)
     parts = [f"{count}"]
-    if status:
+    if status := filters.get("status"):
         parts.append(status)
     parts.append(" or ".join(repr(n) for n in names) if names else "")
     parts.append("event" if count == 1 else "events")
-    if rule:
+    if rule := filters.get("rule"):
         parts.append(f"breaking rule {rule!r}")
     return " ".join(part for part in parts if part)

@@ -243,6 +243,24 @@ def test_client_events_limit_stops_early() -> None:
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda lvd: lvd.events(evnt_name="signup"), id="events"),
+        pytest.param(lambda lvd: lvd.summary(stauts="invalid"), id="summary"),
+        pytest.param(lambda lvd: lvd.wait_for(text="signup"), id="wait-takes-fewer-filters"),
+    ],
+)
+def test_client_unknown_filter_raises_before_any_request(call: Callable[[LvdClient], Any]) -> None:
+    # A misspelt filter that were ignored would match every event: a test would pass wrongly.
+    server = FakeServer({})
+
+    with pytest.raises(TypeError, match="unknown filter"):
+        call(client_for(server))
+
+    assert server.requests == []
+
+
 def test_client_refusal_raises_lvd_error_with_code() -> None:
     refusal = httpx.Response(
         400, json={"error": {"code": "invalid_filter", "message": "status must be valid"}}
