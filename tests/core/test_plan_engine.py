@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.sample_plans import STRING_PRICE_ISSUE
 from web.core.validation import Issue, Verdict, validate
 from web.core.validation.plan import InvalidPlan, PlanProblem, check_plan, compile_plan
 
@@ -296,16 +297,7 @@ def test_judge_rule_obeyed_is_valid_without_issues(rule: str) -> None:
 def test_judge_issue_as_dict_has_the_six_fields() -> None:
     verdict = judge(FAILING["type"].plan, FAILING["type"].event)
 
-    assert verdict.issues_as_dicts() == [
-        {
-            "path": "/price",
-            "rule": "type",
-            "message": 'price must be a number, got the string "12.99"',
-            "expected": ["number"],
-            "actual": "12.99",
-            "severity": "error",
-        }
-    ]
+    assert verdict.issues_as_dicts() == [STRING_PRICE_ISSUE]
 
 
 # --- the quick-start event and planned/unplanned events ----------------------------------------

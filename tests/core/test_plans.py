@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 import pytest
 
+from tests.sample_plans import order_completed
 from web.core import directory as directory_module
 from web.core.apps import add_app
 from web.core.directory import AppDirectory
@@ -71,15 +72,7 @@ async def current_version(pool: asyncpg.Pool, app_id: str) -> int | None:
 def test_diff_plans_lists_added_removed_and_changed_events() -> None:
     new = {
         "events": {
-            "order_completed": {
-                "type": "object",
-                "required": ["orderId", "currency"],
-                "properties": {
-                    "orderId": {"type": "string"},
-                    "price": {"type": "number", "minimum": 0},
-                    "currency": {"enum": ["USD"]},
-                },
-            },
+            "order_completed": order_completed("USD"),
             "cart_viewed": {"type": "object"},
         },
         "allow_unplanned": False,
@@ -569,34 +562,27 @@ async def test_save_plan_notifies_app_id_after_commit(
     assert await current_version(pool, app_id) == saved.version
 
 
-async def test_save_plan_notifies_only_when_outer_transaction_commits(
-    pool: asyncpg.Pool, plan_notifications: asyncio.Queue[str]
+@pytest.mark.parametrize(
+    "commits", [pytest.param(True, id="committed"), pytest.param(False, id="rolled-back")]
+)
+async def test_save_plan_in_outer_transaction_notifies_and_saves_only_when_it_commits(
+    pool: asyncpg.Pool, plan_notifications: asyncio.Queue[str], commits: bool
 ) -> None:
     app_id = await new_app(pool)
 
     async with pool.acquire() as conn:
         outer = conn.transaction()
         await outer.start()
-        await save_plan(conn, app_id, ORDER_V1)
+        saved = await save_plan(conn, app_id, ORDER_V1)
         assert await heard_for(plan_notifications, app_id, 0.3) == []
-        await outer.commit()
+        await (outer.commit() if commits else outer.rollback())
 
-    assert await heard_for(plan_notifications, app_id, 2.0) == [app_id]
-
-
-async def test_save_plan_rolled_back_sends_nothing_and_saves_nothing(
-    pool: asyncpg.Pool, plan_notifications: asyncio.Queue[str]
-) -> None:
-    app_id = await new_app(pool)
-
-    async with pool.acquire() as conn:
-        outer = conn.transaction()
-        await outer.start()
-        await save_plan(conn, app_id, ORDER_V1)
-        await outer.rollback()
-
-    assert await heard_for(plan_notifications, app_id, 0.3) == []
-    assert await current_version(pool, app_id) is None
+    if commits:
+        assert await heard_for(plan_notifications, app_id, 2.0) == [app_id]
+        assert await current_version(pool, app_id) == saved.version
+    else:
+        assert await heard_for(plan_notifications, app_id, 0.3) == []
+        assert await current_version(pool, app_id) is None
 
 
 async def test_save_plan_refused_sends_nothing(

@@ -30,6 +30,7 @@ from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
     browser,
     chromium_executable,
 )
+from tests.sample_plans import order_completed
 from web.core.queries.base import App, NewLogEntry
 from web.core.queries.events import insert_log_entries
 
@@ -40,15 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 HOSTILE = "<img src=x onerror=window.__pwned=1><script>window.__pwned=1</script>"
 PLAN: dict[str, Any] = {
     "events": {
-        "order_completed": {
-            "type": "object",
-            "required": ["orderId", "currency"],
-            "properties": {
-                "orderId": {"type": "string"},
-                "price": {"type": "number", "minimum": 0},
-                "currency": {"enum": ["USD", "EUR"]},
-            },
-        },
+        "order_completed": order_completed(),
         "app_opened": {"type": "object"},
         "signup": {"type": "object", "properties": {"email": {"type": "string"}}},
         "user_login": {"type": "object"},

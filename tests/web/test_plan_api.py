@@ -14,6 +14,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from tests.sample_plans import STRING_PRICE_ISSUE, order_completed
 from tests.web.conftest import MakeApp
 from tests.web.support import queued_event, queued_message
 from web.core.plans import save_plan
@@ -28,32 +29,19 @@ VERSION_KEYS = {"app_id", "version", "created_at", "plan"}
 ISSUE_KEYS = {"path", "rule", "message", "expected", "actual", "severity"}
 QUICK_START = {"eventName": "user_login", "userId": 123, "timestamp": "2025-12-10T15:45:00Z"}
 
+CURRENCIES = ("USD", "EUR", "GBP")
 ORDERS_V1: dict[str, Any] = {
     "events": {
-        "order_completed": {
-            "type": "object",
-            "required": ["orderId", "currency"],
-            "properties": {
-                "orderId": {"type": "string"},
-                "price": {"type": "number"},
-                "currency": {"enum": ["USD", "EUR", "GBP"]},
-            },
-        },
+        "order_completed": order_completed(*CURRENCIES, price={"type": "number"}),
         "user_login": {"type": "object"},
     }
 }
 # Stricter on price, but no longer requires a currency.
 ORDERS_V2: dict[str, Any] = {
     "events": {
-        "order_completed": {
-            "type": "object",
-            "required": ["orderId"],
-            "properties": {
-                "orderId": {"type": "string"},
-                "price": {"type": "number", "minimum": 10},
-                "currency": {"enum": ["USD", "EUR", "GBP"]},
-            },
-        },
+        "order_completed": order_completed(
+            *CURRENCIES, price={"type": "number", "minimum": 10}, required=("orderId",)
+        ),
         "user_login": {"type": "object"},
     },
     "naming": "camelCase",
@@ -385,14 +373,7 @@ async def test_ingest_plan_failure_errors_carry_every_field(client: Client, app:
     assert result["status"] == "invalid"
     assert all(set(e) == ISSUE_KEYS for e in result["errors"])
     by_rule = {e["rule"]: e for e in result["errors"]}
-    assert by_rule["type"] == {
-        "path": "/price",
-        "rule": "type",
-        "message": 'price must be a number, got the string "12.99"',
-        "expected": ["number"],
-        "actual": "12.99",
-        "severity": "error",
-    }
+    assert by_rule["type"] == STRING_PRICE_ISSUE
     assert by_rule["required"]["path"] == "/orderId"
     assert by_rule["required"]["message"] == "missing required property orderId"
     assert set(by_rule) == {"type", "required"}

@@ -14,6 +14,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from tests.sample_plans import order_completed
 from tests.web.support import table_rows
 from web.core.plans import save_plan
 from web.core.queries.base import App, NewLogEntry
@@ -22,16 +23,7 @@ from web.core.queries.plans import select_plan_version, select_plan_versions
 
 PLAN: dict[str, Any] = {
     "events": {
-        "order_completed": {
-            "type": "object",
-            "required": ["orderId", "currency"],
-            "properties": {
-                "orderId": {"type": "string"},
-                "price": {"type": "number", "minimum": 0},
-                "currency": {"enum": ["USD", "EUR"]},
-                "coupon": {"type": ["string", "null"]},
-            },
-        },
+        "order_completed": order_completed(coupon={"type": ["string", "null"]}),
         "user_login": {"type": "object"},
     }
 }
