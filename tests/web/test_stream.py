@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -52,12 +53,18 @@ async def rendered_row(quart_app: Quart, pool: asyncpg.Pool, row_id: int) -> str
         return await render_template("_event_row.html", entry=entry)
 
 
-async def wait_subscribed(stream: SseStream, services: Services, before: int) -> None:
-    """Reads the retry: preamble and waits until the stream's hub subscription exists."""
-    assert parse_sse(await stream.frame()).raw == b"retry: 1000"
-    await eventually(
-        lambda: services.hub.subscriber_count == before + 1, message="the stream subscribed"
-    )
+@contextlib.asynccontextmanager
+async def subscribed_stream(
+    client: Client, services: Services, path: str
+) -> AsyncIterator[SseStream]:
+    """Opens the stream, reads its retry: preamble and waits until its hub subscription exists."""
+    before = services.hub.subscriber_count
+    async with open_stream(client, path) as stream:
+        assert parse_sse(await stream.frame()).raw == b"retry: 1000"
+        await eventually(
+            lambda: services.hub.subscriber_count == before + 1, message="the stream subscribed"
+        )
+        yield stream
 
 
 def assert_row_message(message: SseMessage, row_id: int, html: str) -> None:
@@ -124,10 +131,7 @@ def test_sse_frame_round_trips_through_an_sse_parser(data: str) -> None:
 async def test_stream_answers_event_stream_headers(
     client: Client, services: Services, app: App
 ) -> None:
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream") as stream:
         assert stream.status_code == 200
         assert stream.headers is not None
         assert stream.headers["Content-Type"].startswith("text/event-stream")
@@ -149,10 +153,9 @@ async def test_stream_backfills_rows_after_the_given_id_oldest_first(
             ),
         ],
     )
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream?after={ids[0]}") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(
+        client, services, f"/apps/{app.id}/stream?after={ids[0]}"
+    ) as stream:
         first = await stream.message()
         second = await stream.message()
         await stream.no_message(0.2)
@@ -227,10 +230,7 @@ async def test_stream_delivers_rows_stored_after_connecting(
     client: Client, quart_app: Quart, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
     [old] = await insert_entries(pool, [new_entry(app.id, name="old")])
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream?after={old}") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream?after={old}") as stream:
         [new_id] = await store_events(pool, [message_event(app.id, name="live_one")])
         message = await stream.message(within=5.0)
         [second_id] = await store_events(pool, [message_event(app.id, name="live_two")])
@@ -244,10 +244,9 @@ async def test_stream_delivers_rows_stored_after_connecting(
 async def test_stream_live_rows_follow_the_status_filter(
     client: Client, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream?status=valid&after=0") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(
+        client, services, f"/apps/{app.id}/stream?status=valid&after=0"
+    ) as stream:
         await store_events(pool, [message_event(app.id, name="bad", status="invalid")])
         [good] = await store_events(pool, [message_event(app.id, name="good")])
         message = await stream.message()
@@ -262,10 +261,7 @@ async def test_stream_never_sends_another_apps_rows(
 ) -> None:
     app = await make_app()
     other = await make_app()
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream?after=0") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream?after=0") as stream:
         await store_events(pool, [message_event(other.id, name="not_mine")])
         [mine] = await store_events(pool, [message_event(app.id, name="mine")])
         message = await stream.message()
@@ -278,10 +274,7 @@ async def test_stream_never_sends_another_apps_rows(
 async def test_stream_live_hostile_names_arrive_escaped(
     client: Client, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream?after=0") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream?after=0") as stream:
         await store_events(
             pool,
             [
@@ -304,14 +297,10 @@ async def test_stream_live_hostile_names_arrive_escaped(
 
 
 async def test_stream_row_committed_out_of_id_order_still_arrives(
-    client: Client, services: Services, pool: asyncpg.Pool, make_app: MakeApp
+    client: Client, services: Services, pool: asyncpg.Pool, app: App
 ) -> None:
     """Two workers commit concurrently: the row with the lower id can commit second."""
-    app = await make_app()
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream?after=0") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream?after=0") as stream:
         async with pool.acquire() as slow, pool.acquire() as fast:
             slow_tx = slow.transaction()
             await slow_tx.start()
@@ -332,14 +321,9 @@ async def test_stream_row_committed_out_of_id_order_still_arrives(
 
 
 async def test_stream_row_in_backfill_and_live_queue_is_sent_once(
-    client: Client,
-    services: Services,
-    pool: asyncpg.Pool,
-    make_app: MakeApp,
-    monkeypatch: pytest.MonkeyPatch,
+    client: Client, services: Services, pool: asyncpg.Pool, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A row committed between subscribing and the back-fill query reaches both paths."""
-    app = await make_app()
     real_select = select_log_entries
     raced: list[int] = []
 
@@ -364,14 +348,10 @@ async def test_stream_row_in_backfill_and_live_queue_is_sent_once(
 
 
 async def test_stream_sends_keepalive_when_idle(
-    client: Client, services: Services, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+    client: Client, services: Services, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(web.stream, "KEEPALIVE_SECONDS", 0.05)
-    app = await make_app()
-    before = services.hub.subscriber_count
-
-    async with open_stream(client, f"/apps/{app.id}/stream") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream") as stream:
         frame = await stream.frame(within=2.0)
 
     assert frame == b": keepalive"
@@ -382,8 +362,7 @@ async def test_stream_disconnect_removes_the_hub_subscription(
 ) -> None:
     before = services.hub.subscriber_count
 
-    async with open_stream(client, f"/apps/{app.id}/stream") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream"):
         assert services.hub.subscriber_count == before + 1
 
     await eventually(
@@ -392,18 +371,12 @@ async def test_stream_disconnect_removes_the_hub_subscription(
 
 
 async def test_stream_slow_client_is_cut_off_and_resumes_without_loss(
-    client: Client,
-    services: Services,
-    pool: asyncpg.Pool,
-    make_app: MakeApp,
-    monkeypatch: pytest.MonkeyPatch,
+    client: Client, services: Services, pool: asyncpg.Pool, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(web.hub, "SUBSCRIBER_QUEUE_SIZE", 2)
-    app = await make_app()
     before = services.hub.subscriber_count
 
-    async with open_stream(client, f"/apps/{app.id}/stream?after=0") as stream:
-        await wait_subscribed(stream, services, before)
+    async with subscribed_stream(client, services, f"/apps/{app.id}/stream?after=0") as stream:
         # One notification with five ids: four rows more than the queue holds arrive at once.
         ids = await store_events(pool, [message_event(app.id) for _ in range(5)])
         first = await stream.message()
