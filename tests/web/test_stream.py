@@ -321,7 +321,11 @@ async def test_stream_row_committed_out_of_id_order_still_arrives(
 
 
 async def test_stream_row_in_backfill_and_live_queue_is_sent_once(
-    client: Client, services: Services, pool: asyncpg.Pool, app: App, monkeypatch: pytest.MonkeyPatch
+    client: Client,
+    services: Services,
+    pool: asyncpg.Pool,
+    app: App,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A row committed between subscribing and the back-fill query reaches both paths."""
     real_select = select_log_entries
@@ -371,7 +375,11 @@ async def test_stream_disconnect_removes_the_hub_subscription(
 
 
 async def test_stream_slow_client_is_cut_off_and_resumes_without_loss(
-    client: Client, services: Services, pool: asyncpg.Pool, app: App, monkeypatch: pytest.MonkeyPatch
+    client: Client,
+    services: Services,
+    pool: asyncpg.Pool,
+    app: App,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(web.hub, "SUBSCRIBER_QUEUE_SIZE", 2)
     before = services.hub.subscriber_count
