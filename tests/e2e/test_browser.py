@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -94,25 +96,42 @@ class Tab:
         await self.page.screenshot(path=SCREENSHOTS / name, full_page=True)
 
 
-@pytest.fixture
-async def tab(browser: Browser, live_server: LiveServer) -> AsyncIterator[Tab]:
-    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+@contextlib.asynccontextmanager
+async def watched_page(
+    browser: Browser,
+    live_server: LiveServer,
+    navigations: list[str],
+    console: list[str],
+    **context_options: Any,
+) -> AsyncIterator[Page]:
+    """A page in a context of its own that appends its main-frame navigations and its console
+    messages to the lists; on leaving, prints those messages and the server's logs."""
+    context = await browser.new_context(**context_options)
     page = await context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
-    tab = Tab(page)
-    page.on("request", tab.on_request)
     page.on(
         "framenavigated",
-        lambda frame: tab.navigations.append(frame.url) if frame == page.main_frame else None,
+        lambda frame: navigations.append(frame.url) if frame == page.main_frame else None,
     )
-    page.on("console", lambda message: tab.console.append(f"{message.type}: {message.text}"))
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     try:
-        yield tab
+        yield page
     finally:
         await context.close()
         # Shown by pytest only when the test fails.
-        print("--- browser console", *tab.console, sep="\n")
+        print("--- browser console", *console, sep="\n")
         print(live_server.logs())
+
+
+@pytest.fixture
+async def tab(browser: Browser, live_server: LiveServer) -> AsyncIterator[Tab]:
+    navigations: list[str] = []
+    console: list[str] = []
+    viewport = {"width": 1200, "height": 800}
+    async with watched_page(browser, live_server, navigations, console, viewport=viewport) as page:
+        tab = Tab(page, navigations=navigations, console=console)
+        page.on("request", tab.on_request)
+        yield tab
 
 
 def row_locator(page: Page, event_id: str) -> Locator:

@@ -29,6 +29,7 @@ from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
     UI_TIMEOUT_MS,
     browser,
     chromium_executable,
+    watched_page,
 )
 from tests.sample_plans import order_completed
 from web.core.queries.base import App, NewLogEntry
@@ -73,26 +74,20 @@ class Tab:
 
 @pytest.fixture
 async def tab(browser: Browser, live_server: LiveServer) -> AsyncIterator[Tab]:
+    navigations: list[str] = []
+    console: list[str] = []
     # A laptop screen; clipboard allowed so "copy as cURL" can be read back.
-    context = await browser.new_context(
+    async with watched_page(
+        browser,
+        live_server,
+        navigations,
+        console,
         viewport={"width": 1366, "height": 800},
         permissions=["clipboard-read", "clipboard-write"],
         accept_downloads=True,
-    )
-    page = await context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    tab = Tab(page, live_server.base_url)
-    page.on(
-        "framenavigated",
-        lambda frame: tab.navigations.append(frame.url) if frame == page.main_frame else None,
-    )
-    page.on("console", lambda message: tab.console.append(f"{message.type}: {message.text}"))
-    try:
+    ) as page:
+        tab = Tab(page, live_server.base_url, navigations=navigations, console=console)
         yield tab
-    finally:
-        await context.close()
-        print("--- browser console", *tab.console, sep="\n")
-        print(live_server.logs())
     assert not [line for line in tab.console if "Content Security Policy" in line], tab.console
 
 
