@@ -106,17 +106,25 @@ async def test_app_row(pool: asyncpg.Pool, clean_db: None) -> App:
         return await add_app(conn, "test-app", "Test app")
 
 
-def run_fresh_python(code: str, env: dict[str, str]) -> str:
-    """What a fresh interpreter running `code` printed; fails the test if it failed."""
-    result = subprocess.run(
-        [sys.executable, "-c", code],
+def run_in_project(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`args` run to the end in the project folder, with `env` over this process's environment,
+    its output captured as text."""
+    return subprocess.run(
+        args,
         env={**os.environ, **env},
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
+
+
+def run_fresh_python(code: str, env: dict[str, str]) -> str:
+    """What a fresh interpreter running `code` printed; fails the test if it failed."""
+    result = run_in_project([sys.executable, "-c", code], env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import orjson
 import pytest
 
 from lvd.loadtest import send_load, verify_storage
-from tests.conftest import LiveServer, env_for
+from tests.conftest import LiveServer, env_for, run_in_project
 from web.core.queries.base import App
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +58,7 @@ async def test_loadtest_verify_reports_a_lost_event(
 def test_loadtest_command_prints_json_and_exits_zero(
     live_server: LiveServer, test_app_row: App
 ) -> None:
-    result = subprocess.run(
+    result = run_in_project(
         [
             str(Path(sys.executable).parent / "lvd"),
             "loadtest",
@@ -73,11 +72,8 @@ def test_loadtest_command_prints_json_and_exits_zero(
             "1",
             "--json",
         ],
-        env=env_for(live_server.settings),
-        capture_output=True,
-        text=True,
+        env_for(live_server.settings),
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     summary = orjson.loads(result.stdout)

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import last_json_line, run_fresh_python
+from tests.conftest import PROJECT_ROOT, last_json_line, run_fresh_python, run_in_project
 from web.core.settings import Settings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 INSPECT = """
 import json, dramatiq, workers.actors.events
@@ -106,15 +102,7 @@ def test_actors_import_falls_back_to_broker_url(settings: Settings) -> None:
 
 def test_actors_import_with_bad_env_fails_fast(settings: Settings) -> None:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": "http://x"}
-    result = subprocess.run(
-        [sys.executable, "-c", "import workers.actors.events"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_in_project([sys.executable, "-c", "import workers.actors.events"], env)
     assert result.returncode != 0
     assert "SettingsError: REDIS_URL must start with one of" in result.stderr
 

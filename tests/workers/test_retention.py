@@ -7,7 +7,6 @@ database holds other tests' rows dated 2025.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +17,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.conftest import PROJECT_ROOT, env_for
+from tests.conftest import env_for, run_in_project
 from tests.workers.test_alerting import private_database
 from web.core import apps
 from web.core.db import create_pool
@@ -194,14 +193,9 @@ async def test_lvd_purge_command_deletes_expired_events(
     await add_events(retention_pool, app_id, [DAY, 4 * DAY, 5 * DAY])
     settings = Settings(database_url=retention_db)
     result = await asyncio.to_thread(
-        subprocess.run,
+        run_in_project,
         [str(Path(sys.executable).parent / "lvd"), "purge", "--batch-size", "1"],
-        env=env_for(settings),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        env_for(settings),
     )
     assert result.returncode == 0, result.stderr
     assert "Purged 2 expired events in 2 chunks" in result.stdout

@@ -7,17 +7,15 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
+from tests.conftest import run_fresh_python
 from web.core.db import create_pool
 from web.core.queries.base import App, LogEntry, NewLogEntry
 from web.core.queries.dead_letters import select_dead_letters
@@ -33,7 +31,6 @@ from web.core.queue.contract import EVENTS_CHANNEL, OrjsonEncoder, QueuedEvent
 from web.core.settings import Settings
 from workers.store import entry_from_message, store_events
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RECEIVED = "2025-12-10T15:45:00.123456+00:00"
 
 
@@ -477,17 +474,7 @@ def test_workers_store_import_has_no_broker_side_effect(settings: Settings) -> N
         "print(json.dumps({'modules': sorted(m for m in sys.modules if m.startswith('workers')),"
         " 'global_broker': dramatiq.broker.global_broker is not None}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    found = json.loads(result.stdout)
+    found = json.loads(run_fresh_python(code, env))
     assert found == {
         "modules": ["workers", "workers.failures", "workers.store"],
         "global_broker": False,
