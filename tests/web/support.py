@@ -76,26 +76,10 @@ def new_entry(
     )
 
 
-def message_event(
-    app_id: str,
-    *,
-    name: str | None = "user_login",
-    status: str = "valid",
-    errors: list[dict[str, Any]] | None = None,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """One event as a queue message carries it to workers.store.store_events."""
-    return {
-        "app_id": app_id,
-        "event_id": event_id or str(uuid.uuid4()),
-        "event_name": name,
-        "payload": orjson.dumps({"eventName": name}).decode(),
-        "status": status,
-        "errors": orjson.dumps(errors or []).decode(),
-        "plan_version": None,
-        "session": None,
-        "received_at": datetime.now(UTC).isoformat(),
-    }
+def message_event(app_id: str, **fields: Any) -> dict[str, Any]:
+    """`new_entry(app_id, **fields)` as a queue message carries it to workers.store.store_events."""
+    entry = new_entry(app_id, **fields)
+    return {**entry._asdict(), "received_at": entry.received_at.isoformat()}
 
 
 async def insert_entries(pool: asyncpg.Pool, entries: list[NewLogEntry]) -> list[int]:
