@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import asyncpg
 import orjson
@@ -16,12 +18,7 @@ from web.core.status.formatting import (
     format_share,
     status_as_dict,
 )
-from web.core.status.readers import (
-    READ_TIMEOUT_SECONDS,
-    describe_error,
-    gather_status,
-    status_redis,
-)
+from web.core.status.readers import READ_TIMEOUT_SECONDS, gather_status_over, status_redis
 from web.core.status.records import PipelineStatus
 
 WORKER_COLUMNS = (
@@ -42,20 +39,21 @@ def print_status(*, as_json: bool) -> int:
 
 async def read_status(settings: Settings) -> PipelineStatus:
     client = status_redis(settings.redis_url, timeout=READ_TIMEOUT_SECONDS)
-    gone_after = settings.worker_gone_seconds
     try:
-        try:
-            conn = await asyncpg.connect(settings.database_url, timeout=READ_TIMEOUT_SECONDS)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            return await gather_status(
-                client, None, gone_after=gone_after, database_problem=describe_error(exc)
-            )
-        try:
-            return await gather_status(client, conn, gone_after=gone_after)
-        finally:
-            await conn.close()
+        return await gather_status_over(
+            client, _connection(settings.database_url), gone_after=settings.worker_gone_seconds
+        )
     finally:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url, timeout=READ_TIMEOUT_SECONDS)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def format_status(status: PipelineStatus) -> str:

@@ -9,9 +9,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 
-import asyncpg
 from quart import (
     Blueprint,
     Quart,
@@ -25,21 +23,9 @@ from redis.exceptions import RedisError
 
 from web.context import Services
 from web.core.outage_log import OutageLog
-from web.core.status.formatting import (
-    format_bytes,
-    format_count,
-    format_rate,
-    format_seconds,
-    format_share,
-    status_as_dict,
-)
+from web.core.status.formatting import FORMAT, status_as_dict
 from web.core.status.keys import DEFAULT_KEYS
-from web.core.status.readers import (
-    READ_TIMEOUT_SECONDS,
-    describe_error,
-    gather_status,
-    status_redis,
-)
+from web.core.status.readers import READ_TIMEOUT_SECONDS, gather_status_over, status_redis
 from web.core.status.records import (
     HEARTBEAT_SECONDS,
     PipelineStatus,
@@ -60,14 +46,6 @@ READING_MAX_AGE = 1.0
 # A status read may wait this long on Redis per call.
 REDIS_TIMEOUT_SECONDS = 1.0
 _BOARD = "lvd.status"
-
-FORMAT = SimpleNamespace(
-    count=format_count,
-    rate=format_rate,
-    share=format_share,
-    seconds=format_seconds,
-    bytes=format_bytes,
-)
 
 
 class StatusBoard:
@@ -91,14 +69,11 @@ class StatusBoard:
             return self._reading
 
     async def _read(self) -> PipelineStatus:
-        gone_after = self._svc.settings.worker_gone_seconds
-        try:
-            async with self._svc.pool.acquire(timeout=READ_TIMEOUT_SECONDS) as conn:
-                return await gather_status(self.redis, conn, gone_after=gone_after)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            return await gather_status(
-                self.redis, None, gone_after=gone_after, database_problem=describe_error(exc)
-            )
+        return await gather_status_over(
+            self.redis,
+            self._svc.pool.acquire(timeout=READ_TIMEOUT_SECONDS),
+            gone_after=self._svc.settings.worker_gone_seconds,
+        )
 
     async def publish(self) -> None:
         """Tell the other web processes how many dashboard streams this one serves."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 from web.core.status.records import PipelineStatus
@@ -95,3 +96,13 @@ def format_bytes(size: int | None) -> str:
         return f"{size} B"
     exponent = min(int(math.log(size, 1024)), 4)
     return f"{size / 1024**exponent:.1f} {('B', 'KiB', 'MiB', 'GiB', 'TiB')[exponent]}"
+
+
+# The formatters by kind, as the page's templates call them: fmt.count(...), fmt.rate(...).
+FORMAT = SimpleNamespace(
+    count=format_count,
+    rate=format_rate,
+    share=format_share,
+    seconds=format_seconds,
+    bytes=format_bytes,
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -41,6 +42,9 @@ WEB_FRESH_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 3.0
 
 T = TypeVar("T")
+
+# What reaching PostgreSQL (or Redis, for OSError and TimeoutError) raises when it is away.
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def status_redis(redis_url: str, *, timeout: float) -> aioredis.Redis:
@@ -186,16 +190,27 @@ async def gather_status(
     return PipelineStatus(taken_at, queue, workers, web, store, tuple(problems))
 
 
+async def gather_status_over(
+    redis: aioredis.Redis,
+    connection: AbstractAsyncContextManager[Connection],
+    *,
+    gone_after: float = DEFAULT_GONE_AFTER,
+) -> PipelineStatus:
+    """gather_status over a connection from `connection` (a pool's acquire, a connect);
+    when none can be had, without one, saying why."""
+    try:
+        async with connection as conn:
+            return await gather_status(redis, conn, gone_after=gone_after)
+    except _UNREACHABLE as exc:
+        return await gather_status(
+            redis, None, gone_after=gone_after, database_problem=describe_error(exc)
+        )
+
+
 async def _attempt(source: str, reading: Awaitable[T], problems: list[str]) -> T | None:
     try:
         return await asyncio.wait_for(reading, READ_TIMEOUT_SECONDS)
-    except (
-        RedisError,
-        OSError,
-        TimeoutError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-    ) as exc:
+    except (RedisError, *_UNREACHABLE) as exc:
         problems.append(f"{source}: {describe_error(exc)}")
         return None
 
