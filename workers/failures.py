@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypedDict
+
 import asyncpg
 
 # Failures of the connection or the server's state: retried with capped backoff, forever,
@@ -62,3 +65,18 @@ def should_retry(retries: int, exc: BaseException) -> bool:
 def retry_briefly(retries: int, exc: BaseException) -> bool:
     """retry_when for periodic and alert actors: a few tries, never for bad data."""
     return retries < PERIODIC_RETRIES and (is_transient(exc) or not is_permanent(exc))
+
+
+class RetryPolicy(TypedDict):
+    """An actor's Dramatiq retry options: retry_when decides, the backoff doubles between these."""
+
+    retry_when: Callable[[int, BaseException], bool]
+    min_backoff: int  # milliseconds
+    max_backoff: int
+
+
+# Storing events: a database outage is retried forever with backoff capped at 30 s; bad data
+# is not retried.
+RETRY_UNTIL_STORED = RetryPolicy(retry_when=should_retry, min_backoff=200, max_backoff=30_000)
+# Periodic and alert actors: PERIODIC_RETRIES tries, 1 to 8 s apart (the cap is never reached).
+RETRY_BRIEFLY = RetryPolicy(retry_when=retry_briefly, min_backoff=1_000, max_backoff=10_000)

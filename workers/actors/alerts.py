@@ -8,7 +8,7 @@ from web.core.queue.contract import CHECK_ALERTS_ACTOR, EMAILS_QUEUE, SEND_ALERT
 from workers import alerting
 from workers.broker import database, settings
 from workers.event_loop import run_on_loop
-from workers.failures import retry_briefly
+from workers.failures import RETRY_BRIEFLY
 
 # A failed send is not an actor failure: it is recorded on the delivery and retried by the
 # next check (workers.alerting); Dramatiq retries only a database that was briefly away.
@@ -19,10 +19,8 @@ from workers.failures import retry_briefly
 @dramatiq.actor(
     actor_name=CHECK_ALERTS_ACTOR,
     queue_name=EMAILS_QUEUE,
-    retry_when=retry_briefly,
-    min_backoff=1_000,
-    max_backoff=10_000,
     run_every=settings.alert_interval,  # a periodic job (workers.scheduler)
+    **RETRY_BRIEFLY,
 )
 def check_alerts() -> None:
     for alert_id, channel in run_on_loop(alerting.check_alerts(database.pool)):
@@ -32,9 +30,7 @@ def check_alerts() -> None:
 @dramatiq.actor(
     actor_name=SEND_ALERT_ACTOR,
     queue_name=EMAILS_QUEUE,
-    retry_when=retry_briefly,
-    min_backoff=1_000,
-    max_backoff=10_000,
+    **RETRY_BRIEFLY,
 )
 def send_alert(alert_id: int, channel: str) -> None:
     run_on_loop(alerting.send_alert(database.pool, settings, alert_id, channel))

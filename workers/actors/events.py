@@ -11,7 +11,7 @@ from dramatiq.middleware import CurrentMessage
 from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
 from workers import store
 from workers.broker import database
-from workers.failures import should_retry
+from workers.failures import RETRY_UNTIL_STORED
 
 log = logging.getLogger("lvd.worker")
 
@@ -21,11 +21,7 @@ SHOWN_IDS = 10
 @dramatiq.actor(
     actor_name=STORE_EVENTS_ACTOR,
     queue_name=EVENTS_QUEUE,
-    # A database outage is retried forever with backoff capped at 30 s; bad data is not
-    # retried (workers.failures decides which is which).
-    retry_when=should_retry,
-    min_backoff=200,
-    max_backoff=30_000,
+    **RETRY_UNTIL_STORED,  # a database outage for ever, bad data never (workers.failures)
 )
 async def store_events(events: list[dict[str, Any]]) -> None:
     message = CurrentMessage.get_current_message()

@@ -8,17 +8,15 @@ from web.core.queries.scheduled_jobs import update_scheduled_job_due
 from web.core.queue.contract import MAINTENANCE_QUEUE, PURGE_EVENTS_ACTOR
 from workers.broker import database, settings
 from workers.event_loop import run_on_loop
-from workers.failures import retry_briefly
+from workers.failures import RETRY_BRIEFLY
 from workers.retention import purge_expired
 
 
 @dramatiq.actor(
     actor_name=PURGE_EVENTS_ACTOR,
     queue_name=MAINTENANCE_QUEUE,
-    retry_when=retry_briefly,
-    min_backoff=1_000,
-    max_backoff=30_000,
     run_every=settings.purge_interval,  # a periodic job (workers.scheduler)
+    **RETRY_BRIEFLY,
 )
 def purge_expired_events() -> None:
     report = run_on_loop(
