@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from lvd import __version__
+from lvd.env_file import load_env_file
+
 # The server a client command (plan, alerts, loadtest) talks to unless --url or $LVD_URL says.
 DEFAULT_URL = "http://127.0.0.1:5001"
 
@@ -23,6 +25,7 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    load_env_file()
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "command"):
@@ -33,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lvd", description="Live Validation Dashboard")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands")
     for add_command in COMMANDS:
         add_command(commands)
@@ -278,28 +282,20 @@ def _status(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     from lvd.metrics_dir import prepare_metrics_dir
     from web.core.settings import Settings
+    from web.server import serve
 
     settings = Settings.from_env()
-    env = dict(os.environ)
     # Each hypercorn worker writes its metrics there; whichever answers /metrics sums them.
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(settings.metrics_dir))
-    command = [
-        executable("hypercorn"),
-        "web.app:create_app()",
-        "--bind",
-        f"{settings.host}:{settings.port}",
-        "--worker-class",
-        "uvloop",
-        "--workers",
-        str(args.workers),
-    ]
-    os.execvpe(command[0], command, env)
+    # Set before the workers are spawned, so that they inherit it.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(settings.metrics_dir))
+    return serve(Settings.from_env(), args.workers)
 
 
 def _worker(args: argparse.Namespace) -> int:
     from lvd.checks import check_services
     from web.core.settings import Settings
     from workers.actors import actor_modules
+    from workers.signals import SHUTDOWN_TIMEOUT_MS
 
     settings = Settings.from_env()
     problems = check_services(settings)
@@ -321,6 +317,9 @@ def _worker(args: argparse.Namespace) -> int:
         str(args.processes),
         "--threads",
         str(args.threads),
+        # After a stop signal: in-flight messages finish, prefetched ones go back.
+        "--worker-shutdown-timeout",
+        str(SHUTDOWN_TIMEOUT_MS),
     ]
     if settings.log_json:
         # Dramatiq would set up its own plain lines; the worker logs JSON instead
@@ -332,7 +331,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lvd.runner import run_everything
 
-    return run_everything(PROJECT_ROOT, args.state_dir)
+    return run_everything(args.state_dir)
 
 
 def _alerts_show(args: argparse.Namespace) -> int:

@@ -17,10 +17,11 @@ from lvd.devservices.services import DevServices
 LONG_RUNNING = ("web", "worker")
 
 
-def run_everything(project_root: Path, state_dir: Path) -> int:
+def run_everything(state_dir: Path) -> int:
+    from web.assets import PROCFILE
     from web.core.db import prepare_database
 
-    procfile = parse_procfile((project_root / "Procfile").read_text(encoding="utf-8"))
+    procfile = parse_procfile(PROCFILE.read_text(encoding="utf-8"))
     with DevServices(state_dir.resolve()) as services:
         endpoints = services.start()
         env = {
@@ -43,6 +44,6 @@ def run_everything(project_root: Path, state_dir: Path) -> int:
 
         manager = Manager()
         for name in LONG_RUNNING:
-            manager.add_process(name, procfile.processes[name], env=env, cwd=str(project_root))
+            manager.add_process(name, procfile.processes[name], env=env, cwd=str(Path.cwd()))
         manager.loop()
         return manager.returncode or 0

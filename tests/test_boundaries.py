@@ -195,7 +195,12 @@ def test_boundaries_web_package_import_is_empty() -> None:
 
 # lvd/ is the command line: it launches processes and hands them the environment. Reading
 # these launcher knobs (and passing os.environ on) is its job; app settings are not.
-LAUNCHER_FILES = {"lvd/cli.py", "lvd/runner.py", "lvd/devservices/services.py"}
+LAUNCHER_FILES = {
+    "lvd/cli.py",
+    "lvd/runner.py",
+    "lvd/devservices/services.py",
+    "lvd/env_file.py",  # puts a .env file's settings into the environment, before any reader
+}
 LAUNCHER_VARIABLES = {
     "WEB_CONCURRENCY",  # lvd web --workers
     "WORKER_PROCESSES",  # lvd worker --processes
@@ -204,6 +209,8 @@ LAUNCHER_VARIABLES = {
     "PORT",
     "PATH",  # lvd run: this environment's console scripts first
     "LVD_URL",  # lvd plan / lvd loadtest: the server a client command talks to
+    "LVD_ENV_FILE",  # the .env file to read instead of ./.env
+    "PROMETHEUS_MULTIPROC_DIR",  # lvd web: the metrics folder its spawned workers share
 }
 ENV_FUNCTIONS = {"getenv", "getenvb", "putenv", "unsetenv"}
 ENV_MAPPINGS = {"environ", "environb"}

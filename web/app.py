@@ -25,19 +25,21 @@ from web import (
     stream,
     violations,
 )
+from web.assets import STATIC_DIR, TEMPLATES_DIR
 from web.auth import install_auth
 from web.core.logs import configure_logging
 from web.core.settings import Settings
 from web.errors import register_error_handlers
 from web.ingest import install_ingest
 from web.lifespan import install_lifespan
+from web.proxy import install_proxy_headers
 from web.security import install_security
 
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     configure_logging(json=settings.log_json, level=settings.log_level)
-    app = Quart(__name__, template_folder="../templates", static_folder="../static")
+    app = Quart(__name__, template_folder=str(TEMPLATES_DIR), static_folder=str(STATIC_DIR))
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_request_bytes,
         BODY_TIMEOUT=settings.limits.body_timeout_seconds,
@@ -76,5 +78,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     install_security(app)
     install_auth(app)
     install_ingest(app)
+    # Last, so outermost: ingest and every page see the scheme, host and client it sets.
+    install_proxy_headers(app, settings.trusted_proxies)
     install_lifespan(app, settings)
     return app

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import re
 
-from quart import Blueprint, Quart, Response, redirect, render_template, request, session, url_for
+from quart import (
+    Blueprint,
+    Quart,
+    Response,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from quart.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from web.context import services
@@ -19,7 +30,21 @@ blueprint = Blueprint("auth", __name__)
 _OPEN_PATHS = re.compile(r"^/(healthz|readyz|login|static/.*|openapi\.json)$")
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Session cookies marked Secure whenever the browser came over HTTPS.
+
+    Behind a TLS proxy the server listens on loopback, where LVD_SECURE_COOKIES is off by
+    default; the request's scheme (web/proxy.py believes the proxy's) still says HTTPS.
+    """
+
+    def get_cookie_secure(self, app: Quart) -> bool:
+        configured: bool = app.config["SESSION_COOKIE_SECURE"]
+        return configured or (has_request_context() and request.scheme == "https")
+
+
 def install_auth(app: Quart) -> None:
+    app.session_interface = SessionCookies()
+
     @app.before_request
     async def require_sign_in() -> Response | WerkzeugResponse | None:
         if not services().settings.require_login or _is_open(request.path):

@@ -41,6 +41,7 @@ def install_lifespan(app: Quart, settings: Settings) -> None:
             freeze_startup_objects()
             log.info("Serving on http://%s:%d", settings.host, settings.port)
             yield
+        log.info("Stopped: queued events flushed to the broker, database pool closed")
 
 
 @contextlib.asynccontextmanager

@@ -12,6 +12,7 @@ from workers.database import DatabasePool
 from workers.dead_letters import DeadLetters
 from workers.memory import FreezeStartupObjects, ReturnFreeMemory
 from workers.scheduler import Scheduler
+from workers.signals import OneStopPerSignal
 from workers.status import WorkerStatus
 
 settings = Settings.from_env()
@@ -29,6 +30,8 @@ broker.add_middleware(DeadLetters(database, max_deliveries=settings.max_deliveri
 broker.add_middleware(Scheduler(database), before=DatabasePool)
 broker.add_middleware(WorkerStatus())
 broker.add_middleware(ReturnFreeMemory())
+# A stop signal sent to the whole process group stops the worker once, not hangs it.
+broker.add_middleware(OneStopPerSignal())
 # Last: boot hooks run in order, so everything the others open at boot is frozen too.
 broker.add_middleware(FreezeStartupObjects())
 dramatiq.set_broker(broker)

@@ -16,6 +16,7 @@ from web.context import Services
 from web.core.queries.base import App
 from web.core.settings import Limits
 from web.ingest import IngestEdge
+from web.proxy import ProxyHeaders
 
 EVENT = {"eventName": "user_login", "userId": 1, "timestamp": "2025-12-10T15:45:00Z"}
 
@@ -63,9 +64,11 @@ def scope_for(path: str, headers: dict[str, str] | None = None, **extra: Any) ->
 
 @pytest.fixture
 def fast_path(quart_app: Quart) -> IngestEdge:
-    middleware = quart_app.asgi_app
-    assert isinstance(middleware, IngestEdge)
-    return middleware
+    # Outermost the proxy-header layer (web/proxy.py), then the ingest edge, then Quart.
+    outermost = quart_app.asgi_app
+    assert isinstance(outermost, ProxyHeaders)
+    assert isinstance(outermost.app, IngestEdge)
+    return outermost.app
 
 
 @pytest.fixture

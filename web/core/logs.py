@@ -5,25 +5,81 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import multiprocessing.util
 import os
 import sys
 import threading
-from typing import TextIO
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 import orjson
+
+# The id of the request being served (web/proxy.py sets it); log lines written meanwhile carry it.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# What a JSON access line keeps of Hypercorn's atoms (which also hold every environment
+# variable, secrets included: never dump them whole).
+_ACCESS_FIELDS = {
+    "client": "h",
+    "method": "m",
+    "path": "U",
+    "query": "q",
+    "status": "s",
+    "bytes": "b",
+    "duration_ms": "D",
+    "user_agent": "a",
+    "request_id": "{x-request-id}o",
+}
+
+
+def utc_timestamp(created: float) -> str:
+    """ISO 8601 in UTC to the millisecond: 2026-12-06T23:34:15.123Z."""
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines, timed in UTC like the JSON ones."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return utc_timestamp(record.created)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
+        entry: dict[str, Any] = {
+            "time": utc_timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.name == "hypercorn.access" and isinstance(record.args, Mapping):
+            entry.update(_access_fields(record.args))
+        request_id = current_request_id.get()
+        if request_id is not None:
+            entry.setdefault("request_id", request_id)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
+
+
+def _access_fields(atoms: Mapping[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for field, atom in _ACCESS_FIELDS.items():
+        value = atoms.get(atom)
+        if value not in (None, "", "-"):
+            fields[field] = value
+    if "status" in fields:
+        fields["status"] = int(fields["status"])
+    if "duration_ms" in fields:
+        fields["duration_ms"] = round(int(fields["duration_ms"]) / 1000, 3)
+    return fields
 
 
 class BufferedStreamHandler(logging.Handler):
@@ -46,6 +102,9 @@ class BufferedStreamHandler(logging.Handler):
         self._stop_flushing = threading.Event()
         self._flusher_pid = 0  # a forked child needs a flusher thread of its own
         atexit.register(self.flush)
+        # A multiprocessing child (Hypercorn's workers) ends with os._exit, skipping atexit
+        # but running multiprocessing's finalizers: the last lines must not be lost there.
+        multiprocessing.util.Finalize(None, self.flush, exitpriority=0)
 
     def emit(self, record: logging.LogRecord) -> None:
         # Handler.handle holds self.lock around emit.
@@ -104,16 +163,15 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    # Hypercorn writes its own lines with its own handlers; passing them up would double them.
-    for name in ("hypercorn.error", "hypercorn.access"):
-        logging.getLogger(name).propagate = False
+    # Hypercorn's own loggers carry no handlers of theirs when web/server.py starts it, so
+    # their lines come here and are formatted like every other (JSON included).
     if any(isinstance(handler, _LvdHandler) for handler in root.handlers):
         return
     handler = _LvdHandler(sys.stderr)
     if json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root.addHandler(handler)
 
 

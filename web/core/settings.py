@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from web.core.forwarded import DEFAULT_TRUSTED_PROXIES, TrustedProxies
+
 DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/lvd"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5001"
@@ -60,6 +62,12 @@ class Settings:
     page_size: int = 100
     log_json: bool = False
     log_level: str = "INFO"
+    # One line per request (hypercorn.access), off by default.
+    access_log: bool = False
+    # Reverse proxies whose X-Forwarded-*/Forwarded headers are believed (web/core/forwarded.py).
+    trusted_proxies: TrustedProxies = field(
+        default_factory=lambda: TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES)
+    )
     # Sign-in for the dashboard and management API; on by default beyond loopback.
     require_login: bool = False
     # Ingest refuses events without the app's write key; on by default beyond loopback.
@@ -140,6 +148,8 @@ class Settings:
             page_size=_int(env, "LVD_PAGE_SIZE", 100),
             log_json=env.get("LVD_LOG_FORMAT", "text").lower() == "json",
             log_level=_log_level(env),
+            access_log=_bool(env, "LVD_ACCESS_LOG", False),
+            trusted_proxies=_trusted_proxies(env),
             require_login=_bool(env, "LVD_REQUIRE_LOGIN", exposed),
             require_write_keys=_bool(env, "LVD_REQUIRE_WRITE_KEYS", exposed),
             secure_cookies=_bool(env, "LVD_SECURE_COOKIES", exposed),
@@ -188,6 +198,14 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> TrustedProxies:
+    raw = env.get("LVD_FORWARDED_ALLOW_IPS") or DEFAULT_TRUSTED_PROXIES
+    try:
+        return TrustedProxies.parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"LVD_FORWARDED_ALLOW_IPS: {exc}") from None
 
 
 def _log_level(env: Mapping[str, str]) -> str:
