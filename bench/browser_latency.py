@@ -29,25 +29,14 @@ import orjson
 import redis
 from playwright.async_api import Page, async_playwright
 
-from bench.pipeline import BIN, ROOT, free_port, process, wait_ready
+from bench.chromium import launch_chromium
+from bench.pipeline import APP_ID, BIN, ROOT, free_port, fresh_database, process, wait_ready
 from lvd.devservices.services import DevServices
 from lvd.loadtest import ConnectionPool, garbage_collector_paused
-from web.core.apps import add_app
-from web.core.db import prepare_database, with_database
+from web.core.db import with_database
 
-APP_ID = "bench"
 DATABASE = "lvd_bench_browser"
 REDIS_DB = 5
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 # Installed before the page's own scripts: every row that enters the DOM is timed when it is
 # inserted and again at the next animation frame, keyed by its event id.
 OBSERVER = """
@@ -157,9 +146,7 @@ async def measure(base_url: str, database_url: str, rate: float, seconds: float)
     """Open the live view in Chromium, send events, and time each row onto the screen."""
     run_id = uuid.uuid4().hex[:8]
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+        browser = await launch_chromium(playwright)
         try:
             page = await browser.new_page(viewport={"width": 1366, "height": 800})
             await page.add_init_script(OBSERVER)
@@ -202,7 +189,7 @@ def run(rate: float = 100.0, seconds: float = 20.0, *, web_workers: int = 1) -> 
         endpoints = services.start()
         database_url = with_database(endpoints.database_url, DATABASE)
         redis_url = urlunsplit(urlsplit(endpoints.redis_url)._replace(path=f"/{REDIS_DB}"))
-        asyncio.run(_fresh_database(endpoints.database_url, database_url))
+        asyncio.run(fresh_database(database_url, "Browser latency"))
         redis.Redis.from_url(redis_url).flushdb()
         port = free_port()
         env = {
@@ -230,20 +217,6 @@ def run(rate: float = 100.0, seconds: float = 20.0, *, web_workers: int = 1) -> 
         # Everything (browser, web, worker, databases, sender) shares this machine.
         figures["load_average_1m"] = round(os.getloadavg()[0], 1)
         return figures
-
-
-async def _fresh_database(server_url: str, database_url: str) -> None:
-    conn = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    await prepare_database(database_url)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await add_app(conn, APP_ID, "Browser latency")
-    finally:
-        await conn.close()
 
 
 def report(figures: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from bench import validation
 from lvd import loadtest
 from lvd.devservices.services import DevServices
 from web.core.apps import add_app
-from web.core.db import prepare_database, with_database
+from web.core.db import drop_database, prepare_database, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -170,7 +170,7 @@ def bench_environment() -> Iterator[tuple[dict[str, str], str, Path]]:
         endpoints = services.start()
         database_url = with_database(endpoints.database_url, "lvd_bench")
         redis_url = urlunsplit(urlsplit(endpoints.redis_url)._replace(path="/12"))
-        asyncio.run(_fresh_database(endpoints.database_url, database_url))
+        asyncio.run(fresh_database(database_url, "Benchmark"))
         redis.Redis.from_url(redis_url).flushdb()
         env = {
             **os.environ,
@@ -341,16 +341,13 @@ def peak_memory(worker_pid: int, web_pid: int) -> Row:
     )
 
 
-async def _fresh_database(server_url: str, database_url: str) -> None:
-    conn = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        await conn.execute('DROP DATABASE IF EXISTS "lvd_bench" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def fresh_database(database_url: str, app_name: str) -> None:
+    """The URL's database dropped, created again, migrated, with one app: APP_ID."""
+    await drop_database(database_url)
     await prepare_database(database_url)
     conn = await asyncpg.connect(database_url)
     try:
-        await add_app(conn, APP_ID, "Benchmark")
+        await add_app(conn, APP_ID, app_name)
     finally:
         await conn.close()
 

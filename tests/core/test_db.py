@@ -16,6 +16,7 @@ from tests.conftest import free_port
 from web.core.db import (
     create_database_if_missing,
     database_name,
+    drop_database,
     migrate,
     migration_files,
     prepare_database,
@@ -107,6 +108,15 @@ async def test_create_database_if_missing_returns_true_then_false(throwaway_url:
     assert await _exists(throwaway_url) is True
     assert await create_database_if_missing(throwaway_url) is False
     assert await _exists(throwaway_url) is True
+
+
+async def test_drop_database_drops_it_and_refuses_a_malicious_name(throwaway_url: str) -> None:
+    assert await create_database_if_missing(throwaway_url)
+    await drop_database(throwaway_url)
+    await drop_database(throwaway_url)  # gone already: nothing to do
+    assert await create_database_if_missing(throwaway_url)  # it was dropped
+    with pytest.raises(ValueError, match="refusing to drop a database named"):
+        await drop_database(with_database(throwaway_url, 'x"; DROP DATABASE postgres; --'))
 
 
 async def test_migrate_is_idempotent(throwaway_url: str) -> None:

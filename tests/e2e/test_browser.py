@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, Request, async_playwright, expect
 
+from bench.chromium import CHROMIUM, launch_chromium
 from tests.conftest import (
     PROJECT_ROOT,
     LiveServer,
@@ -36,16 +37,6 @@ from .helpers import APP_ID, post_event, quick_start_event, unique, wait_for_eve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
 # Milliseconds the page may take to show what the server pushed.
 UI_TIMEOUT_MS = 10_000
@@ -58,19 +49,17 @@ HOSTILE_NAMES = (
 
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
-    if not CHROMIUM.exists():
+    if not Path(CHROMIUM).exists():
         skip_or_fail("chromium is not installed")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return str(CHROMIUM)
+    return CHROMIUM
 
 
 @pytest.fixture(scope="session")
 async def browser(chromium_executable: str) -> AsyncIterator[Browser]:
     expect.set_options(timeout=UI_TIMEOUT_MS)
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=chromium_executable, args=CHROMIUM_ARGS, headless=True
-        )
+        chromium = await launch_chromium(playwright, chromium_executable)
         try:
             yield chromium
         finally:

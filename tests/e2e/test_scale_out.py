@@ -35,7 +35,7 @@ from tests.conftest import (
     wait_for_http,
     wait_for_log,
 )
-from web.core.db import prepare_database, with_database
+from web.core.db import drop_database, prepare_database, with_database
 from web.core.settings import Settings
 
 LVD = str(Path(sys.executable).parent / "lvd")
@@ -109,7 +109,7 @@ def private_stack(
     database_url = with_database(server_url, name)
     asyncio.run(prepare_database(database_url))
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(asyncio.run, _drop_database(server_url, name))
+        cleanup.callback(asyncio.run, drop_database(database_url))
         if broker_env is None:
             services = DevServices(
                 log_dir / "services", env={"DATABASE_URL": database_url}, probe_defaults=False
@@ -119,14 +119,6 @@ def private_stack(
         stack = PrivateStack(database_url, broker_env, log_dir)
         cleanup.callback(stack.stop_all)
         yield stack
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def create_app_over(base_url: str, app_id: str) -> None:

@@ -27,22 +27,37 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def create_database_if_missing(url: str) -> bool:
-    """Create the URL's database when it does not exist; True when it was created."""
+def _checked_name(url: str, doing: str) -> str:
+    # An identifier cannot be a bind parameter: the name is checked against a strict pattern.
     name = database_name(url)
     if not _DATABASE_NAME.match(name):
-        raise ValueError(f"refusing to create a database named {name!r}")
+        raise ValueError(f"refusing to {doing} a database named {name!r}")
+    return name
+
+
+async def create_database_if_missing(url: str) -> bool:
+    """Create the URL's database when it does not exist; True when it was created."""
+    name = _checked_name(url, "create")
     conn = await asyncpg.connect(with_database(url, "postgres"), timeout=10)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
             return False
-        # An identifier cannot be a bind parameter; the name was checked against a strict pattern.
         await conn.execute(f'CREATE DATABASE "{name}"')
         log.info("Created database %s", name)
         return True
     except asyncpg.DuplicateDatabaseError:  # another process won the race
         return False
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    """Drop the URL's database if it exists, ending its sessions (benchmarks and tests)."""
+    name = _checked_name(url, "drop")
+    conn = await asyncpg.connect(with_database(url, "postgres"), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 
