@@ -16,7 +16,7 @@ from tests.web.conftest import MakeApp
 from tests.web.dashboard_support import issue, store, stored
 from tests.web.support import table_rows
 from web.core import plans
-from web.core.exports import coverage_markdown, md_text
+from web.core.exports import COVERAGE_COLUMNS, coverage_markdown, md_text
 from web.core.insights import build_coverage
 from web.core.queries.base import App
 from web.core.queries.dashboard import NameActivity
@@ -171,15 +171,7 @@ async def test_coverage_csv_download_neutralises_formulas(
     assert status == 200
     assert headers["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == [
-        "event_name",
-        "planned",
-        "state",
-        "events",
-        "invalid",
-        "first_seen",
-        "last_seen",
-    ]
+    assert rows[0] == list(COVERAGE_COLUMNS)
     assert [row[:4] for row in rows[1:]] == [
         ["app_opened", "yes", "missing", "0"],
         ["signup", "yes", "missing", "0"],
