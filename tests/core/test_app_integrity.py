@@ -4,6 +4,8 @@ replaced with a check per statement, against real PostgreSQL and real concurrent
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -12,6 +14,8 @@ from tests.core.test_queries import count_rows, entry, insert
 from web.core.queries.apps import insert_app
 from web.core.queries.base import App
 from web.core.queries.events import insert_log_entries
+
+T = TypeVar("T")
 
 
 async def app_with_events(pool: asyncpg.Pool, app_id: str, count: int) -> None:
@@ -30,6 +34,27 @@ async def orphans(pool: asyncpg.Pool) -> int:
         )
 
 
+async def waits_for_the_first(
+    pool: asyncpg.Pool,
+    first: Callable[[asyncpg.Connection], Awaitable[object]],
+    second: Callable[[asyncpg.Connection], Awaitable[T]],
+    not_waiting: str,
+    *,
+    commit: bool = True,
+) -> T:
+    """Run `first` in a transaction, start `second` in another session meanwhile (which must
+    wait), then commit or roll back the first; the second's outcome."""
+    async with pool.acquire() as holding, pool.acquire() as waiting:
+        transaction = holding.transaction()
+        await transaction.start()
+        await first(holding)
+        task = asyncio.create_task(second(waiting))
+        await asyncio.sleep(0.3)
+        assert not task.done(), not_waiting
+        await (transaction.commit() if commit else transaction.rollback())
+        return await asyncio.wait_for(task, 5)
+
+
 async def test_a_batch_naming_a_missing_app_stores_nothing_and_names_it(
     pool: asyncpg.Pool, test_app_row: App
 ) -> None:
@@ -39,13 +64,41 @@ async def test_a_batch_naming_a_missing_app_stores_nothing_and_names_it(
     assert await count_rows(pool) == 0
 
 
-async def test_an_update_cannot_move_events_to_a_missing_app(
-    pool: asyncpg.Pool, test_app_row: App
+@pytest.mark.parametrize(
+    ("sql", "isolation", "error", "match"),
+    [
+        pytest.param(
+            "UPDATE log_entries SET app_id = 'no-such-app'",
+            "read_committed",
+            asyncpg.ForeignKeyViolationError,
+            "no-such-app",
+            id="moving-events-to-a-missing-app",
+        ),
+        # A REPEATABLE READ snapshot could miss events an insert committed while the delete
+        # waited for it, and leave them without their app.
+        pytest.param(
+            "DELETE FROM apps WHERE id = 'test-app'",
+            "repeatable_read",
+            asyncpg.ObjectNotInPrerequisiteStateError,
+            "READ COMMITTED",
+            id="deleting-an-app-outside-read-committed",
+        ),
+    ],
+)
+async def test_a_statement_that_would_orphan_events_is_refused(
+    pool: asyncpg.Pool,
+    test_app_row: App,
+    sql: str,
+    isolation: str,
+    error: type[Exception],
+    match: str,
 ) -> None:
     await insert(pool, [entry("e1")])
     async with pool.acquire() as conn:
-        with pytest.raises(asyncpg.ForeignKeyViolationError):
-            await conn.execute("UPDATE log_entries SET app_id = 'no-such-app'")
+        with pytest.raises(error, match=match):
+            async with conn.transaction(isolation=isolation):
+                await conn.execute(sql)
+    assert await count_rows(pool) == 1
     assert await orphans(pool) == 0
 
 
@@ -69,20 +122,6 @@ async def test_truncating_apps_empties_the_events_too(
     assert await count_rows(pool) == 0
 
 
-async def test_an_app_is_deleted_only_in_a_read_committed_transaction(
-    pool: asyncpg.Pool, test_app_row: App
-) -> None:
-    # A REPEATABLE READ snapshot could miss events an insert committed while the delete
-    # waited for it, and leave them without their app.
-    await insert(pool, [entry("e1")])
-    async with pool.acquire() as conn:
-        with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError, match="READ COMMITTED"):
-            async with conn.transaction(isolation="repeatable_read"):
-                await conn.execute("DELETE FROM apps WHERE id = 'test-app'")
-    assert await count_rows(pool) == 1
-    assert await orphans(pool) == 0
-
-
 async def test_an_apps_id_cannot_change(pool: asyncpg.Pool, test_app_row: App) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.ForeignKeyViolationError, match="cannot change"):
@@ -95,15 +134,13 @@ async def test_a_delete_waits_for_an_uncommitted_insert_then_deletes_its_events(
     pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     await app_with_events(pool, "busy", 0)
-    async with pool.acquire() as inserting, pool.acquire() as deleting:
-        transaction = inserting.transaction()
-        await transaction.start()
-        await insert_log_entries(inserting, [entry("late", app_id="busy")])
-        delete = asyncio.create_task(deleting.execute("DELETE FROM apps WHERE id = 'busy'"))
-        await asyncio.sleep(0.3)
-        assert not delete.done(), "the app was deleted under an insert not yet committed"
-        await transaction.commit()
-        assert await asyncio.wait_for(delete, 5) == "DELETE 1"
+    deleted = await waits_for_the_first(
+        pool,
+        lambda inserting: insert_log_entries(inserting, [entry("late", app_id="busy")]),
+        lambda deleting: deleting.execute("DELETE FROM apps WHERE id = 'busy'"),
+        "the app was deleted under an insert not yet committed",
+    )
+    assert deleted == "DELETE 1"
     assert await orphans(pool) == 0
     assert await count_rows(pool) == 0
 
@@ -114,15 +151,13 @@ async def insert_while_its_app_is_being_deleted(
     """Delete the app in a transaction, insert one of its events meanwhile (which must wait),
     then end the delete; the insert's outcome."""
     await app_with_events(pool, app_id, 0)
-    async with pool.acquire() as deleting, pool.acquire() as inserting:
-        transaction = deleting.transaction()
-        await transaction.start()
-        await deleting.execute("DELETE FROM apps WHERE id = $1", app_id)
-        store = asyncio.create_task(insert_log_entries(inserting, [entry("late", app_id=app_id)]))
-        await asyncio.sleep(0.3)
-        assert not store.done(), "the insert did not wait for the delete to finish"
-        await (transaction.commit() if delete_commits else transaction.rollback())
-        return await asyncio.wait_for(store, 5)
+    return await waits_for_the_first(
+        pool,
+        lambda deleting: deleting.execute("DELETE FROM apps WHERE id = $1", app_id),
+        lambda inserting: insert_log_entries(inserting, [entry("late", app_id=app_id)]),
+        "the insert did not wait for the delete to finish",
+        commit=delete_commits,
+    )
 
 
 async def test_an_insert_waits_for_an_uncommitted_delete_then_fails(
@@ -141,17 +176,18 @@ async def test_an_insert_fails_when_its_app_is_deleted_and_made_again_meanwhile(
     # The foreign key failed this insert too: storing it unlocked would let a third session
     # delete the new app at once and leave the event behind.
     await app_with_events(pool, "reborn", 0)
-    async with pool.acquire() as remaking, pool.acquire() as inserting:
-        transaction = remaking.transaction()
-        await transaction.start()
-        await remaking.execute("DELETE FROM apps WHERE id = 'reborn'")
-        await insert_app(remaking, "reborn", "reborn", "wk_reborn_again")
-        store = asyncio.create_task(insert_log_entries(inserting, [entry("late", app_id="reborn")]))
-        await asyncio.sleep(0.3)
-        assert not store.done(), "the insert did not wait for the delete to finish"
-        await transaction.commit()
-        with pytest.raises(asyncpg.ForeignKeyViolationError):
-            await asyncio.wait_for(store, 5)
+
+    async def remake(conn: asyncpg.Connection) -> None:
+        await conn.execute("DELETE FROM apps WHERE id = 'reborn'")
+        await insert_app(conn, "reborn", "reborn", "wk_reborn_again")
+
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await waits_for_the_first(
+            pool,
+            remake,
+            lambda inserting: insert_log_entries(inserting, [entry("late", app_id="reborn")]),
+            "the insert did not wait for the delete to finish",
+        )
     assert await count_rows(pool) == 0
 
 
