@@ -7,6 +7,7 @@ import contextlib
 import functools
 import getpass
 import glob
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -54,6 +55,11 @@ _PG_SYSTEM_GLOBS = (
     "/usr/local/opt/postgresql@*/bin",
     "/Applications/Postgres.app/Contents/Versions/*/bin",
 )
+
+# Where the server's files go when its OS user cannot reach the state dir. Only root takes
+# this path; a root-owned folder (not /tmp or /var/tmp, where another user could plant a
+# link under the name first) that lasts reboots.
+_SERVER_HOMES = Path("/var/lib/lvd-devservices")
 
 # Used when PostgreSQL has to run as someone other than root and no `postgres` user exists.
 _PG_DEDICATED_OS_USER = "lvd-postgres"
@@ -114,7 +120,9 @@ class PostgresService:
         )
 
     def _embedded_postgres(self) -> tuple[str, str]:
-        data_dir = self._processes.state_dir / "postgres"
+        os_user = _pg_os_user()
+        home = self._server_home(os_user)
+        data_dir = home / "postgres"
         log_path = self._processes.state_dir / "postgres.log"
         state_file = self._processes.state_dir / "postgres.json"
         shown = f"data in {display(data_dir)}"
@@ -126,18 +134,17 @@ class PostgresService:
 
         existing_major = _read_pg_version(data_dir)
         binaries = self._pg_binaries(existing_major, data_dir)
-        os_user = _pg_os_user()
         if os_user is not None:
-            _check_access_as(os_user, binaries.bin_dir / "postgres", "-x", "run")
+            binaries = _reachable_binaries(binaries, os_user, home)
         superuser = _current_user()
         if existing_major is None:
-            self._initdb(binaries, data_dir, os_user, superuser, log_path)
+            self._initdb(binaries, home, data_dir, os_user, superuser, log_path)
         elif os_user is not None and data_dir.stat().st_uid != os_user.pw_uid:
             os.chown(data_dir, os_user.pw_uid, os_user.pw_gid)
         if os_user is not None:
             _check_access_as(os_user, data_dir, "-w", "write to")
 
-        socket_arg = self._socket_dir(os_user)
+        socket_arg = self._socket_dir(home, os_user)
 
         def launch(port: int) -> subprocess.Popen[bytes]:
             command = [
@@ -166,11 +173,30 @@ class PostgresService:
             f" PostgreSQL {binaries.version}, {binaries.origin}; log {display(log_path)}",
         )
 
-    def _socket_dir(self, os_user: pwd.struct_passwd | None) -> str:
+    def _server_home(self, os_user: pwd.struct_passwd | None) -> Path:
+        """Where the server's files go: the state dir, or one the server's OS user can reach.
+
+        As root, PostgreSQL runs as another user, who cannot enter a state dir inside a home
+        with mode 700 or a fresh `mktemp -d`. Its files then live in a folder of their own
+        under /var/lib, named after the state dir (so the same checkout finds them again),
+        and the state dir says where.
+        """
+        state_dir = self._processes.state_dir
+        if os_user is None or _can_access_as(os_user, state_dir, "-w"):
+            return state_dir
+        digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+        _SERVER_HOMES.mkdir(mode=0o755, exist_ok=True)
+        home = _SERVER_HOMES / f"postgres-{digest}"
+        home.mkdir(mode=0o700, exist_ok=True)
+        os.chown(home, os_user.pw_uid, os_user.pw_gid, follow_symlinks=False)
+        (state_dir / "postgres-home").write_text(f"{home}\n", encoding="utf-8")
+        return home
+
+    def _socket_dir(self, home: Path, os_user: pwd.struct_passwd | None) -> str:
         """The directory for the server's Unix socket (postgres -k), or "" for TCP only."""
-        # Unix socket inside the state dir: the system default (/var/run/postgresql) may be
+        # Unix socket beside the data: the system default (/var/run/postgresql) may be
         # missing or not ours. Paths too long for sun_path get TCP only.
-        socket_dir = self._processes.state_dir / "postgres-socket"
+        socket_dir = home / "postgres-socket"
         if len(str(socket_dir)) > _MAX_SOCKET_DIR_LEN:
             return ""
         socket_dir.mkdir(exist_ok=True)
@@ -231,6 +257,7 @@ class PostgresService:
     def _initdb(
         self,
         binaries: _PgBinaries,
+        home: Path,
         data_dir: Path,
         os_user: pwd.struct_passwd | None,
         superuser: str,
@@ -238,7 +265,7 @@ class PostgresService:
     ) -> None:
         # Initialise beside the target and rename on success, so an interrupted initdb never
         # leaves a half-made cluster that later runs would try to reuse.
-        work_dir = self._processes.state_dir / "postgres.initdb-tmp"
+        work_dir = home / "postgres.initdb-tmp"
         shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(mode=0o700)
         if os_user is not None:
@@ -413,8 +440,29 @@ def _pg_os_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam(_PG_DEDICATED_OS_USER)
 
 
-def _check_access_as(os_user: pwd.struct_passwd, path: Path, test_flag: str, verb: str) -> None:
-    """Fail clearly when the unprivileged server user cannot reach a path (e.g. under /root)."""
+def _reachable_binaries(
+    binaries: _PgBinaries, os_user: pwd.struct_passwd, home: Path
+) -> _PgBinaries:
+    """Binaries the server's OS user can run: a wheel's inside an unreachable venv are copied."""
+    if _can_access_as(os_user, binaries.bin_dir / "postgres", "-x"):
+        return binaries
+    install_dir = binaries.bin_dir.parent
+    copy = home / f"pginstall-{binaries.version}"
+    if not (copy / "bin" / "postgres").exists():
+        shutil.copytree(install_dir, copy, symlinks=True, dirs_exist_ok=True)
+    _chown_tree(copy, os_user)
+    reachable = _PgBinaries(copy / "bin", binaries.major, binaries.version, binaries.origin)
+    _check_access_as(os_user, reachable.bin_dir / "postgres", "-x", "run")
+    return reachable
+
+
+def _chown_tree(root: Path, os_user: pwd.struct_passwd) -> None:
+    for path in (root, *root.rglob("*")):
+        os.chown(path, os_user.pw_uid, os_user.pw_gid, follow_symlinks=False)
+
+
+def _can_access_as(os_user: pwd.struct_passwd, path: Path, test_flag: str) -> bool:
+    """Whether the unprivileged server user can reach a path (`test -w`, `test -x`)."""
     result = subprocess.run(
         ["test", test_flag, str(path)],
         cwd="/",
@@ -422,7 +470,12 @@ def _check_access_as(os_user: pwd.struct_passwd, path: Path, test_flag: str, ver
         check=False,
         **user_kwargs(os_user),
     )
-    if result.returncode != 0:
+    return result.returncode == 0
+
+
+def _check_access_as(os_user: pwd.struct_passwd, path: Path, test_flag: str, verb: str) -> None:
+    """Fail clearly when the unprivileged server user cannot reach a path (e.g. under /root)."""
+    if not _can_access_as(os_user, path, test_flag):
         raise RuntimeError(
             f"PostgreSQL refuses to run as root, so it runs as OS user {os_user.pw_name!r}, "
             f"which cannot {verb} {path}: make every parent directory searchable by it "
