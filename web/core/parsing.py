@@ -10,7 +10,7 @@ import orjson
 
 from web.core.errors import Rejected
 from web.core.settings import Limits
-from web.core.validation.envelope import ID_KEYS
+from web.core.validation.envelope import ID_KEYS, TYPE_NAMES, json_type
 
 ACCEPTED_MEDIA_TYPES = ("application/json", "text/plain")
 
@@ -255,14 +255,5 @@ def _null_character() -> ParseError:
 
 
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+    kind = json_type(value)
+    return TYPE_NAMES["number" if kind == "integer" else kind]  # to a sender, 1 is a number

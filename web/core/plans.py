@@ -13,7 +13,7 @@ from web.core.queries.base import Connection, LogEntry, PlanVersion
 from web.core.queries.events import notify
 from web.core.queries.plans import insert_plan_version
 from web.core.validation import Verdict
-from web.core.validation.envelope import is_rfc3339
+from web.core.validation.envelope import is_rfc3339, json_type
 from web.core.validation.plan import CompiledPlan, check_plan, compile_plan
 from web.core.validation.verdict import Issue
 
@@ -164,7 +164,7 @@ def _object_schema(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _value_schema(values: list[Any]) -> dict[str, Any]:
-    types = sorted({_json_type(value) for value in values})
+    types = sorted({json_type(value) for value in values})
     if "integer" in types and "number" in types:
         types.remove("integer")
     schema: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
@@ -177,22 +177,6 @@ def _value_schema(values: list[Any]) -> dict[str, Any]:
     elif types == ["string"] and all(is_rfc3339(value) for value in values):
         schema["format"] = "date-time"
     return schema
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 # ---- re-validation --------------------------------------------------------------------------

@@ -85,6 +85,33 @@ def is_rfc3339(value: Any) -> bool:
     return True
 
 
+# A JSON Schema type as a message names it.
+TYPE_NAMES = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "a boolean",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+}
+# Parsed JSON holds exactly these Python types (bool is not taken for an int here).
+_JSON_TYPES: dict[type, str] = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
+def json_type(value: Any) -> str:
+    """The JSON Schema type of a parsed JSON value."""
+    return _JSON_TYPES.get(type(value), "object")
+
+
 def describe(value: Any) -> str:
     """A value as a person reads it in a message: its JSON type and, when short, the value."""
     if value is None:

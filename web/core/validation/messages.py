@@ -8,18 +8,9 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from web.core.validation.envelope import describe
+from web.core.validation.envelope import TYPE_NAMES, describe
 from web.core.validation.verdict import Issue
 
-_TYPE_NAMES = {
-    "string": "a string",
-    "number": "a number",
-    "integer": "an integer",
-    "boolean": "a boolean",
-    "object": "an object",
-    "array": "an array",
-    "null": "null",
-}
 _FORMAT_NAMES = {
     "date-time": "an RFC 3339 date-time such as 2025-12-10T15:45:00Z",
     "date": "a date such as 2025-12-10",
@@ -89,7 +80,7 @@ def _explain(
     limit = details.get("limit")
     if rule == "type":
         types = details.get("types") or [details.get("type")]
-        wanted = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in types)
+        wanted = " or ".join(TYPE_NAMES.get(str(t), str(t)) for t in types)
         return types, f"{who} must be {wanted}, got {got}"
     if rule == "enum":
         options = details.get("options") or []
