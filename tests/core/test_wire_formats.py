@@ -723,44 +723,55 @@ def test_amplitude_bad_upload_is_refused_with_its_code(body: bytes, status: int,
     assert (error.status, error.code) == (status, code)
 
 
-def test_amplitude_refused_401_is_400_invalid_api_key_with_the_key_as_sent() -> None:
-    request = wire(
-        "/2/httpapi", amplitude_upload(amplitude_event(), api_key=" amp wrong"), headers=JSON
-    )
-    delivery = deliver(AMPLITUDE, request)
+@pytest.mark.parametrize(
+    ("api_key", "error", "status", "headers", "document"),
+    [
+        pytest.param(
+            " amp wrong",
+            Rejected(401, "invalid_write_key", "no app"),
+            400,
+            {},
+            {
+                "code": 400,
+                "error": "Invalid API key:  amp wrong",
+                "error_code": "invalid_write_key",
+            },
+            id="401-is-400-invalid-api-key-with-the-key-as-sent",
+        ),
+        pytest.param(
+            None,
+            Rejected(401, "write_key_required", "send it"),
+            400,
+            {},
+            {"code": 400, "error": "Invalid API key: ", "error_code": "write_key_required"},
+            id="401-without-a-key-names-none",
+        ),
+        pytest.param(
+            None,
+            Rejected(429, "rate_limited", "too fast", headers={"Retry-After": "4"}),
+            429,
+            {"Retry-After": "4"},
+            {"code": 429, "error": "too fast", "error_code": "rate_limited"},
+            id="other-statuses-keep-them-and-their-headers",
+        ),
+    ],
+)
+def test_amplitude_refused_answers_in_amplitudes_shape(
+    api_key: str | None,
+    error: Rejected,
+    status: int,
+    headers: dict[str, str],
+    document: dict[str, Any],
+) -> None:
+    delivery = None
+    if api_key is not None:
+        body = amplitude_upload(amplitude_event(), api_key=api_key)
+        delivery = deliver(AMPLITUDE, wire("/2/httpapi", body, headers=JSON))
 
-    answer = AMPLITUDE.refused(Rejected(401, "invalid_write_key", "no app"), delivery)
+    answer = AMPLITUDE.refused(error, delivery)
 
-    assert answer.status == 400
-    assert answer_json(answer.body) == {
-        "code": 400,
-        "error": "Invalid API key:  amp wrong",
-        "error_code": "invalid_write_key",
-    }
-
-
-def test_amplitude_refused_401_without_a_key_names_none() -> None:
-    answer = AMPLITUDE.refused(Rejected(401, "write_key_required", "send it"), None)
-
-    assert answer.status == 400
-    assert answer_json(answer.body) == {
-        "code": 400,
-        "error": "Invalid API key: ",
-        "error_code": "write_key_required",
-    }
-
-
-def test_amplitude_refused_other_statuses_keep_them_and_their_headers() -> None:
-    error = Rejected(429, "rate_limited", "too fast", headers={"Retry-After": "4"})
-
-    answer = AMPLITUDE.refused(error, None)
-
-    assert (answer.status, dict(answer.headers)) == (429, {"Retry-After": "4"})
-    assert answer_json(answer.body) == {
-        "code": 429,
-        "error": "too fast",
-        "error_code": "rate_limited",
-    }
+    assert (answer.status, dict(answer.headers)) == (status, headers)
+    assert answer_json(answer.body) == document
 
 
 def test_amplitude_accepted_answers_in_amplitudes_shape() -> None:
@@ -955,43 +966,59 @@ def test_snowplow_unreadable_self_describing_event_is_400_invalid_event(
     assert (error.status, error.code) == (400, "invalid_event")
 
 
-def test_snowplow_structured_event_is_category_slash_action() -> None:
-    event = tracker_payload(
-        e="se", se_ca="checkout", se_ac="add_to_cart", se_la="sku-1", se_pr="red", se_va="2.5"
-    )
+@pytest.mark.parametrize(
+    ("fields", "name", "properties"),
+    [
+        pytest.param(
+            {
+                "e": "se",
+                "se_ca": "checkout",
+                "se_ac": "add_to_cart",
+                "se_la": "sku-1",
+                "se_pr": "red",
+                "se_va": "2.5",
+            },
+            "checkout/add_to_cart",
+            {
+                "category": "checkout",
+                "action": "add_to_cart",
+                "label": "sku-1",
+                "property": "red",
+                "value": "2.5",
+            },
+            id="structured-event-is-category-slash-action",
+        ),
+        pytest.param(
+            {"e": "se", "se_ca": "video", "se_ac": "play"},
+            "video/play",
+            {"category": "video", "action": "play"},
+            id="structured-event-keeps-only-the-fields-sent",
+        ),
+        pytest.param(
+            {
+                "e": "pv",
+                "url": "https://shop.example/cart",
+                "page": "Cart",
+                "refr": "https://shop.example/",
+            },
+            "page_view",
+            {
+                "url": "https://shop.example/cart",
+                "title": "Cart",
+                "referrer": "https://shop.example/",
+            },
+            id="page-view-is-named-page-view",
+        ),
+    ],
+)
+def test_snowplow_tracker_event_is_named_with_its_properties(
+    fields: dict[str, str], name: str, properties: dict[str, str]
+) -> None:
+    [parsed] = snowplow_one(tracker_payload(**fields)).events
 
-    [parsed] = snowplow_one(event).events
-
-    assert parsed.event["event"] == "checkout/add_to_cart"
-    assert parsed.event["properties"] == {
-        "category": "checkout",
-        "action": "add_to_cart",
-        "label": "sku-1",
-        "property": "red",
-        "value": "2.5",
-    }
+    assert parsed.event["event"] == name
+    assert parsed.event["properties"] == properties
     assert "schema" not in parsed.event
-
-
-def test_snowplow_structured_event_keeps_only_the_fields_sent() -> None:
-    [parsed] = snowplow_one(tracker_payload(e="se", se_ca="video", se_ac="play")).events
-
-    assert parsed.event["properties"] == {"category": "video", "action": "play"}
-
-
-def test_snowplow_page_view_is_named_page_view() -> None:
-    event = tracker_payload(
-        e="pv", url="https://shop.example/cart", page="Cart", refr="https://shop.example/"
-    )
-
-    [parsed] = snowplow_one(event).events
-
-    assert parsed.event["event"] == "page_view"
-    assert parsed.event["properties"] == {
-        "url": "https://shop.example/cart",
-        "title": "Cart",
-        "referrer": "https://shop.example/",
-    }
 
 
 @pytest.mark.parametrize(
