@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import orjson
 import pytest
 
+from tests.web.dashboard_support import stored
 from web.core.errors import Rejected
 from web.core.filters import EventFilter
-from web.core.queries.base import App, LogEntry, NewLogEntry
+from web.core.queries.base import App, LogEntry
 from web.core.queries.events import insert_log_entries, select_log_entries
 
 BASE = datetime(2025, 12, 10, 15, 0, tzinfo=UTC)
@@ -26,25 +26,21 @@ ROWS = [
 
 @pytest.fixture
 async def filter_rows(pool: asyncpg.Pool, test_app_row: App) -> list[LogEntry]:
-    entries = []
-    for event_id, name, status, rules, session, minutes, extra in ROWS:
-        payload = {"eventName": name, "event_id": event_id, **extra}
-        errors = [
-            {"path": "/x", "rule": rule, "message": rule, "severity": "error"} for rule in rules
-        ]
-        entries.append(
-            NewLogEntry(
-                app_id="test-app",
-                event_id=event_id,
-                event_name=name,
-                payload=orjson.dumps(payload).decode(),
-                status=status,
-                errors=orjson.dumps(errors).decode(),
-                plan_version=None,
-                session=session,
-                received_at=BASE + timedelta(minutes=minutes),
-            )
+    entries = [
+        stored(
+            "test-app",
+            event_id=event_id,
+            name=name,
+            payload={"eventName": name, "event_id": event_id, **extra},
+            status=status,
+            errors=[
+                {"path": "/x", "rule": rule, "message": rule, "severity": "error"} for rule in rules
+            ],
+            session=session,
+            received_at=BASE + timedelta(minutes=minutes),
         )
+        for event_id, name, status, rules, session, minutes, extra in ROWS
+    ]
     async with pool.acquire() as conn:
         await insert_log_entries(conn, entries)
         return await select_log_entries(conn, "test-app")
