@@ -18,7 +18,7 @@ from tests.web.support import table_rows
 from web.core import plans
 from web.core.exports import COVERAGE_COLUMNS, coverage_markdown, md_text
 from web.core.insights import build_coverage
-from web.core.queries.base import App
+from web.core.queries.base import App, NewLogEntry
 from web.core.queries.dashboard import NameActivity
 
 PLAN: dict[str, Any] = {
@@ -43,6 +43,11 @@ async def fetch(client: Client, path: str, **query: str) -> tuple[int, str, Any]
     return response.status_code, await response.get_data(as_text=True), response.headers
 
 
+def in_session(app_id: str, session: str, *names: str) -> list[NewLogEntry]:
+    """Valid events of these names, sent in one test session."""
+    return [stored(app_id, name=name, session=session) for name in names]
+
+
 def states(page: str, table: str = "planned") -> dict[str, list[str]]:
     start = page.index(f'id="{table}"')
     rows = table_rows(page[start : page.index("</table>", start)])
@@ -56,14 +61,11 @@ async def test_coverage_session_shows_seen_failing_missing_and_unplanned(
     await store(
         pool,
         [
-            stored(app.id, name="app_opened", session="qa-1"),
-            stored(app.id, name="app_opened", session="qa-1"),
+            *in_session(app.id, "qa-1", "app_opened", "app_opened", "signup", "debug_ping"),
             stored(app.id, name="signup", session="qa-1", errors=[issue("/email", "format")]),
-            stored(app.id, name="signup", session="qa-1"),
-            stored(app.id, name="debug_ping", session="qa-1"),
             stored(app.id, name=None, session="qa-1", errors=[issue("/eventName", "required")]),
             # Another session: not counted.
-            stored(app.id, name="checkout", session="qa-2"),
+            *in_session(app.id, "qa-2", "checkout"),
         ],
     )
 
@@ -87,10 +89,7 @@ async def test_coverage_all_seen_and_valid_is_ready(
     client: Client, pool: asyncpg.Pool, make_app: MakeApp
 ) -> None:
     app = await planned_app(pool, make_app)
-    await store(
-        pool,
-        [stored(app.id, name=name, session="ok") for name in ("app_opened", "signup", "checkout")],
-    )
+    await store(pool, in_session(app.id, "ok", "app_opened", "signup", "checkout"))
 
     _, page, _ = await fetch(client, f"/apps/{app.id}/coverage", session="ok")
 
@@ -135,13 +134,7 @@ async def test_coverage_markdown_download_is_a_sign_off(
     client: Client, pool: asyncpg.Pool, make_app: MakeApp
 ) -> None:
     app = await planned_app(pool, make_app)
-    await store(
-        pool,
-        [
-            stored(app.id, name="signup", session="qa-3"),
-            stored(app.id, name=HOSTILE, session="qa-3"),
-        ],
-    )
+    await store(pool, in_session(app.id, "qa-3", "signup", HOSTILE))
 
     status, text, headers = await fetch(client, f"/apps/{app.id}/coverage.md", session="qa-3")
 
@@ -164,7 +157,7 @@ async def test_coverage_csv_download_neutralises_formulas(
     client: Client, pool: asyncpg.Pool, make_app: MakeApp
 ) -> None:
     app = await planned_app(pool, make_app)
-    await store(pool, [stored(app.id, name='=HYPERLINK("http://x")', session="qa-4")])
+    await store(pool, in_session(app.id, "qa-4", '=HYPERLINK("http://x")'))
 
     status, text, headers = await fetch(client, f"/apps/{app.id}/coverage.csv", session="qa-4")
 

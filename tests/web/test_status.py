@@ -20,7 +20,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from tests.conftest import free_port
-from tests.web.support import eventually, open_stream, parse_sse
+from tests.web.support import eventually, message_event, open_stream, parse_sse
 from web.app import create_app
 from web.context import Services
 from web.core.queries.base import App
@@ -91,20 +91,6 @@ def fake_worker(sync_redis: redis.Redis) -> Iterator[WorkerReport]:
     sync_redis.hdel(DEFAULT_KEYS.workers, report.worker_id)
 
 
-def queued(app_id: str) -> QueuedEvent:
-    return QueuedEvent(
-        app_id=app_id,
-        event_id=uuid.uuid4().hex,
-        event_name="user_login",
-        payload="{}",
-        status="valid",
-        errors="[]",
-        plan_version=None,
-        session=None,
-        received_at="2025-12-10T15:45:00+00:00",
-    )
-
-
 async def test_status_page_renders_every_figure_and_the_live_region(client: Client) -> None:
     html = await page_html(client)
 
@@ -128,7 +114,7 @@ async def test_status_page_waiting_counts_enqueued_messages(
     async with aioredis.Redis.from_url(web_settings.redis_url) as direct:
         before = (await read_queue(direct, now=time.time())).waiting
         for _ in range(3):
-            await services.enqueuer.enqueue([queued(app.id)])
+            await services.enqueuer.enqueue([QueuedEvent(**message_event(app.id))])
         html = await fresh_page(client)
         now = (await read_queue(direct, now=time.time())).waiting
 
