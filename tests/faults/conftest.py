@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ import redis
 
 from lvd.devservices.processes import pid_alive
 from lvd.devservices.services import DevServices
-from lvd.loadtest import Report, format_report, verify_storage
+from lvd.loadtest import Report, format_report, send_load, verify_storage
 from tests.conftest import PROJECT_ROOT, free_port
 from web.core.apps import add_app
 from web.core.db import prepare_database
@@ -132,6 +133,33 @@ class Process:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+# How a stop reaches a process: `kill <pid>`; systemd's default stop, supervisord's
+# stopasgroup or `kill -TERM -- -<pgid>` (its children get it from the group and again from
+# their parent); Ctrl-C in a terminal (SIGINT to the group).
+STOPS = {
+    "sigterm-to-process": (signal.SIGTERM, False),
+    "sigterm-to-group": (signal.SIGTERM, True),
+    "sigint-to-group": (signal.SIGINT, True),
+}
+
+
+def deliver_stop(process: Process, how: str) -> None:
+    sig, to_group = STOPS[how]
+    if to_group:
+        process.signal_group(sig)
+    else:
+        os.kill(process.pid, sig)
+
+
+def group_gone(process: Process) -> bool:
+    """Whether no process of its group is left (hypercorn's and Dramatiq's children too)."""
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def spawn(name: str, args: list[str], env: dict[str, str], log_path: Path) -> Process:
@@ -586,7 +614,22 @@ async def stack(bare_stack: Stack) -> Stack:
     return bare_stack
 
 
-# --- the oracle -------------------------------------------------------------------------
+# --- the load and the oracle ------------------------------------------------------------
+
+
+def start_load(stack: Stack, rate: float, seconds: float, name: str) -> asyncio.Task[Report]:
+    """`lvd loadtest` against the stack in the background, one event a request, under a
+    fresh run id (`name-xxxxxxxx`); its report is the task's result."""
+    return asyncio.create_task(
+        send_load(
+            stack.base_url,
+            APP_ID,
+            rate,
+            seconds,
+            run_id=f"{name}-{uuid.uuid4().hex[:8]}",
+            progress=False,
+        )
+    )
 
 
 async def check_oracle(stack: Stack, report: Report, *, test: str, drain_limit: float) -> None:
@@ -626,6 +669,14 @@ async def assert_queue_drained(stack: Stack, within: float = 10.0) -> float:
     drained = await queue_drains(stack, within)
     assert drained is not None, "messages left in Redis:\n" + "\n".join(stack.describe_queue())
     return drained
+
+
+def assert_all_alive(stack: Stack) -> None:
+    """The web process and every worker came through the fault."""
+    assert stack.web is not None
+    assert stack.web.alive(), stack.logs()
+    assert stack.workers
+    assert all(worker.alive() for worker in stack.workers), stack.logs()
 
 
 def statuses(report: Report) -> dict[int, int]:

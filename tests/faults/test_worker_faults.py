@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
-from lvd.loadtest import send_load
+from lvd.loadtest import Report
 
 from .conftest import (
     APP_ID,
+    STOPS,
     Process,
     Stack,
+    assert_all_alive,
     assert_no_dead_letters,
     assert_queue_drained,
     check_oracle,
+    deliver_stop,
     figure,
+    start_load,
     statuses,
     wait_until,
 )
@@ -51,11 +52,25 @@ async def wait_stored(stack: Stack, event_ids: list[str], within: float, message
     return await wait_until(all_stored, within=within, message=message)
 
 
-def assert_all_alive(stack: Stack) -> None:
-    assert stack.web is not None
-    assert stack.web.alive(), stack.logs()
-    assert stack.workers
-    assert all(worker.alive() for worker in stack.workers), stack.logs()
+async def check_recovered(
+    stack: Stack,
+    report: Report,
+    *,
+    test: str,
+    since: float,
+    since_what: str,
+    drain_within: float = 10.0,
+) -> None:
+    """Every accepted event stored once, the queue empty, nothing parked, every request
+    answered 202, every process alive; figures the drain time from `since`."""
+    await check_oracle(stack, report, test=test, drain_limit=60.0)
+    drained = time.monotonic() - since
+    await assert_queue_drained(stack, within=drain_within)
+    await assert_no_dead_letters(stack)
+    assert statuses(report) == {202: len(report.outcomes)}
+    assert_all_alive(stack)
+    figure(test, f"{since_what} -> backlog drained", drained, "s")
+    figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
 
 
 async def kill_after_a_commit(worker: Process, within: float) -> bool:
@@ -96,11 +111,7 @@ async def inserts_blocked(stack: Stack) -> AsyncIterator[None]:
 
 async def test_worker_sigkill_mid_stream_loses_and_doubles_nothing(stack: Stack) -> None:
     test = "worker SIGKILL"
-    load = asyncio.create_task(
-        send_load(
-            stack.base_url, APP_ID, RATE, 6.0, run_id=f"kill-{uuid.uuid4().hex[:8]}", progress=False
-        )
-    )
+    load = start_load(stack, RATE, 6.0, "kill")
     await asyncio.sleep(2.5)
     [worker] = stack.workers
 
@@ -136,20 +147,13 @@ async def test_worker_sigkill_mid_stream_loses_and_doubles_nothing(stack: Stack)
     await replacement
     report = await load
 
-    await check_oracle(stack, report, test=test, drain_limit=60.0)
-    drained = time.monotonic() - killed_at
-    await assert_queue_drained(stack)
-    await assert_no_dead_letters(stack)
-    assert statuses(report) == {202: len(report.outcomes)}
-    assert_all_alive(stack)
+    await check_recovered(stack, report, test=test, since=killed_at, since_what="kill")
     assert held_messages, "the worker was killed holding no message: nothing was tested"
     figure(test, "messages the killed worker held unacked", len(held_messages))
     figure(test, "events in them", len(held))
     figure(test, "of those already committed (redelivered after commit)", len(committed))
     figure(test, "kill -> all their events stored", stored_after, "s")
     figure(test, "kill -> all held messages redelivered and acked", recovered_after, "s")
-    figure(test, "kill -> backlog drained", drained, "s")
-    figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
 
 
 async def test_worker_sigkill_repeatedly_after_commits_stores_exactly_once(stack: Stack) -> None:
@@ -157,16 +161,7 @@ async def test_worker_sigkill_repeatedly_after_commits_stores_exactly_once(stack
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     print(f"{test}: random seed {seed}")
-    load = asyncio.create_task(
-        send_load(
-            stack.base_url,
-            APP_ID,
-            RATE,
-            9.0,
-            run_id=f"kills-{uuid.uuid4().hex[:8]}",
-            progress=False,
-        )
-    )
+    load = start_load(stack, RATE, 9.0, "kills")
     held: set[str] = set()
     committed: set[str] = set()
     after_commit = 0
@@ -184,28 +179,20 @@ async def test_worker_sigkill_repeatedly_after_commits_stores_exactly_once(stack
         await stack.start_worker()
     report = await load
 
-    await check_oracle(stack, report, test=test, drain_limit=60.0)
-    drained = time.monotonic() - last_kill
-    await assert_queue_drained(stack, within=20.0)
-    await assert_no_dead_letters(stack)
-    assert statuses(report) == {202: len(report.outcomes)}
-    assert_all_alive(stack)
+    await check_recovered(
+        stack, report, test=test, since=last_kill, since_what="last kill", drain_within=20.0
+    )
     figure(test, "kills right after a logged commit", after_commit)
     figure(test, "events held unacked by the killed workers", len(held))
     figure(test, "of them committed before the kill (stored once all the same)", len(committed))
-    figure(test, "last kill -> backlog drained", drained, "s")
-    figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
 
 
+@pytest.mark.parametrize("how", list(STOPS))
 async def test_worker_sigterm_finishes_work_and_returns_prefetched_messages(
-    stack: Stack,
+    stack: Stack, how: str
 ) -> None:
-    test = "worker SIGTERM"
-    load = asyncio.create_task(
-        send_load(
-            stack.base_url, APP_ID, RATE, 6.0, run_id=f"term-{uuid.uuid4().hex[:8]}", progress=False
-        )
-    )
+    test = f"worker stop, {how}"
+    load = start_load(stack, RATE, 6.0, "term")
     await asyncio.sleep(2.0)
     [worker] = stack.workers
 
@@ -214,11 +201,9 @@ async def test_worker_sigterm_finishes_work_and_returns_prefetched_messages(
     async with inserts_blocked(stack):
         await asyncio.sleep(1.0)
         held_at_term = len(stack.held_message_ids())
-        # To the main process only, as `kill <pid>` would: it passes SIGTERM on to its
-        # worker process once (a second SIGTERM there means "stop now").
         log_offset = worker.log_path.stat().st_size
         termed_at = time.monotonic()
-        os.kill(worker.pid, signal.SIGTERM)
+        deliver_stop(worker, how)
         await asyncio.sleep(0.5)
     # The lock is gone: the work in progress can finish now.
     code = await asyncio.to_thread(worker.popen.wait, 20)
@@ -237,20 +222,22 @@ async def test_worker_sigterm_finishes_work_and_returns_prefetched_messages(
     await wait_stored(stack, held_after, 30.0, "events the stopped worker still held")
     held_back_after = time.monotonic() - started_at
     report = await load
-    await check_oracle(stack, report, test=test, drain_limit=60.0)
-    drained = time.monotonic() - started_at
-    await assert_queue_drained(stack, within=20.0)
-    await assert_no_dead_letters(stack)
-    assert statuses(report) == {202: len(report.outcomes)}
-    assert_all_alive(stack)
+    await check_recovered(
+        stack,
+        report,
+        test=test,
+        since=started_at,
+        since_what="new worker start",
+        drain_within=20.0,
+    )
     figure(test, "messages the worker held at SIGTERM", held_at_term)
     figure(test, "SIGTERM -> worker exited", exited_after, "s")
     figure(test, "messages failed during the shutdown (sent to the delay queue)", len(failures))
-    figure(test, "new worker start -> backlog drained", drained, "s")
-    figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
 
     assert held_at_term > 4, "the worker had no prefetched messages to give back"
     assert code == 0, shutdown_log[-3000:]
+    # It says so, once, however many copies of the signal arrived.
+    assert shutdown_log.count("Stopping on SIG") == 1, shutdown_log[-3000:]
     assert exited_after < 10.0, f"the worker took {exited_after:.1f} s to stop"
     # Prefetched messages went back to the queue at once: none is left in the stopped
     # worker's ack set (to wait for a heartbeat timeout), none failed into the delay queue.
