@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from lvd.loadtest import Report, send_load
+from lvd.loadtest import Report
 from web.core.directory import APP_CACHE_SECONDS
 from web.core.settings import Settings
 
@@ -18,9 +20,11 @@ from .conftest import (
     APP_ID,
     SseClient,
     Stack,
+    assert_all_alive,
     assert_no_dead_letters,
     check_oracle,
     figure,
+    start_load,
     statuses,
     wait_until,
 )
@@ -34,16 +38,20 @@ PAGE_SIZE = 100  # LVD_PAGE_SIZE's default: rows the live page shows
 DOWN_SECONDS = 20.0
 
 
-async def open_live_stream(stack: Stack) -> SseClient:
+@contextlib.asynccontextmanager
+async def open_live_stream(stack: Stack) -> AsyncIterator[SseClient]:
     client = SseClient(stack.base_url, f"/apps/{APP_ID}/stream")
     client.start()
-    await asyncio.wait_for(client.connected.wait(), 10.0)
-    return client
+    try:
+        await asyncio.wait_for(client.connected.wait(), 10.0)
+        yield client
+    finally:
+        await client.close()
 
 
-async def post_one(stack: Stack, prefix: str) -> str:
+async def post_one(stack: Stack) -> str:
     """An event posted once the fault is over; returns its id."""
-    event_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    event_id = f"after-fault-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as client:
         response = await client.post(
             f"/api/logs/{APP_ID}", json={"eventName": "after_fault", "event_id": event_id}
@@ -52,8 +60,9 @@ async def post_one(stack: Stack, prefix: str) -> str:
     return event_id
 
 
-async def check_live_view(stack: Stack, live: SseClient, event_id: str, test: str) -> None:
+async def check_live_view(stack: Stack, live: SseClient, test: str) -> None:
     """The stream, open through the fault, shows a row posted after it, and no row twice."""
+    event_id = await post_one(stack)
     try:
         seen_after = await wait_until(
             lambda: any(m.event_id == event_id for m in live.rows()),
@@ -118,26 +127,30 @@ def non_202(report: Report) -> dict[int, int]:
     return {status: n for status, n in statuses(report).items() if status != 202}
 
 
+async def check_came_through(
+    stack: Stack, report: Report, test: str, live: SseClient | None = None
+) -> None:
+    """Nothing parked, the live stream (if one was open) complete, every process alive and,
+    checked last so that the others still run when it fails, ingest answered 202 throughout."""
+    figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
+    figure(test, "ingest answers other than 202", sum(non_202(report).values()))
+    await assert_no_dead_letters(stack)
+    if live is not None:
+        await check_live_view(stack, live, test)
+    assert_all_alive(stack)
+    assert non_202(report) == {}, f"ingest did not answer 202 throughout: {statuses(report)}"
+
+
 async def test_postgres_restart_immediate_under_load_keeps_ingest_and_drains(
     stack: Stack,
 ) -> None:
     test = "PostgreSQL restart -m immediate"
-    live = await open_live_stream(stack)
-    # Opening the stream looked the app up: the web process trusts that for
-    # APP_CACHE_SECONDS, then asks PostgreSQL again. Restarting just before that moment
-    # makes ingest need the database while it is away, the worst case for a restart.
-    looked_up_at = time.monotonic()
-    try:
-        load = asyncio.create_task(
-            send_load(
-                stack.base_url,
-                APP_ID,
-                RATE,
-                8.0,
-                run_id=f"pgre-{uuid.uuid4().hex[:8]}",
-                progress=False,
-            )
-        )
+    async with open_live_stream(stack) as live:
+        # Opening the stream looked the app up: the web process trusts that for
+        # APP_CACHE_SECONDS, then asks PostgreSQL again. Restarting just before that moment
+        # makes ingest need the database while it is away, the worst case for a restart.
+        looked_up_at = time.monotonic()
+        load = start_load(stack, RATE, 8.0, "pgre")
         await asyncio.sleep(looked_up_at + APP_CACHE_SECONDS - 0.3 - time.monotonic())
         restart_started = time.monotonic()
         await asyncio.to_thread(stack.pg_ctl, "restart", "-m", "immediate")
@@ -147,35 +160,15 @@ async def test_postgres_restart_immediate_under_load_keeps_ingest_and_drains(
         await check_oracle(stack, report, test=test, drain_limit=60.0)
         figure(test, "pg_ctl restart took", restarted_at - restart_started, "s")
         figure(test, "restart done -> backlog drained", time.monotonic() - restarted_at, "s")
-        figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
-        figure(test, "ingest answers other than 202", sum(non_202(report).values()))
-        await assert_no_dead_letters(stack)
-        await check_live_view(stack, live, await post_one(stack, "after-restart"), test)
-        assert stack.web is not None
-        assert stack.web.alive()
-        assert all(worker.alive() for worker in stack.workers)
-        # Last, so that the checks above still run when this one fails.
-        assert non_202(report) == {}, f"ingest did not answer 202 throughout: {statuses(report)}"
-    finally:
-        await live.close()
+        await check_came_through(stack, report, test, live)
 
 
 async def test_postgres_sessions_terminated_under_load_keeps_ingest_and_drains(
     stack: Stack,
 ) -> None:
     test = "pg_terminate_backend"
-    live = await open_live_stream(stack)
-    try:
-        load = asyncio.create_task(
-            send_load(
-                stack.base_url,
-                APP_ID,
-                RATE,
-                6.0,
-                run_id=f"pgkill-{uuid.uuid4().hex[:8]}",
-                progress=False,
-            )
-        )
+    async with open_live_stream(stack) as live:
+        load = start_load(stack, RATE, 6.0, "pgkill")
         # Three times, a second apart: each catches other operations in flight.
         terminated = 0
         for _ in range(3):
@@ -187,33 +180,14 @@ async def test_postgres_sessions_terminated_under_load_keeps_ingest_and_drains(
         await check_oracle(stack, report, test=test, drain_limit=60.0)
         figure(test, "sessions terminated", terminated)
         figure(test, "termination -> backlog drained", time.monotonic() - terminated_at, "s")
-        figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
-        figure(test, "ingest answers other than 202", sum(non_202(report).values()))
         assert terminated >= 9, "the web pool, its listener and the worker pool had sessions"
-        await assert_no_dead_letters(stack)
-        await check_live_view(stack, live, await post_one(stack, "after-terminate"), test)
-        assert stack.web is not None
-        assert stack.web.alive()
-        assert all(worker.alive() for worker in stack.workers)
-        # Last, so that the checks above still run when this one fails.
-        assert non_202(report) == {}, f"ingest did not answer 202 throughout: {statuses(report)}"
-    finally:
-        await live.close()
+        await check_came_through(stack, report, test, live)
 
 
 async def test_postgres_down_for_a_while_events_wait_in_redis_and_drain(stack: Stack) -> None:
     test = "PostgreSQL down"
     memory_before = int(stack.redis_info("memory")["used_memory"])
-    load = asyncio.create_task(
-        send_load(
-            stack.base_url,
-            APP_ID,
-            100.0,
-            DOWN_SECONDS + 3.0,
-            run_id=f"pgdown-{uuid.uuid4().hex[:8]}",
-            progress=False,
-        )
-    )
+    load = start_load(stack, 100.0, DOWN_SECONDS + 3.0, "pgdown")
     await asyncio.sleep(1.5)
     await asyncio.to_thread(stack.pg_ctl, "stop", "-m", "fast")
     stopped_at = time.monotonic()
@@ -231,7 +205,6 @@ async def test_postgres_down_for_a_while_events_wait_in_redis_and_drain(stack: S
     memory_after = int(stack.redis_info("memory")["used_memory"])
     figure(test, "outage", started_at - stopped_at, "s")
     figure(test, "PostgreSQL back -> backlog drained", drained_after, "s")
-    figure(test, "worst queue->db latency", max(report.queue_latencies), "s")
     held = queued["unacked"] + queued["delayed"]  # message bodies Redis holds
     per_event = (memory_during - memory_before) / max(1, events_held)
     figure(
@@ -252,10 +225,4 @@ async def test_postgres_down_for_a_while_events_wait_in_redis_and_drain(stack: S
         round(per_event * depth * batch / 2**30, 2),
         "GiB",
     )
-    figure(test, "ingest answers other than 202", sum(non_202(report).values()))
-    await assert_no_dead_letters(stack)
-    assert stack.web is not None
-    assert stack.web.alive()
-    assert all(worker.alive() for worker in stack.workers)
-    # Last, so that the checks above still run when this one fails.
-    assert non_202(report) == {}, f"ingest did not answer 202 throughout: {statuses(report)}"
+    await check_came_through(stack, report, test)

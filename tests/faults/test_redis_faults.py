@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from lvd.loadtest import Outcome, Report, send_load
+from lvd.loadtest import Outcome, Report
 
 from .conftest import (
     APP_ID,
@@ -21,6 +21,7 @@ from .conftest import (
     check_oracle,
     figure,
     queue_drains,
+    start_load,
     statuses,
     wait_until,
 )
@@ -81,16 +82,7 @@ async def test_redis_sigstop_answers_503_quickly_and_resumes_on_its_own(stack: S
         stack.redis_stopped = True
         stopped_at = time.monotonic()
         try:
-            load = asyncio.create_task(
-                send_load(
-                    stack.base_url,
-                    APP_ID,
-                    20.0,
-                    5.0,
-                    run_id=f"stopped-{uuid.uuid4().hex[:8]}",
-                    progress=False,
-                )
-            )
+            load = start_load(stack, 20.0, 5.0, "stopped")
             health = asyncio.create_task(healthz_times(client, 15))
             probe, probe_seconds, event_id = await probe_post(client, "while-stopped")
             probes.outcomes.append(Outcome(probe.status_code, probe_seconds, [event_id]))
@@ -121,9 +113,7 @@ async def test_redis_sigstop_answers_503_quickly_and_resumes_on_its_own(stack: S
             await asyncio.sleep(0.1)
         assert response.status_code == 202, response.text
 
-    after = await send_load(
-        stack.base_url, APP_ID, 200.0, 3.0, run_id=f"resumed-{uuid.uuid4().hex[:8]}", progress=False
-    )
+    after = await start_load(stack, 200.0, 3.0, "resumed")
     figure(test, "Redis stopped for", stopped_for, "s")
     figure(test, "single POST while stopped answered 503 in", probe_seconds, "s")
     figure(test, "slowest 503 under load while stopped", slowest_503, "s")
@@ -159,16 +149,7 @@ async def test_redis_killed_and_restarted_503_while_down_then_202_and_drains(
     rate = 200.0
     worker_pids = [worker.pid for worker in stack.workers]
     redis_pid = stack.redis_pid()
-    load = asyncio.create_task(
-        send_load(
-            stack.base_url,
-            APP_ID,
-            rate,
-            8.0,
-            run_id=f"rkill-{uuid.uuid4().hex[:8]}",
-            progress=False,
-        )
-    )
+    load = start_load(stack, rate, 8.0, "rkill")
     started = time.monotonic()
     await asyncio.sleep(2.0)
     # A backlog for the append-only file to keep: the workers pause (for less than the

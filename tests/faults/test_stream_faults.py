@@ -59,6 +59,20 @@ def open_stalled_stream(port: int) -> socket.socket:
     return sock
 
 
+async def post_and_see(stack: Stack, live: SseClient, event_ids: list[str], message: str) -> None:
+    """Post the events in one request and wait until the open stream shows them all."""
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as client:
+        response = await client.post(
+            f"/api/logs/{APP_ID}", json=[{"eventName": "e", "event_id": i} for i in event_ids]
+        )
+        assert response.status_code == 202, response.text
+    await wait_until(
+        lambda: set(event_ids) <= {m.event_id for m in live.rows()},
+        within=15.0,
+        message=message,
+    )
+
+
 def read_to_the_end(sock: socket.socket, within: float) -> tuple[bytes, bool]:
     """Everything the server still sends; True when the stream ended (EOF or last chunk)."""
     sock.settimeout(1.0)
@@ -168,17 +182,8 @@ async def test_web_restart_with_open_streams_clients_resume_missing_nothing(
     pool = await create_pool(stack.database_url, min_size=1, max_size=2)
     try:
         await asyncio.wait_for(live.connected.wait(), 10.0)
-        async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as client:
-            first = [f"before-{tag}-{n}" for n in range(10)]
-            response = await client.post(
-                f"/api/logs/{APP_ID}", json=[{"eventName": "e", "event_id": i} for i in first]
-            )
-            assert response.status_code == 202, response.text
-        await wait_until(
-            lambda: set(first) <= {m.event_id for m in live.rows()},
-            within=15.0,
-            message="the open stream showing the first events",
-        )
+        first = [f"before-{tag}-{n}" for n in range(10)]
+        await post_and_see(stack, live, first, "the open stream showing the first events")
 
         old_web = stack.web
         assert old_web is not None
@@ -203,17 +208,8 @@ async def test_web_restart_with_open_streams_clients_resume_missing_nothing(
         )
         restart_to_caught_up = time.monotonic() - restarting
 
-        async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as client:
-            after = [f"after-{tag}-{n}" for n in range(10)]
-            response = await client.post(
-                f"/api/logs/{APP_ID}", json=[{"eventName": "e", "event_id": i} for i in after]
-            )
-            assert response.status_code == 202, response.text
-        await wait_until(
-            lambda: set(after) <= {m.event_id for m in live.rows()},
-            within=15.0,
-            message="the reconnected stream showing new events live",
-        )
+        after = [f"after-{tag}-{n}" for n in range(10)]
+        await post_and_see(stack, live, after, "the reconnected stream showing new events live")
         await asyncio.sleep(0.5)
     finally:
         await live.close()
