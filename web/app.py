@@ -79,6 +79,6 @@ def create_app(settings: Settings | None = None) -> Quart:
     install_auth(app)
     install_ingest(app)
     # Last, so outermost: ingest and every page see the scheme, host and client it sets.
-    install_proxy_headers(app, settings.trusted_proxies)
+    install_proxy_headers(app, settings)
     install_lifespan(app, settings)
     return app

@@ -8,6 +8,7 @@ one); log lines written while the request runs carry it too (web.core.logs).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -15,6 +16,9 @@ from quart import Quart
 
 from web.core.forwarded import TrustedProxies, read_forwarded, request_id_from
 from web.core.logs import current_request_id
+from web.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Any
@@ -38,9 +42,14 @@ class ProxyHeaders:
     line shows the real client, not the proxy.
     """
 
-    def __init__(self, app: ASGIApp, proxies: TrustedProxies) -> None:
+    def __init__(
+        self, app: ASGIApp, proxies: TrustedProxies, settings: Settings | None = None
+    ) -> None:
         self.app = app
         self._proxies = proxies
+        # With settings, the first forwarded request checks them against what it shows.
+        self._settings = settings
+        self._checked_setup = settings is None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -50,6 +59,9 @@ class ProxyHeaders:
         headers = _forwarding_headers(scope) if client and self._proxies.trusts(client[0]) else {}
         if headers:
             _apply_forwarded(scope, headers, self._proxies)
+            if not self._checked_setup and self._settings is not None:
+                self._checked_setup = True
+                _warn_about_setup(scope, self._settings)
         request_id = request_id_from(headers.get("x-request-id")) or uuid.uuid4().hex
         token = current_request_id.set(request_id)
         try:
@@ -58,9 +70,26 @@ class ProxyHeaders:
             current_request_id.reset(token)
 
 
-def install_proxy_headers(app: Quart, proxies: TrustedProxies) -> None:
+def install_proxy_headers(app: Quart, settings: Settings) -> None:
     """Install outermost, in front of the ingest edge, so every route sees the same request."""
-    app.asgi_app = ProxyHeaders(app.asgi_app, proxies)  # type: ignore[method-assign,assignment]
+    app.asgi_app = ProxyHeaders(app.asgi_app, settings.trusted_proxies, settings)  # type: ignore[method-assign,assignment]
+
+
+def _warn_about_setup(scope: Scope, settings: Settings) -> None:
+    """Once a process: what a server behind a proxy most often gets wrong, said in the log."""
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+    reached_as = f"{scope['scheme']}://{host}"
+    if reached_as != settings.public_url:
+        log.warning(
+            "Requests arrive through a proxy as %s, but alerts link to %s: set LVD_PUBLIC_URL",
+            reached_as,
+            settings.public_url,
+        )
+    if not settings.require_login:
+        log.warning(
+            "Requests arrive through a proxy, but sign-in is off: whoever reaches the proxy"
+            " can read and change everything; set LVD_REQUIRE_LOGIN=true"
+        )
 
 
 def _forwarding_headers(scope: Scope) -> dict[str, str]:
