@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from web.core.queries.base import Connection
 from web.core.queries.dead_letters import insert_dead_letters, mark_dead_letters_retried
 from web.core.queries.events import insert_log_entries
 from web.core.queries.status import select_recent_event_counts
-from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
+from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR, build_job_message
 from web.core.settings import Settings
 from web.core.status.formatting import (
     format_bytes,
@@ -57,45 +57,15 @@ from workers.status import WorkerReport, WorkerStatus
 
 
 @pytest.fixture
-def keys() -> StatusKeys:
-    tag = uuid.uuid4().hex[:10]
-    return StatusKeys(dramatiq_namespace=f"t-{tag}", prefix=f"t-{tag}:status")
-
-
-@pytest.fixture
-def sync_redis(settings: Settings, keys: StatusKeys) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
-    yield client
-    for pattern in (f"{keys.dramatiq_namespace}:*", f"{keys.prefix}:*"):
-        for key in client.scan_iter(pattern):
-            client.delete(key)
-    client.close()
-
-
-@pytest.fixture
 async def async_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
     yield client
     await client.aclose()
 
 
-@pytest.fixture
-def broker(sync_redis: redis.Redis, keys: StatusKeys) -> Iterator[RedisBroker]:
-    found = RedisBroker(client=sync_redis, namespace=keys.dramatiq_namespace)  # type: ignore[no-untyped-call]
-    found.declare_queue(EVENTS_QUEUE)
-    yield found
-    found.close()
-
-
 def store_message(events: list[dict[str, Any]], **options: Any) -> dramatiq.Message[Any]:
-    return dramatiq.Message(
-        queue_name=EVENTS_QUEUE,
-        actor_name=STORE_EVENTS_ACTOR,
-        args=(events,),
-        kwargs={},
-        options={},
-        **options,
-    )
+    """A message for the store actor, with events as given; options set its attributes."""
+    return build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR, events).copy(**options)
 
 
 def event(app_id: str, status: str = "valid") -> dict[str, Any]:

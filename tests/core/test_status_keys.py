@@ -7,12 +7,9 @@ them without any import failing; these tests enqueue, delay and kill real messag
 from __future__ import annotations
 
 import inspect
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
-import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
@@ -22,52 +19,34 @@ from web.core.settings import Settings
 from web.core.status.keys import DEFAULT_KEYS, StatusKeys
 
 
-@pytest.fixture
-def keys() -> StatusKeys:
-    tag = uuid.uuid4().hex[:10]
-    return StatusKeys(dramatiq_namespace=f"t-{tag}", prefix=f"t-{tag}:status")
-
-
-@pytest.fixture
-def client(settings: Settings, keys: StatusKeys) -> Iterator[redis.Redis]:
-    found = redis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
-    yield found
-    for key in found.scan_iter(f"{keys.dramatiq_namespace}:*"):
-        found.delete(key)
-    found.close()
-
-
-def test_status_keys_name_the_keys_dramatiq_writes(client: redis.Redis, keys: StatusKeys) -> None:
-    broker = RedisBroker(client=client, namespace=keys.dramatiq_namespace)  # type: ignore[no-untyped-call]
-    broker.declare_queue(EVENTS_QUEUE)
+def test_status_keys_name_the_keys_dramatiq_writes(
+    sync_redis: redis.Redis, broker: RedisBroker, keys: StatusKeys
+) -> None:
+    dead = broker.enqueue(build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR))
+    waiting = broker.enqueue(build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR))
+    delayed = broker.enqueue(build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR), delay=60_000)
+    consumer = broker.consume(EVENTS_QUEUE, prefetch=1, timeout=1000)
     try:
-        dead = broker.enqueue(build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR))
-        waiting = broker.enqueue(build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR))
-        delayed = broker.enqueue(build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR), delay=60_000)
-        consumer = broker.consume(EVENTS_QUEUE, prefetch=1, timeout=1000)
-        try:
-            fetched = next(consumer)
-            assert fetched is not None and fetched.message_id == dead.message_id
-            consumer.nack(fetched)
-        finally:
-            consumer.close()
+        fetched = next(consumer)
+        assert fetched is not None and fetched.message_id == dead.message_id
+        consumer.nack(fetched)
     finally:
-        broker.close()
+        consumer.close()
 
     def redis_id(message: dramatiq.Message[Any]) -> bytes:
         return str(message.options["redis_message_id"]).encode()
 
-    written = set(client.scan_iter(f"{keys.dramatiq_namespace}:*"))
+    written = set(sync_redis.scan_iter(f"{keys.dramatiq_namespace}:*"))
     named = {keys.queue, keys.queue_messages, keys.delayed_messages, keys.dead_set}
     assert {key.encode() for key in named} <= written
-    assert client.type(keys.queue) == b"list"
-    assert client.lrange(keys.queue, 0, -1) == [redis_id(waiting)]
-    assert client.type(keys.queue_messages) == b"hash"
-    assert set(client.hkeys(keys.queue_messages)) == {redis_id(waiting)}
-    assert client.type(keys.delayed_messages) == b"hash"
-    assert set(client.hkeys(keys.delayed_messages)) == {redis_id(delayed)}
-    assert client.type(keys.dead_set) == b"zset"
-    assert client.zrange(keys.dead_set, 0, -1) == [redis_id(dead)]
+    assert sync_redis.type(keys.queue) == b"list"
+    assert sync_redis.lrange(keys.queue, 0, -1) == [redis_id(waiting)]
+    assert sync_redis.type(keys.queue_messages) == b"hash"
+    assert set(sync_redis.hkeys(keys.queue_messages)) == {redis_id(waiting)}
+    assert sync_redis.type(keys.delayed_messages) == b"hash"
+    assert set(sync_redis.hkeys(keys.delayed_messages)) == {redis_id(delayed)}
+    assert sync_redis.type(keys.dead_set) == b"zset"
+    assert sync_redis.zrange(keys.dead_set, 0, -1) == [redis_id(dead)]
 
 
 def test_status_keys_default_namespace_is_the_brokers(settings: Settings) -> None:

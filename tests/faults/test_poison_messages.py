@@ -13,7 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from lvd.loadtest import send_load
 from web.core.queue.brokers import build_broker
-from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
+from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR, build_job_message
 from web.core.settings import Settings
 from workers.dead_letters import DELIVERY_KEY
 
@@ -33,13 +33,8 @@ MAX_DELIVERIES = 5  # the default of LVD_MAX_DELIVERIES
 
 
 def store_message(events: list[dict[str, Any]]) -> dramatiq.Message[Any]:
-    return dramatiq.Message(
-        queue_name=EVENTS_QUEUE,
-        actor_name=STORE_EVENTS_ACTOR,
-        args=(events,),
-        kwargs={},
-        options={},
-    )
+    """A message for the store actor, with events as given (malformed ones too)."""
+    return build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR, events)
 
 
 async def parked(stack: Stack, message_id: str) -> list[dict[str, Any]]:
