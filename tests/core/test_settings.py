@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from web.core.forwarded import TrustedProxies
 from web.core.settings import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
@@ -33,6 +34,10 @@ def test_settings_from_empty_env_is_the_defaults() -> None:
     assert settings.maintenance_chance == 100_000
     assert settings.page_size == 100
     assert settings.log_json is False
+    assert settings.access_log is False
+    # The proxy on the same machine is believed out of the box, nobody else.
+    assert settings.trusted_proxies.trusts("127.0.0.1") and settings.trusted_proxies.trusts("::1")
+    assert not settings.trusted_proxies.trusts("192.0.2.1")
 
 
 def test_limits_defaults_are_the_published_ones() -> None:
@@ -88,6 +93,15 @@ def test_settings_are_frozen(frozen: object) -> None:
         ({"LVD_LOG_FORMAT": "json"}, "log_json", True),
         ({"LVD_LOG_FORMAT": "JSON"}, "log_json", True),
         ({"LVD_LOG_FORMAT": "text"}, "log_json", False),
+        ({"LVD_ACCESS_LOG": "true"}, "access_log", True),
+        ({"LVD_ACCESS_LOG": ""}, "access_log", False),
+        ({"LVD_FORWARDED_ALLOW_IPS": "*"}, "trusted_proxies", TrustedProxies(everyone=True)),
+        (
+            {"LVD_FORWARDED_ALLOW_IPS": " 10.0.0.0/8, 192.0.2.7 "},
+            "trusted_proxies",
+            TrustedProxies.parse("10.0.0.0/8,192.0.2.7"),
+        ),
+        ({"LVD_FORWARDED_ALLOW_IPS": ""}, "trusted_proxies", TrustedProxies.parse("127.0.0.1,::1")),
         ({"UNRELATED": "x"}, "port", 5001),
     ],
     ids=env_id,
@@ -124,6 +138,9 @@ def test_settings_from_env_reads_each_variable(
         ({"LVD_HEARTBEAT_TIMEOUT_MS": "1e3"}, "LVD_HEARTBEAT_TIMEOUT_MS"),
         ({"LVD_MAINTENANCE_CHANCE": "0"}, "LVD_MAINTENANCE_CHANCE"),
         ({"LVD_PAGE_SIZE": "-100"}, "LVD_PAGE_SIZE"),
+        ({"LVD_FORWARDED_ALLOW_IPS": "nginx"}, "LVD_FORWARDED_ALLOW_IPS"),
+        ({"LVD_FORWARDED_ALLOW_IPS": "10.0.0.0/33"}, "LVD_FORWARDED_ALLOW_IPS"),
+        ({"LVD_ACCESS_LOG": "maybe"}, "LVD_ACCESS_LOG"),
     ],
     ids=env_id,
 )
