@@ -123,6 +123,17 @@ def ajs_body(message: dict[str, Any], write_key: str) -> bytes:
     return orjson.dumps({**message, "writeKey": write_key})
 
 
+async def post_ajs(
+    client: Client,
+    path: str,
+    message: dict[str, Any],
+    write_key: str,
+    headers: dict[str, str] | None = None,
+) -> WerkzeugResponse:
+    """Post a message as Analytics.js does: text/plain, its write key in the body."""
+    return await post(client, path, ajs_body(message, write_key), {**TEXT, **(headers or {})})
+
+
 def basic(write_key: str) -> str:
     return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
 
@@ -166,12 +177,7 @@ async def test_segment_analytics_js_short_track_is_answered_200_and_queued(
 ) -> None:
     message = ajs_message("track")
 
-    response = await post(
-        client,
-        "/v1/t",
-        ajs_body(message, app.write_key),
-        {**TEXT, "Origin": ORIGIN},
-    )
+    response = await post_ajs(client, "/v1/t", message, app.write_key, {"Origin": ORIGIN})
 
     body = await success(response)
     assert body["success"] is True
@@ -192,7 +198,7 @@ async def test_segment_analytics_js_identify_is_judged_by_the_plan_as_identify(
     bad = ajs_message("identify", traits={"name": "no email"})
 
     answers = [
-        await success(await post(client, "/v1/i", ajs_body(message, app.write_key), TEXT))
+        await success(await post_ajs(client, "/v1/i", message, app.write_key))
         for message in (good, bad)
     ]
 
@@ -264,12 +270,7 @@ async def test_segment_session_scoped_short_path_tags_the_event(
 ) -> None:
     message = ajs_message("track")
 
-    response = await post(
-        client,
-        "/v1/session/run-9/v1/t",
-        ajs_body(message, app.write_key),
-        TEXT,
-    )
+    response = await post_ajs(client, "/v1/session/run-9/v1/t", message, app.write_key)
 
     [result] = (await success(response))["results"]
     assert (await queued(web_settings, result))["session"] == "run-9"
@@ -278,7 +279,7 @@ async def test_segment_session_scoped_short_path_tags_the_event(
 async def test_segment_unknown_write_key_is_401_with_a_top_level_code(client: Client) -> None:
     message = ajs_message("track")
 
-    response = await post(client, "/v1/t", ajs_body(message, "wk_unknown-key"), TEXT)
+    response = await post_ajs(client, "/v1/t", message, "wk_unknown-key")
 
     body = await json_of(response)
     assert response.status_code == 401
@@ -846,11 +847,12 @@ async def test_cors_answers_without_origin_allow_any_origin(client: Client, app:
 
 
 async def test_cors_refusals_carry_the_cors_headers_too(client: Client) -> None:
-    response = await post(
+    response = await post_ajs(
         client,
         "/v1/t",
-        ajs_body(ajs_message("track"), "wk_nope"),
-        {**TEXT, "Origin": ORIGIN, "Sec-Fetch-Site": "cross-site"},
+        ajs_message("track"),
+        "wk_nope",
+        {"Origin": ORIGIN, "Sec-Fetch-Site": "cross-site"},
     )
 
     assert response.status_code == 401
@@ -894,10 +896,10 @@ def one_event_per_second(services: Services) -> Iterator[None]:
 async def test_rate_limit_on_a_segment_path_is_429_with_retry_after(
     client: Client, app: App, one_event_per_second: None
 ) -> None:
-    headers = {**TEXT, "Origin": ORIGIN}
+    headers = {"Origin": ORIGIN}
 
-    first = await post(client, "/v1/t", ajs_body(ajs_message("track"), app.write_key), headers)
-    second = await post(client, "/v1/t", ajs_body(ajs_message("track"), app.write_key), headers)
+    first = await post_ajs(client, "/v1/t", ajs_message("track"), app.write_key, headers)
+    second = await post_ajs(client, "/v1/t", ajs_message("track"), app.write_key, headers)
 
     assert first.status_code == 200
     body = await json_of(second)
