@@ -40,6 +40,13 @@ async def text_of(response: WerkzeugResponse) -> str:
     return await response.get_data(as_text=True)
 
 
+async def diff_text(client: Client, app_id: str, version: int) -> str:
+    """A plan version's diff fragment as text: tags removed, entities decoded."""
+    response = await client.get(f"/apps/{app_id}/plan/versions/{version}/diff")
+    assert response.status_code == 200
+    return html.unescape(re.sub(r"<[^>]+>", "", await text_of(response)))
+
+
 async def save(pool: asyncpg.Pool, app_id: str, document: Any) -> int:
     async with pool.acquire() as conn:
         return (await save_plan(conn, app_id, document)).version
@@ -272,11 +279,8 @@ async def test_plan_diff_fragment_shows_changes_from_previous_version(
     changed["allow_unplanned"] = True
     await save(pool, app.id, changed)
 
-    response = await client.get(f"/apps/{app.id}/plan/versions/2/diff")
+    text = await diff_text(client, app.id, 2)
 
-    fragment = await text_of(response)
-    text = html.unescape(re.sub(r"<[^>]+>", "", fragment))
-    assert response.status_code == 200
     assert "Version 2 compared with version 1" in text
     assert "Events added: cart_viewed" in text
     assert "Events removed: user_login" in text
@@ -284,27 +288,27 @@ async def test_plan_diff_fragment_shows_changes_from_previous_version(
     assert "/allow_unplanned added: null → true" in text
 
 
-async def test_plan_diff_fragment_of_first_version_lists_all_events(
-    client: Client, app: App, pool: asyncpg.Pool
+@pytest.mark.parametrize(
+    ("times_saved", "expected"),
+    [
+        pytest.param(
+            1,
+            ["Version 1 (the first)", "Events added: order_completed, user_login"],
+            id="first-version-lists-all-events",
+        ),
+        pytest.param(2, ["No changes."], id="identical-versions-say-no-changes"),
+    ],
+)
+async def test_plan_diff_fragment_of_the_same_plan_saved_again(
+    client: Client, app: App, pool: asyncpg.Pool, times_saved: int, expected: list[str]
 ) -> None:
-    await save(pool, app.id, PLAN)
+    for _ in range(times_saved):
+        await save(pool, app.id, PLAN)
 
-    fragment = await text_of(await client.get(f"/apps/{app.id}/plan/versions/1/diff"))
+    text = await diff_text(client, app.id, times_saved)
 
-    text = html.unescape(re.sub(r"<[^>]+>", "", fragment))
-    assert "Version 1 (the first)" in text
-    assert "Events added: order_completed, user_login" in text
-
-
-async def test_plan_diff_fragment_of_identical_versions_says_no_changes(
-    client: Client, app: App, pool: asyncpg.Pool
-) -> None:
-    await save(pool, app.id, PLAN)
-    await save(pool, app.id, PLAN)
-
-    fragment = await text_of(await client.get(f"/apps/{app.id}/plan/versions/2/diff"))
-
-    assert "No changes." in fragment
+    for line in expected:
+        assert line in text
 
 
 async def test_plan_diff_fragment_missing_version_answers_404(
