@@ -11,12 +11,15 @@ import asyncio
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from lvd import __version__
 from lvd.env_file import load_env_file
+
+if TYPE_CHECKING:  # the commands that use it import it when they run
+    import asyncpg
 
 # The server a client command (plan, alerts, loadtest) talks to unless --url or $LVD_URL says.
 DEFAULT_URL = "http://127.0.0.1:5001"
@@ -176,27 +179,36 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _create_app(args: argparse.Namespace) -> int:
-    import asyncpg
-
     from web.core.apps import add_app
-    from web.core.errors import Rejected
-    from web.core.settings import Settings
 
-    async def create() -> int:
-        conn = await asyncpg.connect(Settings.from_env().database_url, timeout=10)
-        try:
-            app = await add_app(conn, args.app_id, args.name)
-        except Rejected as exc:
-            print(f"lvd create-app: {exc.message}", file=sys.stderr)
-            return 1
-        finally:
-            await conn.close()
+    async def create(conn: asyncpg.Connection) -> None:
+        app = await add_app(conn, args.app_id, args.name)
         print(f"Created app {app.id} ({app.name})")
         print(f"Write key: {app.write_key}")
         print(f"Send events to: POST /api/logs/{app.id}")
+
+    return _in_database("create-app", create)
+
+
+def _in_database(command: str, work: Callable[[asyncpg.Connection], Awaitable[None]]) -> int:
+    """Run `work` on a connection to the configured database; a refusal is the command's error."""
+    import asyncpg
+
+    from web.core.errors import Rejected
+    from web.core.settings import Settings
+
+    async def run() -> int:
+        conn = await asyncpg.connect(Settings.from_env().database_url, timeout=10)
+        try:
+            await work(conn)
+        except Rejected as exc:
+            print(f"lvd {command}: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await conn.close()
         return 0
 
-    return asyncio.run(create())
+    return asyncio.run(run())
 
 
 def _plan_push(args: argparse.Namespace) -> int:
@@ -244,10 +256,6 @@ def _loadtest(args: argparse.Namespace) -> int:
 def _create_user(args: argparse.Namespace) -> int:
     import getpass
 
-    import asyncpg
-
-    from web.core.errors import Rejected
-    from web.core.settings import Settings
     from web.core.users import create_user
 
     if args.password_stdin:
@@ -258,19 +266,11 @@ def _create_user(args: argparse.Namespace) -> int:
             print("lvd create-user: the passwords differ", file=sys.stderr)
             return 1
 
-    async def create() -> int:
-        conn = await asyncpg.connect(Settings.from_env().database_url, timeout=10)
-        try:
-            user = await create_user(conn, args.username, password)
-        except Rejected as exc:
-            print(f"lvd create-user: {exc.message}", file=sys.stderr)
-            return 1
-        finally:
-            await conn.close()
+    async def create(conn: asyncpg.Connection) -> None:
+        user = await create_user(conn, args.username, password)
         print(f"Created user {user.username}")
-        return 0
 
-    return asyncio.run(create())
+    return _in_database("create-user", create)
 
 
 def _status(args: argparse.Namespace) -> int:
