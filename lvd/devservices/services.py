@@ -11,7 +11,7 @@ from typing import Self
 
 from lvd.devservices.endpoints import ServiceEndpoints
 from lvd.devservices.postgres import PostgresService
-from lvd.devservices.processes import ServerProcesses
+from lvd.devservices.processes import ServerProcesses, ServerSearch
 from lvd.devservices.redis import RedisService
 
 
@@ -33,19 +33,9 @@ class DevServices:
         self._processes = ServerProcesses(
             Path(state_dir).absolute(), startup_timeout=startup_timeout, stop_timeout=stop_timeout
         )
-        self._postgres = PostgresService(
-            self._processes,
-            database_name,
-            environment,
-            probe_defaults=probe_defaults,
-            prefer_system=prefer_system_binaries,
-        )
-        self._redis = RedisService(
-            self._processes,
-            environment,
-            probe_defaults=probe_defaults,
-            prefer_system=prefer_system_binaries,
-        )
+        search = ServerSearch(self._processes, environment, probe_defaults, prefer_system_binaries)
+        self._postgres = PostgresService(search, database_name)
+        self._redis = RedisService(search)
         self._endpoints: ServiceEndpoints | None = None
 
     def __enter__(self) -> Self:
