@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ import redis
 from lvd.devservices.services import DevServices
 from web.core.apps import add_app
 from web.core.db import create_pool, prepare_database, with_database
+from web.core.queries.apps import select_app
 from web.core.queries.base import App, LogEntry
 from web.core.queries.events import select_log_entries
 from web.core.settings import Settings
@@ -238,3 +240,20 @@ async def wait_for_rows(
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.05)
+
+
+async def new_app(pool: asyncpg.Pool, prefix: str = "plans") -> str:
+    """A fresh app without a plan; its id. Compiled plans are cached by (app, version) for
+    good, so a test that saves plans wants an app of its own."""
+    app_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    async with pool.acquire() as conn:
+        await add_app(conn, app_id, None)
+    return app_id
+
+
+async def current_plan_version(pool: asyncpg.Pool, app_id: str) -> int | None:
+    """The plan version the app's row points at (None: no plan)."""
+    async with pool.acquire() as conn:
+        app = await select_app(conn, app_id)
+    assert app is not None
+    return app.plan_version

@@ -12,9 +12,9 @@ import asyncpg
 import orjson
 import pytest
 
+from tests.conftest import current_plan_version, new_app
 from tests.sample_plans import order_completed
 from web.core import directory as directory_module
-from web.core.apps import add_app
 from web.core.directory import AppDirectory
 from web.core.errors import Rejected
 from web.core.plans import (
@@ -47,23 +47,16 @@ ORDER_V1: dict[str, Any] = {
 }
 
 
-async def new_app(pool: asyncpg.Pool, prefix: str = "plans") -> str:
-    app_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    async with pool.acquire() as conn:
-        await add_app(conn, app_id, None)
-    return app_id
-
-
 async def save(pool: asyncpg.Pool, app_id: str, document: Any) -> PlanVersion:
     async with pool.acquire() as conn:
         return await save_plan(conn, app_id, document)
 
 
-async def current_version(pool: asyncpg.Pool, app_id: str) -> int | None:
-    async with pool.acquire() as conn:
-        app = await select_app(conn, app_id)
-    assert app is not None
-    return app.plan_version
+async def order_app(pool: asyncpg.Pool) -> str:
+    """A new app whose plan's version 1 is ORDER_V1; its id."""
+    app_id = await new_app(pool)
+    await save(pool, app_id, ORDER_V1)
+    return app_id
 
 
 # --- diff ---------------------------------------------------------------------------------
@@ -456,7 +449,7 @@ async def test_save_plan_numbers_versions_one_two_three(pool: asyncpg.Pool) -> N
     assert [s.version for s in saved] == [1, 2, 3]
     assert [s.app_id for s in saved] == [app_id] * 3
     assert saved[2].document == {"events": {"e3": {}}}
-    assert await current_version(pool, app_id) == 3
+    assert await current_plan_version(pool, app_id) == 3
     async with pool.acquire() as conn:
         versions = await select_plan_versions(conn, app_id)
         first = await select_plan_version(conn, app_id, 1)
@@ -473,7 +466,7 @@ async def test_save_plan_same_document_twice_still_makes_a_new_version(pool: asy
     second = await save(pool, app_id, ORDER_V1)
 
     assert (first.version, second.version) == (1, 2)
-    assert await current_version(pool, app_id) == 2
+    assert await current_plan_version(pool, app_id) == 2
 
 
 async def test_save_plan_versions_are_per_app(pool: asyncpg.Pool) -> None:
@@ -484,7 +477,7 @@ async def test_save_plan_versions_are_per_app(pool: asyncpg.Pool) -> None:
     saved = await save(pool, two, ORDER_V1)
 
     assert saved.version == 1
-    assert await current_version(pool, one) == 2
+    assert await current_plan_version(pool, one) == 2
 
 
 async def test_save_plan_concurrent_saves_get_distinct_versions(pool: asyncpg.Pool) -> None:
@@ -493,12 +486,11 @@ async def test_save_plan_concurrent_saves_get_distinct_versions(pool: asyncpg.Po
     saved = await asyncio.gather(*(save(pool, app_id, {"events": {}}) for _ in range(4)))
 
     assert sorted(s.version for s in saved) == [1, 2, 3, 4]
-    assert await current_version(pool, app_id) == 4
+    assert await current_plan_version(pool, app_id) == 4
 
 
 async def test_save_plan_refuses_invalid_plan_with_problems(pool: asyncpg.Pool) -> None:
-    app_id = await new_app(pool)
-    await save(pool, app_id, ORDER_V1)
+    app_id = await order_app(pool)
 
     with pytest.raises(Rejected) as raised:
         await save(pool, app_id, {"events": {"e": {"type": "strin"}}, "naming": "kebab"})
@@ -507,7 +499,7 @@ async def test_save_plan_refuses_invalid_plan_with_problems(pool: asyncpg.Pool) 
     assert [p["path"] for p in raised.value.details["problems"]] == ["/events/e/type", "/naming"]
     assert all(p["message"] for p in raised.value.details["problems"])
     assert "/events/e/type" in raised.value.message
-    assert await current_version(pool, app_id) == 1
+    assert await current_plan_version(pool, app_id) == 1
     async with pool.acquire() as conn:
         assert len(await select_plan_versions(conn, app_id)) == 1
 
@@ -559,7 +551,7 @@ async def test_save_plan_notifies_app_id_after_commit(
 
     assert await heard_for(plan_notifications, app_id, 2.0) == [app_id]
     # When the notification is heard, the new version is already visible to others.
-    assert await current_version(pool, app_id) == saved.version
+    assert await current_plan_version(pool, app_id) == saved.version
 
 
 @pytest.mark.parametrize(
@@ -579,10 +571,10 @@ async def test_save_plan_in_outer_transaction_notifies_and_saves_only_when_it_co
 
     if commits:
         assert await heard_for(plan_notifications, app_id, 2.0) == [app_id]
-        assert await current_version(pool, app_id) == saved.version
+        assert await current_plan_version(pool, app_id) == saved.version
     else:
         assert await heard_for(plan_notifications, app_id, 0.3) == []
-        assert await current_version(pool, app_id) is None
+        assert await current_plan_version(pool, app_id) is None
 
 
 async def test_save_plan_refused_sends_nothing(
@@ -600,6 +592,12 @@ async def test_save_plan_refused_sends_nothing(
 
 
 @pytest.fixture
+def directory(pool: asyncpg.Pool) -> AppDirectory:
+    """An app directory that keeps what it read for a minute: only forget() refreshes it."""
+    return AppDirectory(pool, ttl=60)
+
+
+@pytest.fixture
 def compile_count(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Every (app id, version) the directory compiles."""
     compiled: list[tuple[str, int]] = []
@@ -612,9 +610,10 @@ def compile_count(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return compiled
 
 
-async def test_directory_app_without_plan_has_no_compiled_plan(pool: asyncpg.Pool) -> None:
+async def test_directory_app_without_plan_has_no_compiled_plan(
+    pool: asyncpg.Pool, directory: AppDirectory
+) -> None:
     app_id = await new_app(pool)
-    directory = AppDirectory(pool, ttl=60)
 
     view = await directory.get(app_id)
 
@@ -625,11 +624,9 @@ async def test_directory_app_without_plan_has_no_compiled_plan(pool: asyncpg.Poo
 
 
 async def test_directory_compiles_each_version_once(
-    pool: asyncpg.Pool, compile_count: list[tuple[str, int]]
+    pool: asyncpg.Pool, compile_count: list[tuple[str, int]], directory: AppDirectory
 ) -> None:
-    app_id = await new_app(pool)
-    await save(pool, app_id, ORDER_V1)
-    directory = AppDirectory(pool, ttl=60)
+    app_id = await order_app(pool)
 
     first = await directory.get(app_id)
     second = await directory.get(app_id)
@@ -644,11 +641,9 @@ async def test_directory_compiles_each_version_once(
 
 
 async def test_directory_serves_cached_view_until_forget(
-    pool: asyncpg.Pool, compile_count: list[tuple[str, int]]
+    pool: asyncpg.Pool, compile_count: list[tuple[str, int]], directory: AppDirectory
 ) -> None:
-    app_id = await new_app(pool)
-    await save(pool, app_id, ORDER_V1)
-    directory = AppDirectory(pool, ttl=60)
+    app_id = await order_app(pool)
     before = await directory.get(app_id)
 
     await save(pool, app_id, STRICT_PRICE)
@@ -664,11 +659,10 @@ async def test_directory_serves_cached_view_until_forget(
     assert compile_count == [(app_id, 1), (app_id, 2)]
 
 
-async def test_directory_forget_none_drops_every_app(pool: asyncpg.Pool) -> None:
-    one, two = await new_app(pool), await new_app(pool)
-    await save(pool, one, ORDER_V1)
-    await save(pool, two, ORDER_V1)
-    directory = AppDirectory(pool, ttl=60)
+async def test_directory_forget_none_drops_every_app(
+    pool: asyncpg.Pool, directory: AppDirectory
+) -> None:
+    one, two = await order_app(pool), await order_app(pool)
     await directory.get(one)
     await directory.get(two)
 
@@ -680,11 +674,10 @@ async def test_directory_forget_none_drops_every_app(pool: asyncpg.Pool) -> None
     assert [v.plan.version if v and v.plan else None for v in views] == [2, 2]
 
 
-async def test_directory_forget_one_app_keeps_the_others(pool: asyncpg.Pool) -> None:
-    one, two = await new_app(pool), await new_app(pool)
-    await save(pool, one, ORDER_V1)
-    await save(pool, two, ORDER_V1)
-    directory = AppDirectory(pool, ttl=60)
+async def test_directory_forget_one_app_keeps_the_others(
+    pool: asyncpg.Pool, directory: AppDirectory
+) -> None:
+    one, two = await order_app(pool), await order_app(pool)
     kept = await directory.get(two)
 
     await save(pool, one, STRICT_PRICE)
@@ -698,12 +691,10 @@ async def test_directory_forget_one_app_keeps_the_others(pool: asyncpg.Pool) -> 
 
 
 async def test_directory_forget_during_a_lookup_is_not_undone(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, directory: AppDirectory
 ) -> None:
     """A change heard while a lookup of the old version is in flight must still win."""
-    app_id = await new_app(pool)
-    await save(pool, app_id, ORDER_V1)
-    directory = AppDirectory(pool, ttl=60)
+    app_id = await order_app(pool)
     real_select_app = select_app
     read_old_row = asyncio.Event()
     release = asyncio.Event()

@@ -13,10 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import LiveServer, env_for, wait_for_rows
-from web.core.apps import add_app
+from tests.conftest import LiveServer, current_plan_version, env_for, new_app, wait_for_rows
 from web.core.plans import save_plan
-from web.core.queries.apps import select_app
 from web.core.queries.base import App
 from web.core.settings import Settings
 
@@ -65,21 +63,6 @@ def write_plan(tmp_path: Path, document: Any, name: str = "plan.json") -> Path:
     return path
 
 
-async def new_app(pool: asyncpg.Pool) -> str:
-    """A fresh app: the live process caches compiled plans by (app, version) for good."""
-    app_id = unique("plan")
-    async with pool.acquire() as conn:
-        await add_app(conn, app_id, None)
-    return app_id
-
-
-async def stored_plan_version(pool: asyncpg.Pool, app_id: str) -> int | None:
-    async with pool.acquire() as conn:
-        app = await select_app(conn, app_id)
-    assert app is not None
-    return app.plan_version
-
-
 # --- push and pull --------------------------------------------------------------------------
 
 
@@ -103,7 +86,7 @@ async def test_plan_push_prints_version_and_pull_prints_same_document(
     assert "as version 2 of" in second[1]
     assert pulled[0] == 0, pulled[2]
     assert orjson.loads(pulled[1]) == PLAN
-    assert await stored_plan_version(pool, APP_ID) == 2
+    assert await current_plan_version(pool, APP_ID) == 2
 
 
 async def test_plan_pull_output_file_and_version(
@@ -155,7 +138,7 @@ async def test_plan_push_broken_plan_exits_1_listing_problem_paths(
         "/events/user_login/properties/userId/type",
         "/naming",
     ]
-    assert await stored_plan_version(pool, APP_ID) is None
+    assert await current_plan_version(pool, APP_ID) is None
 
 
 async def test_plan_push_unreadable_file_exits_1(
