@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 
+from tests.web.dashboard_support import stored
 from web.core.errors import Rejected
 from web.core.filters import EventFilter
 from web.core.queries.apps import insert_app, select_app, select_app_summaries, select_apps
@@ -40,15 +40,13 @@ def entry(
     session: str | None = None,
     received_at: datetime = RECEIVED,
 ) -> NewLogEntry:
-    return NewLogEntry(
-        app_id=app_id,
+    return stored(
+        app_id,
         event_id=event_id,
-        event_name=name,
-        payload=orjson.dumps(
-            {"eventName": name, "id": event_id} if payload is None else payload
-        ).decode(),
+        name=name,
+        payload={"eventName": name, "id": event_id} if payload is None else payload,
         status=status,
-        errors=orjson.dumps([] if errors is None else errors).decode(),
+        errors=errors,
         plan_version=plan_version,
         session=session,
         received_at=received_at,

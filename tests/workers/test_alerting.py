@@ -29,6 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.conftest import free_port
+from tests.web.dashboard_support import stored
 from web.core.apps import add_app
 from web.core.db import create_pool, prepare_database, with_database
 from web.core.filters import EventFilter
@@ -161,16 +162,14 @@ def entry(
     received_at: datetime = NOW,
     event_id: str | None = None,
 ) -> NewLogEntry:
-    return NewLogEntry(
-        app_id=app_id,
-        event_id=event_id or uuid.uuid4().hex,
-        event_name=name,
-        payload=orjson.dumps({"eventName": name}).decode(),
+    """An event as a worker stores it: invalid when it has any failure, a warning too."""
+    return stored(
+        app_id,
+        name=name,
+        errors=errors,
         status="invalid" if errors else "valid",
-        errors=orjson.dumps(errors).decode(),
-        plan_version=None,
-        session=None,
         received_at=received_at,
+        event_id=event_id,
     )
 
 
