@@ -10,7 +10,7 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
-from tests.core.test_queries import count_rows, entry, insert
+from tests.core.test_queries import add_apps, count_rows, entry, insert
 from web.core.queries.apps import insert_app
 from web.core.queries.base import App
 from web.core.queries.events import insert_log_entries
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 async def app_with_events(pool: asyncpg.Pool, app_id: str, count: int) -> None:
     async with pool.acquire() as conn:
-        await insert_app(conn, app_id, app_id, f"wk_{app_id}")
+        await add_apps(conn, app_id)
     await insert(pool, [entry(f"{app_id}-{n}", app_id=app_id) for n in range(count)])
 
 

@@ -34,28 +34,32 @@ def entry(
     app_id: str = "test-app",
     status: str = "valid",
     payload: dict[str, Any] | None = None,
-    errors: list[dict[str, Any]] | None = None,
     name: str | None = "user_login",
-    plan_version: int | None = None,
-    session: str | None = None,
     received_at: datetime = RECEIVED,
+    **fields: Any,
 ) -> NewLogEntry:
+    """`stored` with this module's defaults: the test app, valid whatever its errors,
+    received at RECEIVED, a payload naming its id."""
     return stored(
         app_id,
         event_id=event_id,
         name=name,
         payload={"eventName": name, "id": event_id} if payload is None else payload,
         status=status,
-        errors=errors,
-        plan_version=plan_version,
-        session=session,
         received_at=received_at,
+        **fields,
     )
 
 
 async def insert(pool: asyncpg.Pool, entries: Sequence[NewLogEntry]) -> list[int]:
     async with pool.acquire() as conn:
         return await insert_log_entries(conn, entries)
+
+
+async def add_apps(conn: asyncpg.Connection, *app_ids: str) -> None:
+    """Apps besides the test app, each named after its id."""
+    for app_id in app_ids:
+        await insert_app(conn, app_id, app_id.title(), f"wk_{app_id}")
 
 
 async def count_rows(pool: asyncpg.Pool) -> int:
@@ -92,8 +96,7 @@ async def test_select_app_unknown_is_none(pool: asyncpg.Pool, clean_db: None) ->
 
 async def test_select_apps_is_ordered_by_id(pool: asyncpg.Pool, clean_db: None) -> None:
     async with pool.acquire() as conn:
-        for app_id in ("zeta", "alpha", "mid"):
-            await insert_app(conn, app_id, app_id.title(), f"wk_{app_id}")
+        await add_apps(conn, "zeta", "alpha", "mid")
         apps = await select_apps(conn)
     assert [app.id for app in apps] == ["alpha", "mid", "zeta"]
 
@@ -145,7 +148,7 @@ async def test_insert_log_entries_same_event_id_in_other_app_is_separate(
     pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     async with pool.acquire() as conn:
-        await insert_app(conn, "other-app", "Other", "wk_other")
+        await add_apps(conn, "other-app")
     ids = await insert(pool, [entry("same"), entry("same", app_id="other-app")])
     assert len(ids) == 2
 
@@ -261,7 +264,7 @@ async def test_select_log_entries_only_the_given_app(
     pool: asyncpg.Pool, six_rows: list[int]
 ) -> None:
     async with pool.acquire() as conn:
-        await insert_app(conn, "other-app", "Other", "wk_other")
+        await add_apps(conn, "other-app")
         await insert_log_entries(conn, [entry("o1", app_id="other-app")])
         mine = await select_log_entries(conn, "test-app")
         theirs = await select_log_entries(conn, "other-app")
@@ -340,7 +343,7 @@ async def test_select_log_entries_after_includes_every_app(
     pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     async with pool.acquire() as conn:
-        await insert_app(conn, "other-app", "Other", "wk_other")
+        await add_apps(conn, "other-app")
         ids = await insert_log_entries(
             conn, [entry("m1"), entry("t1", app_id="other-app"), entry("m2")]
         )
@@ -373,8 +376,7 @@ async def test_select_app_summaries_counts_total_and_invalid(
     pool: asyncpg.Pool, test_app_row: App
 ) -> None:
     async with pool.acquire() as conn:
-        await insert_app(conn, "b-app", "B", "wk_b")
-        await insert_app(conn, "a-empty", "Empty", "wk_empty")
+        await add_apps(conn, "b-app", "a-empty")
         await insert_log_entries(
             conn,
             [
