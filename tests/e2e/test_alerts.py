@@ -47,29 +47,26 @@ class AlertStack:
 def alert_stack(
     service_urls: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AlertStack]:
-    sink, webhook = SmtpSink(), WebhookReceiver()
-    sink.start()
-    webhook.start()
     log_dir = tmp_path_factory.mktemp("alerts")
-    try:
-        with private_stack(service_urls[0], log_dir, "alerts") as stack:
-            try:
-                base_url = stack.start_web("web")
-                stack.start_worker(
-                    "worker",
-                    LVD_ALERT_INTERVAL=str(ALERT_INTERVAL),
-                    LVD_SMTP_HOST="127.0.0.1",
-                    LVD_SMTP_PORT=str(sink.port),
-                    LVD_SMTP_FROM="lvd-alerts@example.test",
-                    LVD_PUBLIC_URL=base_url,
-                )
-                yield AlertStack(stack, base_url, sink, webhook)
-            except BaseException:
-                print(stack.logs())
-                raise
-    finally:
-        webhook.stop()
-        sink.stop()
+    with (
+        SmtpSink() as sink,
+        WebhookReceiver() as webhook,
+        private_stack(service_urls[0], log_dir, "alerts") as stack,
+    ):
+        try:
+            base_url = stack.start_web("web")
+            stack.start_worker(
+                "worker",
+                LVD_ALERT_INTERVAL=str(ALERT_INTERVAL),
+                LVD_SMTP_HOST="127.0.0.1",
+                LVD_SMTP_PORT=str(sink.port),
+                LVD_SMTP_FROM="lvd-alerts@example.test",
+                LVD_PUBLIC_URL=base_url,
+            )
+            yield AlertStack(stack, base_url, sink, webhook)
+        except BaseException:
+            print(stack.logs())
+            raise
 
 
 async def wait_for(check: Callable[[], bool], within: float = 15.0) -> bool:

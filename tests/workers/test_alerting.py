@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -51,7 +51,24 @@ NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
 # ---------------------------------------------------------------- test doubles that are real
 
 
-class SmtpSink:
+class LoopbackServer:
+    """A server on loopback, running for the length of a `with` block."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class SmtpSink(LoopbackServer):
     """A real SMTP server on loopback (aiosmtpd) that keeps every message it accepts."""
 
     def __init__(self) -> None:
@@ -74,7 +91,7 @@ class SmtpSink:
         self._controller.stop()
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     """A real HTTP server on loopback that records the JSON bodies POSTed to it."""
 
     def __init__(self) -> None:
@@ -109,18 +126,14 @@ class WebhookReceiver:
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
+    with SmtpSink() as sink:
+        yield sink
 
 
 @pytest.fixture
 def webhook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    receiver.start()
-    yield receiver
-    receiver.stop()
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 @contextlib.asynccontextmanager
