@@ -32,6 +32,16 @@ def stored(
     }
 
 
+def wait_answer(wanted: int, *events: dict[str, Any]) -> dict[str, Any]:
+    """What /wait answers once it stops waiting: reached when it found as many as wanted."""
+    return {
+        "reached": len(events) >= wanted,
+        "count": len(events),
+        "wanted": wanted,
+        "events": list(events),
+    }
+
+
 def issue(path: str, rule: str, message: str, severity: str = "error") -> dict[str, Any]:
     return {"path": path, "rule": rule, "message": message, "severity": severity}
 
@@ -75,12 +85,7 @@ SUMMARY = {
 def test_client_wait_for_returns_events_when_reached() -> None:
     server = FakeServer(
         {
-            "GET /api/logs/shop/wait": {
-                "reached": True,
-                "count": 1,
-                "wanted": 1,
-                "events": [stored()],
-            }
+            "GET /api/logs/shop/wait": wait_answer(1, stored()),
         }
     )
 
@@ -99,7 +104,7 @@ def test_client_wait_for_returns_events_when_reached() -> None:
 def test_client_wait_for_not_reached_lists_what_was_seen() -> None:
     server = FakeServer(
         {
-            "GET /api/logs/shop/wait": {"reached": False, "count": 0, "wanted": 2, "events": []},
+            "GET /api/logs/shop/wait": wait_answer(2),
             "GET /api/logs/shop/summary": SUMMARY,
         }
     )
@@ -116,12 +121,7 @@ def test_client_wait_for_not_reached_lists_what_was_seen() -> None:
 def test_client_wait_for_partial_lists_the_matching_events() -> None:
     server = FakeServer(
         {
-            "GET /api/logs/shop/wait": {
-                "reached": False,
-                "count": 1,
-                "wanted": 3,
-                "events": [stored(event_id="only-one")],
-            }
+            "GET /api/logs/shop/wait": wait_answer(3, stored(event_id="only-one")),
         }
     )
 
@@ -135,7 +135,7 @@ def test_client_wait_for_partial_lists_the_matching_events() -> None:
 def test_client_wait_for_nothing_stored_says_so() -> None:
     server = FakeServer(
         {
-            "GET /api/logs/shop/wait": {"reached": False, "count": 0, "wanted": 1, "events": []},
+            "GET /api/logs/shop/wait": wait_answer(1),
             "GET /api/logs/shop/summary": {**SUMMARY, "total": 0, "by_event_name": []},
         }
     )
@@ -152,7 +152,7 @@ def test_client_wait_longer_than_the_server_maximum_asks_again(
 
     def wait(request: httpx.Request) -> dict[str, Any]:
         clock[0] += float(request.url.params["timeout"])  # the server waited it out
-        return {"reached": False, "count": 0, "wanted": 1, "events": []}
+        return wait_answer(1)
 
     server = FakeServer({"GET /api/logs/shop/wait": wait})
 
