@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
+from tests.conftest import env_for
 from web.core.queue.contract import EVENTS_QUEUE
+from web.core.settings import Settings
 
 APP_ID = "test-app"
+LVD = str(Path(sys.executable).parent / "lvd")
 # Dramatiq's Redis keys: a message stays in its queue's .msgs hash until it is acked, and a
 # retried one waits in the delay queue's hash; both empty means every message was handled.
 QUEUE_MESSAGES = f"dramatiq:{EVENTS_QUEUE}.msgs"
 DELAY_MESSAGES = f"dramatiq:{EVENTS_QUEUE}.DQ.msgs"
 DEAD_LETTERS = f"dramatiq:{EVENTS_QUEUE}.XQ.msgs"
+
+
+async def run_lvd(settings: Settings, *args: str, **env: str) -> tuple[int, str, str]:
+    """`lvd <args>` run against the test services, env added to theirs; the exit code,
+    stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        LVD,
+        *args,
+        env=env_for(settings, **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
 
 
 def unique(prefix: str) -> str:

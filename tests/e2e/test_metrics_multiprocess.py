@@ -31,11 +31,10 @@ from tests.conftest import (
 )
 from web.core.settings import Settings
 
-from .helpers import quick_start_event, unique
+from .helpers import LVD, quick_start_event, unique
 
 pytestmark = pytest.mark.e2e
 
-LVD = str(Path(sys.executable).parent / "lvd")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Requests sent at most while waiting for both processes to have served some.
 MAX_ATTEMPTS = 200

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,15 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import LiveServer, current_plan_version, env_for, new_app, wait_for_rows
+from tests.conftest import LiveServer, current_plan_version, new_app, wait_for_rows
 from web.core.plans import save_plan
 from web.core.queries.base import App
 from web.core.settings import Settings
 
-from .helpers import APP_ID, post_event, quick_start_event, unique
+from .helpers import APP_ID, post_event, quick_start_event, run_lvd, unique
 
 pytestmark = pytest.mark.e2e
 
-LVD = str(Path(sys.executable).parent / "lvd")
 # Ordinarily a notification is heard in milliseconds; the app cache itself lasts 5 s.
 NOTIFY_WITHIN_SECONDS = 1.0
 
@@ -41,20 +39,6 @@ PLAN: dict[str, Any] = {
     "allow_unplanned": False,
     "naming": "snake_case",
 }
-
-
-async def run_lvd(settings: Settings, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        LVD,
-        *args,
-        env=env_for(settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 def write_plan(tmp_path: Path, document: Any, name: str = "plan.json") -> Path:

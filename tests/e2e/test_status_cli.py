@@ -7,7 +7,6 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,28 +29,16 @@ from web.core.apps import add_app
 from web.core.settings import Settings
 from web.core.status.records import HEARTBEAT_SECONDS
 
-from .helpers import quick_start_event, unique, wait_for_event_ids
+from .helpers import LVD, quick_start_event, run_lvd, unique, wait_for_event_ids
 
 pytestmark = pytest.mark.e2e
 
-LVD = str(Path(sys.executable).parent / "lvd")
 # Worker and web processes beat every 2 s; a figure they publish is current within this.
 BEAT_WAIT = 6.0
 
 
 async def lvd_status(settings: Settings, *args: str, **env: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        LVD,
-        "status",
-        *args,
-        env=env_for(settings, **env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_lvd(settings, "status", *args, **env)
 
 
 async def status_json(settings: Settings, **env: str) -> dict[str, Any]:
