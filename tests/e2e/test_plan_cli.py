@@ -47,22 +47,25 @@ def write_plan(tmp_path: Path, document: Any, name: str = "plan.json") -> Path:
     return path
 
 
+async def lvd_plan(live_server: LiveServer, *args: str) -> tuple[int, str, str]:
+    """`lvd plan <args>` against the live server."""
+    return await run_lvd(live_server.settings, "plan", *args, "--url", live_server.base_url)
+
+
 # --- push and pull --------------------------------------------------------------------------
 
 
 async def test_plan_push_prints_version_and_pull_prints_same_document(
     live_server: LiveServer,
-    settings: Settings,
     pool: asyncpg.Pool,
     test_app_row: App,
     tmp_path: Path,
 ) -> None:
-    url = live_server.base_url
     path = write_plan(tmp_path, PLAN)
 
-    first = await run_lvd(settings, "plan", "push", APP_ID, str(path), "--url", url)
-    second = await run_lvd(settings, "plan", "push", APP_ID, str(path), "--url", url)
-    pulled = await run_lvd(settings, "plan", "pull", APP_ID, "--url", url)
+    first = await lvd_plan(live_server, "push", APP_ID, str(path))
+    second = await lvd_plan(live_server, "push", APP_ID, str(path))
+    pulled = await lvd_plan(live_server, "pull", APP_ID)
 
     assert first[0] == 0, first[2]
     assert first[1].strip() == f"Saved {path} as version 1 of {APP_ID}'s plan"
@@ -75,20 +78,16 @@ async def test_plan_push_prints_version_and_pull_prints_same_document(
 
 async def test_plan_pull_output_file_and_version(
     live_server: LiveServer,
-    settings: Settings,
     test_app_row: App,
     tmp_path: Path,
 ) -> None:
-    url = live_server.base_url
     older = {"events": {"user_login": {"type": "object"}}}
-    await run_lvd(settings, "plan", "push", APP_ID, str(write_plan(tmp_path, older)), "--url", url)
-    await run_lvd(settings, "plan", "push", APP_ID, str(write_plan(tmp_path, PLAN)), "--url", url)
+    await lvd_plan(live_server, "push", APP_ID, str(write_plan(tmp_path, older)))
+    await lvd_plan(live_server, "push", APP_ID, str(write_plan(tmp_path, PLAN)))
     current_file, first_file = tmp_path / "current.json", tmp_path / "v1.json"
 
-    current = await run_lvd(settings, "plan", "pull", APP_ID, "-o", str(current_file), "--url", url)
-    first = await run_lvd(
-        settings, "plan", "pull", APP_ID, "--version", "1", "-o", str(first_file), "--url", url
-    )
+    current = await lvd_plan(live_server, "pull", APP_ID, "-o", str(current_file))
+    first = await lvd_plan(live_server, "pull", APP_ID, "--version", "1", "-o", str(first_file))
 
     assert current[0] == 0, current[2]
     assert current[1] == ""
@@ -100,7 +99,6 @@ async def test_plan_pull_output_file_and_version(
 
 async def test_plan_push_broken_plan_exits_1_listing_problem_paths(
     live_server: LiveServer,
-    settings: Settings,
     pool: asyncpg.Pool,
     test_app_row: App,
     tmp_path: Path,
@@ -111,9 +109,7 @@ async def test_plan_push_broken_plan_exits_1_listing_problem_paths(
     }
     path = write_plan(tmp_path, broken)
 
-    code, stdout, stderr = await run_lvd(
-        settings, "plan", "push", APP_ID, str(path), "--url", live_server.base_url
-    )
+    code, stdout, stderr = await lvd_plan(live_server, "push", APP_ID, str(path))
 
     assert code == 1
     assert stdout == ""
@@ -126,16 +122,13 @@ async def test_plan_push_broken_plan_exits_1_listing_problem_paths(
 
 
 async def test_plan_push_unreadable_file_exits_1(
-    live_server: LiveServer, settings: Settings, test_app_row: App, tmp_path: Path
+    live_server: LiveServer, test_app_row: App, tmp_path: Path
 ) -> None:
     not_json = tmp_path / "plan.json"
     not_json.write_text('{"events": ')
-    url = live_server.base_url
 
-    garbled = await run_lvd(settings, "plan", "push", APP_ID, str(not_json), "--url", url)
-    missing = await run_lvd(
-        settings, "plan", "push", APP_ID, str(tmp_path / "nope.json"), "--url", url
-    )
+    garbled = await lvd_plan(live_server, "push", APP_ID, str(not_json))
+    missing = await lvd_plan(live_server, "push", APP_ID, str(tmp_path / "nope.json"))
 
     assert garbled[0] == 1
     assert f"cannot read {not_json}" in garbled[2]
@@ -144,12 +137,10 @@ async def test_plan_push_unreadable_file_exits_1(
 
 
 async def test_plan_pull_without_plan_or_app_exits_1(
-    live_server: LiveServer, settings: Settings, test_app_row: App
+    live_server: LiveServer, test_app_row: App
 ) -> None:
-    url = live_server.base_url
-
-    no_plan = await run_lvd(settings, "plan", "pull", APP_ID, "--url", url)
-    no_app = await run_lvd(settings, "plan", "pull", unique("ghost"), "--url", url)
+    no_plan = await lvd_plan(live_server, "pull", APP_ID)
+    no_app = await lvd_plan(live_server, "pull", unique("ghost"))
 
     assert (no_plan[0], no_plan[1]) == (1, "")
     assert "lvd plan pull:" in no_plan[2]
@@ -173,7 +164,6 @@ async def test_plan_push_unreachable_server_exits_1(settings: Settings, tmp_path
 
 async def test_plan_push_applies_to_next_live_ingest_and_stored_row(
     live_server: LiveServer,
-    settings: Settings,
     pool: asyncpg.Pool,
     http: httpx.AsyncClient,
     tmp_path: Path,
@@ -183,15 +173,7 @@ async def test_plan_push_applies_to_next_live_ingest_and_stored_row(
     first = await post_event(http, before, app_id)
     assert (first.status_code, first.json()["status"]) == (202, "valid")
 
-    pushed = await run_lvd(
-        settings,
-        "plan",
-        "push",
-        app_id,
-        str(write_plan(tmp_path, PLAN)),
-        "--url",
-        live_server.base_url,
-    )
+    pushed = await lvd_plan(live_server, "push", app_id, str(write_plan(tmp_path, PLAN)))
     after = quick_start_event()
     second = await post_event(http, after, app_id)
 
