@@ -12,9 +12,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import dramatiq
 import httpx
-import orjson
 import pika
 import pytest
 
@@ -22,8 +20,9 @@ from lvd.loadtest import format_report, send_load, verify_storage
 from tests.conftest import free_port
 from tests.core.test_brokers import rabbitmq_vhost
 from tests.e2e.test_scale_out import PrivateStack, create_app_over, private_stack
+from tests.web.support import message_event
 from web.core.queue.brokers import build_broker
-from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR
+from web.core.queue.contract import EVENTS_QUEUE, STORE_EVENTS_ACTOR, build_job_message
 from web.core.settings import Settings
 
 __all__ = ["rabbitmq_vhost"]  # a fixture, shared with tests/core/test_brokers.py
@@ -43,20 +42,6 @@ def rabbit_stack(
         yield stack
 
 
-def message_event(app_id: str, event_id: str) -> dict[str, Any]:
-    return {
-        "app_id": app_id,
-        "event_id": event_id,
-        "event_name": "crash_loop",
-        "payload": orjson.dumps({"eventName": "crash_loop", "event_id": event_id}).decode(),
-        "status": "valid",
-        "errors": "[]",
-        "plan_version": None,
-        "session": None,
-        "received_at": "2026-01-01T00:00:00+00:00",
-    }
-
-
 async def test_rabbitmq_message_that_keeps_crashing_workers_is_parked(
     rabbit_stack: PrivateStack, rabbitmq_vhost: str
 ) -> None:
@@ -65,14 +50,8 @@ async def test_rabbitmq_message_that_keeps_crashing_workers_is_parked(
     await rabbit_stack.fetch(
         "INSERT INTO apps (id, name, write_key) VALUES ($1, $1, $2)", app_id, uuid.uuid4().hex
     )
-    events = [message_event(app_id, f"crash-{n}") for n in range(2)]
-    message = dramatiq.Message(
-        queue_name=EVENTS_QUEUE,
-        actor_name=STORE_EVENTS_ACTOR,
-        args=(events,),
-        kwargs={},
-        options={},
-    )
+    events = [message_event(app_id, name="crash_loop", event_id=f"crash-{n}") for n in range(2)]
+    message = build_job_message(EVENTS_QUEUE, STORE_EVENTS_ACTOR, events)
 
     def enqueue_and_take_without_ack() -> None:
         broker = build_broker(Settings(rabbitmq_url=rabbitmq_vhost), socket_timeout=5, retries=0)
