@@ -127,6 +127,12 @@ def row_locator(page: Page, event_id: str) -> Locator:
     return page.locator(f'#event-rows tr[data-event-id="{event_id}"]')
 
 
+@pytest.fixture
+def app_url(live_server: LiveServer, test_app_row: App) -> str:
+    """The live page of the test app (made afresh) on the live server."""
+    return f"{live_server.base_url}/apps/{APP_ID}"
+
+
 async def open_live(tab: Tab, url: str) -> None:
     """Open a page and wait until its stream is connected."""
     response = await tab.page.goto(url)
@@ -136,10 +142,10 @@ async def open_live(tab: Tab, url: str) -> None:
 
 
 async def test_app_page_new_event_appears_without_reload(
-    tab: Tab, http: httpx.AsyncClient, live_server: LiveServer, test_app_row: App
+    tab: Tab, http: httpx.AsyncClient, app_url: str
 ) -> None:
     page = tab.page
-    await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}")
+    await open_live(tab, app_url)
     url = page.url
     await page.evaluate("window.__sameDocument = true")
     event = quick_start_event(eventName=unique("live_row"))
@@ -158,14 +164,10 @@ async def test_app_page_new_event_appears_without_reload(
 
 
 async def test_app_page_invalid_filter_shows_only_invalid_events(
-    tab: Tab,
-    http: httpx.AsyncClient,
-    pool: asyncpg.Pool,
-    live_server: LiveServer,
-    test_app_row: App,
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, app_url: str
 ) -> None:
     page = tab.page
-    await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}?status=invalid")
+    await open_live(tab, f"{app_url}?status=invalid")
     valid = quick_start_event(eventName=unique("valid_one"))
     invalid = quick_start_event(eventName=unique("invalid_one"), timestamp="not a date")
 
@@ -202,13 +204,9 @@ async def expect_hostile_rows_inert(tab: Tab, event_ids: list[str]) -> None:
 
 
 async def test_app_page_hostile_event_names_render_as_text(
-    tab: Tab,
-    http: httpx.AsyncClient,
-    pool: asyncpg.Pool,
-    live_server: LiveServer,
-    test_app_row: App,
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, app_url: str
 ) -> None:
-    await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}")
+    await open_live(tab, app_url)
     events = [quick_start_event(eventName=name) for name in HOSTILE_NAMES]
     events[0]["timestamp"] = HOSTILE_NAMES[0]
     ids = [event["event_id"] for event in events]
@@ -221,7 +219,7 @@ async def test_app_page_hostile_event_names_render_as_text(
     await tab.screenshot("hostile-live.png")
     # ...and rendered by the server on a fresh load.
     assert await wait_for_event_ids(pool, APP_ID, ids) == dict.fromkeys(ids, 1)
-    await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}")
+    await open_live(tab, app_url)
     await expect_hostile_rows_inert(tab, ids)
     assert not [line for line in tab.console if "Content Security Policy" in line], tab.console
 
@@ -251,14 +249,10 @@ async def test_home_create_app_form_lands_on_new_app_page(
 
 
 async def test_app_page_rows_stay_bounded_after_a_burst(
-    tab: Tab,
-    http: httpx.AsyncClient,
-    pool: asyncpg.Pool,
-    live_server: LiveServer,
-    test_app_row: App,
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, app_url: str
 ) -> None:
     page = tab.page
-    await open_live(tab, f"{live_server.base_url}/apps/{APP_ID}")
+    await open_live(tab, app_url)
     max_rows = int(await page.get_attribute("#event-rows", "data-max-rows") or "0")
     assert max_rows > 0
     events = [quick_start_event(eventName=f"burst_{i}") for i in range(max_rows + 5)]
