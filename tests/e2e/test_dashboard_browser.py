@@ -102,9 +102,12 @@ async def send(
         assert counts == {event["event_id"]: 1}
 
 
-async def put_plan(http: httpx.AsyncClient) -> None:
+@pytest.fixture
+async def planned_app(http: httpx.AsyncClient, test_app_row: App) -> App:
+    """The test app, with PLAN as its tracking plan."""
     response = await http.put(f"/api/apps/{APP_ID}/plan", json=PLAN)
     assert response.status_code == 200, response.text
+    return test_app_row
 
 
 async def downloaded(download: Download) -> str:
@@ -261,10 +264,9 @@ async def test_live_view_older_events_page_back_through_history(
 
 
 async def test_live_view_detail_panel_marks_the_failing_path_in_place(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, planned_app: App
 ) -> None:
     page = tab.page
-    await put_plan(http)
     await tab.open(f"/apps/{APP_ID}")
     event = quick_start_event(
         eventName="order_completed", price=-5, currency="GBP", note=HOSTILE, **{HOSTILE: 1}
@@ -319,10 +321,9 @@ async def test_live_view_detail_panel_marks_the_failing_path_in_place(
 
 
 async def test_violations_group_click_opens_the_filtered_live_view(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, planned_app: App
 ) -> None:
     page = tab.page
-    await put_plan(http)
     bad_price = [
         quick_start_event(eventName="order_completed", orderId="o", currency="USD", price=-1)
     ]
@@ -355,10 +356,9 @@ async def test_violations_group_click_opens_the_filtered_live_view(
 
 
 async def test_coverage_session_sign_off_page_and_markdown_download(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, planned_app: App
 ) -> None:
     page = tab.page
-    await put_plan(http)
     session = unique("qa-coverage")
     await send(
         http,
@@ -438,10 +438,9 @@ async def test_export_csv_download_follows_the_live_view_filters(
 
 
 async def test_live_view_tiles_and_lag_show_what_arrives(
-    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, test_app_row: App
+    tab: Tab, http: httpx.AsyncClient, pool: asyncpg.Pool, planned_app: App
 ) -> None:
     page = tab.page
-    await put_plan(http)
     await send(
         http,
         pool,
