@@ -17,10 +17,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1,::1"
 # A host as a Host header carries it: a name or address, an optional port; nothing else.
-_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$")
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
 _SCHEMES = frozenset({"http", "https"})
 # A proxy's X-Request-ID is kept only when it looks like one (nginx's $request_id, a UUID).
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ def _in_networks(networks: tuple[IPNetwork, ...], peer: str) -> bool:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False  # a Unix socket path or nothing: not a proxy we know
+    # Listening on `::`, an IPv4 peer shows as ::ffff:a.b.c.d: it is the IPv4 address.
+    address = getattr(address, "ipv4_mapped", None) or address
     return any(address in network for network in networks)
 
 
@@ -95,7 +97,7 @@ def read_forwarded(headers: dict[str, str], proxies: TrustedProxies) -> Forwarde
 
 def request_id_from(value: str | None) -> str | None:
     """A proxy's request id when it is a plain token, else None (one is made instead)."""
-    return value if value is not None and _REQUEST_ID.match(value) else None
+    return value if value is not None and _REQUEST_ID.fullmatch(value) else None
 
 
 def _forwarded_elements(value: str) -> list[dict[str, str]]:
@@ -125,16 +127,20 @@ def _scheme(value: str | None) -> str | None:
 
 
 def _host(value: str | None) -> str | None:
-    return value if value and _HOST.match(value) else None
+    return value if value and _HOST.fullmatch(value) else None
 
 
 def _client(chain: list[str], proxies: TrustedProxies) -> str | None:
     addresses = [_bare_address(entry) for entry in chain]
     for address in reversed(addresses):
-        if address is not None and not proxies.trusts(address):
+        if address is None:
+            # An untrusted hop wrote something that is no address ("unknown"): what lies
+            # beyond it is its word, not a trusted proxy's; keep the peer we know.
+            return None
+        if not proxies.trusts(address):
             return address
     # Every hop a trusted proxy: the first one is as near the client as we can know.
-    return next((address for address in addresses if address is not None), None)
+    return addresses[0] if addresses else None
 
 
 def _bare_address(entry: str) -> str | None:
