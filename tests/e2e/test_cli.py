@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -15,27 +14,13 @@ from tests.conftest import env_for, free_port
 from web.core.queries.apps import select_app
 from web.core.settings import Settings
 
-from .helpers import unique
+from .helpers import run_lvd, unique
 
 pytestmark = pytest.mark.e2e
 
 LVD = str(Path(sys.executable).parent / "lvd")
 # Each pre-flight check gives up after 3 s; a quick exit is well within this.
 QUICK_EXIT_SECONDS = 10.0
-
-
-async def run_lvd(settings: Settings, *args: str, **env: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        LVD,
-        *args,
-        env=env_for(settings, **env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 def run_lvd_sync(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -274,7 +274,8 @@ def test_status_open_streams_total_whichever_process_answers(
 def test_lvd_web_default_metrics_dir_is_its_own_temporary_directory(
     two_processes: WebServer,
 ) -> None:
-    environ = psutil.Process(two_processes.process.pid).environ()
+    # `lvd web` sets it before Hypercorn spawns its workers, which serve with it.
+    [environ, *_] = [psutil.Process(pid).environ() for pid in two_processes.workers()]
 
     found = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
     assert found == Path(tempfile.gettempdir()) / f"lvd-metrics-{two_processes.process.pid}"

@@ -145,6 +145,10 @@ STOPS = {
 }
 
 
+# Requests per second (one event each) while a process is being stopped.
+STOP_LOAD_RATE = 250.0
+
+
 def deliver_stop(process: Process, how: str) -> None:
     sig, to_group = STOPS[how]
     if to_group:

@@ -13,6 +13,7 @@ import pytest
 
 from .conftest import (
     APP_ID,
+    STOP_LOAD_RATE,
     STOPS,
     SseClient,
     Stack,
@@ -26,7 +27,6 @@ from .conftest import (
 
 pytestmark = pytest.mark.faults
 
-RATE = 250.0  # requests per second, one event each
 STOP_LIMIT_SECONDS = 10.0
 
 
@@ -38,7 +38,7 @@ async def test_web_stops_under_load_with_a_stream_open(stack: Stack, how: str) -
     live = SseClient(stack.base_url, f"/apps/{APP_ID}/stream")
     live.start(reconnect=False, max_seconds=60.0)
     await asyncio.wait_for(live.connected.wait(), 10.0)
-    load = start_load(stack, RATE, 5.0, "web-stop")
+    load = start_load(stack, STOP_LOAD_RATE, 5.0, "web-stop")
     await asyncio.sleep(2.0)
 
     log_offset = web.log_path.stat().st_size
