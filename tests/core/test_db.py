@@ -14,11 +14,13 @@ import pytest
 
 from tests.conftest import free_port
 from web.core.db import (
+    NO_TRANSACTION,
     create_database_if_missing,
     database_name,
     drop_database,
     migrate,
     migration_files,
+    migration_statements,
     prepare_database,
     with_database,
 )
@@ -187,3 +189,65 @@ async def test_create_database_if_missing_allows_a_plain_name(
         assert await _exists(url) is True
     finally:
         await _drop(url)
+
+
+# ---- migrations outside a transaction (CREATE INDEX CONCURRENTLY)
+
+HISTORY_INDEXES = {"log_entries_app_name_recent", "log_entries_app_received_ids"}
+
+
+def test_migration_statements_are_sent_one_by_one_without_the_comments_between() -> None:
+    sql = (
+        "-- lvd: no-transaction\n-- why\n\nDROP INDEX CONCURRENTLY IF EXISTS a;\n"
+        "CREATE INDEX CONCURRENTLY a\n    -- the column\n    ON t (c);\n\n-- done\n"
+    )
+    assert migration_statements(sql) == [
+        "DROP INDEX CONCURRENTLY IF EXISTS a;",
+        "CREATE INDEX CONCURRENTLY a\n    -- the column\n    ON t (c);",
+    ]
+
+
+def test_migration_statements_refuse_a_statement_without_its_semicolon() -> None:
+    with pytest.raises(ValueError, match="end each statement"):
+        migration_statements(f"{NO_TRANSACTION}\nCREATE INDEX CONCURRENTLY a ON t (c)\n")
+
+
+async def _valid_indexes(conn: asyncpg.Connection) -> dict[str, bool]:
+    rows = await conn.fetch(
+        """
+        SELECT c.relname AS name, i.indisvalid AS valid
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = 'log_entries'::regclass
+        """
+    )
+    return {row["name"]: row["valid"] for row in rows}
+
+
+async def test_a_no_transaction_migration_builds_its_indexes_concurrently_and_reruns(
+    throwaway_url: str,
+) -> None:
+    [(version, _, sql)] = [m for m in migration_files() if m[1] == "history_indexes"]
+    assert sql.startswith(NO_TRANSACTION)
+    await create_database_if_missing(throwaway_url)
+    conn = await asyncpg.connect(throwaway_url, timeout=10)
+    try:
+        # CREATE INDEX CONCURRENTLY in a transaction is refused: that it applied at all
+        # shows it ran outside one.
+        assert version in await migrate(conn)
+        indexes = await _valid_indexes(conn)
+        assert set(indexes) >= HISTORY_INDEXES and all(indexes.values())
+        assert "log_entries_app_received" not in indexes  # replaced by the wider one
+
+        # Interrupted after its first index, with a half-built (invalid) second one left
+        # behind, as a crash during CREATE INDEX CONCURRENTLY leaves it: the next run
+        # starts it again from the top and ends with valid indexes.
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", version)
+        await conn.execute(
+            "UPDATE pg_index SET indisvalid = false"
+            " WHERE indexrelid = 'log_entries_app_received_ids'::regclass"
+        )
+        assert await migrate(conn) == [version]
+        indexes = await _valid_indexes(conn)
+        assert set(indexes) >= HISTORY_INDEXES and all(indexes.values())
+    finally:
+        await conn.close()

@@ -73,8 +73,14 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+# A migration whose first line is this runs outside a transaction, statement by statement,
+# so that it can build indexes with CREATE INDEX CONCURRENTLY while events keep being stored.
+NO_TRANSACTION = "-- lvd: no-transaction"
+
+
 async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations, each in its own transaction; returns the versions applied."""
+    """Apply pending migrations, each in its own transaction unless it opts out; returns the
+    versions applied."""
     applied: list[int] = []
     # The advisory lock lets web, worker and release start together without racing.
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
@@ -88,16 +94,54 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
         for version, name, sql in migration_files():
             if version in done:
                 continue
-            async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-                )
+            if sql.startswith(NO_TRANSACTION):
+                await _apply_statement_by_statement(conn, version, name, sql)
+            else:
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await _record(conn, version, name)
             log.info("Applied migration %04d_%s", version, name)
             applied.append(version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied
+
+
+async def _apply_statement_by_statement(
+    conn: asyncpg.Connection, version: int, name: str, sql: str
+) -> None:
+    """Each statement on its own, then the record. One interrupted half-way runs again from
+    the top, so its statements must be safe to repeat (DROP INDEX CONCURRENTLY IF EXISTS
+    before each CREATE INDEX CONCURRENTLY, which also clears an invalid half-built index)."""
+    for statement in migration_statements(sql):
+        await conn.execute(statement)
+    await _record(conn, version, name)
+
+
+def migration_statements(sql: str) -> list[str]:
+    """A no-transaction migration's statements: each ends with `;` at the end of a line.
+
+    One string of several statements would run as one implicit transaction, in which
+    CREATE INDEX CONCURRENTLY is refused; so they are sent one by one.
+    """
+    statements: list[str] = []
+    current: list[str] = []
+    for line in sql.splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("--")):
+            continue  # a comment between statements
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(current))
+            current = []
+    if current:
+        raise ValueError("a no-transaction migration must end each statement with ;")
+    return statements
+
+
+async def _record(conn: asyncpg.Connection, version: int, name: str) -> None:
+    await conn.execute(
+        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+    )
 
 
 async def prepare_database(url: str) -> list[int]:
