@@ -30,6 +30,11 @@ ROW_CAP_PAGES = 10
 # Newest events read for the filter form's suggestions (event names and error rules).
 SUGGESTION_SCAN = 2000
 # Links that set the time range to the last so long (as absolute times: the link stays true).
+WIDER_SEARCHES = (
+    ("24 hours", timedelta(hours=24)),
+    ("7 days", timedelta(days=7)),
+    ("30 days", timedelta(days=30)),
+)
 QUICK_RANGES = (
     ("last 15 min", timedelta(minutes=15)),
     ("last hour", timedelta(hours=1)),
@@ -46,9 +51,11 @@ async def index() -> str:
 
 @blueprint.get("/apps/<app_id>")
 async def app_page(app_id: str) -> str:
-    filters = EventFilter.from_args(request.args)
+    asked = EventFilter.from_args(request.args)
     settings = services().settings
     now = datetime.now(UTC)
+    # The start a text search got is written into the form, links and stream like any other.
+    filters = asked.bounded(now)
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
         entries = await select_log_entries(
@@ -81,6 +88,12 @@ async def app_page(app_id: str) -> str:
         until_value=iso_utc(filters.until),
         quick_ranges=[
             (label, replace(filters, since=now - span, until=None)) for label, span in QUICK_RANGES
+        ],
+        # A search bounded here says what it covered, and how to search further back.
+        search_bounded=filters is not asked,
+        wider_searches=[
+            (label, replace(filters, since=(filters.until or now) - span))
+            for label, span in WIDER_SEARCHES
         ],
         server_now_ms=int(rendered_at.timestamp() * 1000),
     )

@@ -123,7 +123,11 @@ def _filter_parameters() -> dict[str, Schema]:
         "Text": {
             "name": "q",
             "in": "query",
-            "description": "Case-insensitive text anywhere in the payload",
+            "description": (
+                "Case-insensitive text anywhere in the payload. It reads every payload it"
+                " covers: without `since`, a listing searches the hour before `until` (or"
+                " now) and says so in `searched_since`"
+            ),
             "schema": {"type": "string", "maxLength": MAX_TEXT},
         },
         "Since": {

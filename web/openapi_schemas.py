@@ -180,6 +180,11 @@ def _query_schemas() -> dict[str, Schema]:
                     "type": ["string", "null"],
                     "description": "Pass as ?cursor= for the next (older) page; null at the end",
                 },
+                "searched_since": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "A text search without `since` covered events from here on",
+                },
             },
         },
         "Summary": {

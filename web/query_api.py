@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -33,7 +34,9 @@ blueprint.before_request(refuse_other_sites)
 
 @blueprint.get("/api/logs/<app_id>")
 async def list_events(app_id: str) -> Response:
-    filters = EventFilter.from_args(request.args)
+    asked = EventFilter.from_args(request.args)
+    # A text search without `since` covers the last hour; the answer says from when.
+    filters = asked.bounded(datetime.now(UTC))
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     before_id = _cursor()
     async with services().pool.acquire() as conn:
@@ -44,7 +47,13 @@ async def list_events(app_id: str) -> Response:
         )
     page = entries[:limit]
     next_cursor = str(page[-1].id) if len(entries) > limit else None
-    return jsonify({"events": [event_as_json(e) for e in page], "next_cursor": next_cursor})
+    answer: dict[str, Any] = {
+        "events": [event_as_json(e) for e in page],
+        "next_cursor": next_cursor,
+    }
+    if filters is not asked and filters.since is not None:
+        answer["searched_since"] = filters.since.isoformat()
+    return jsonify(answer)
 
 
 @blueprint.get("/api/logs/<app_id>/summary")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.web.dashboard_support import stored
 from web.core.errors import Rejected
-from web.core.filters import EventFilter
+from web.core.filters import SEARCH_WINDOW, EventFilter
 from web.core.queries.base import App, LogEntry
 from web.core.queries.events import insert_log_entries, select_log_entries
 
@@ -137,3 +137,14 @@ def test_event_filter_plus_in_offset_survives_query_string_decoding() -> None:
     # "+01:00" arrives as " 01:00" once a query string is decoded.
     filters = EventFilter.from_args({"since": "2025-12-10T16:00:00 01:00"})
     assert filters.since == datetime(2025, 12, 10, 15, 0, tzinfo=UTC)
+
+
+def test_bounded_gives_a_text_search_without_a_start_the_last_hour_before_its_end() -> None:
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    until = now - timedelta(days=3)
+    assert EventFilter(text="x").bounded(now).since == now - SEARCH_WINDOW
+    assert EventFilter(text="x", until=until).bounded(now).since == until - SEARCH_WINDOW
+    explicit = EventFilter(text="x", since=now - timedelta(days=9))
+    assert explicit.bounded(now) is explicit
+    unsearched = EventFilter(status="invalid")
+    assert unsearched.bounded(now) is unsearched

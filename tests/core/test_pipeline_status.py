@@ -405,7 +405,7 @@ async def test_recent_event_counts_read_the_app_received_index(pool: asyncpg.Poo
             await conn.execute("RESET enable_seqscan")
 
     [plan] = explaining.plans
-    assert "log_entries_app_received" in orjson.dumps(plan).decode()
+    assert "log_entries_app_received_ids" in orjson.dumps(plan).decode()
 
 
 # ---------------------------------------------------------------- the whole reading

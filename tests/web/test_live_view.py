@@ -372,6 +372,10 @@ async def test_live_view_queries_use_indexes_on_12000_events(
         await select_log_entries(
             explain, app_id, filters=EventFilter(event_names=("event_3", "event_4")), limit=101
         )
+        # One name: its own index, however rare. A past window: through received_at.
+        await select_log_entries(explain, app_id, filters=EventFilter(event_names=("event_7",)))
+        window = EventFilter(since=now - timedelta(hours=2), until=now - timedelta(hours=1))
+        await select_log_entries(explain, app_id, filters=window, limit=101)
         await select_log_entry(explain, app_id, 1)
         await select_minute_counts(explain, app_id, now - timedelta(hours=1))
         await select_top_failing_events(explain, app_id, now - timedelta(hours=1), 5)
@@ -396,9 +400,11 @@ async def test_live_view_queries_use_indexes_on_12000_events(
         ordered,
         ordered,
         ordered,
+        ("log_entries_app_name_recent",),
+        ("log_entries_app_received_ids",),
         ("log_entries_pkey",),
-        ("log_entries_app_received",),
-        ("log_entries_app_received", "log_entries_app_status_recent"),
+        ("log_entries_app_received_ids",),
+        ("log_entries_app_received_ids", "log_entries_app_status_recent"),
         ("log_entries_app_status_recent",),
         ("log_entries_app_session",),
         ordered,  # select_known_values reads twice: names, then rules of invalid events
@@ -409,3 +415,93 @@ async def test_live_view_queries_use_indexes_on_12000_events(
         assert any(index in plan for index in indexes), plan
     for plan in explain.plans[:4]:  # pages of rows: read in order, never sorted
         assert "Index Scan" in plan.splitlines()[1], plan
+
+
+# --- text search: what it covers --------------------------------------------------------
+
+
+async def test_a_text_search_without_a_start_covers_the_last_hour_and_says_so(
+    client: Client, app: App, pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    await store(
+        pool,
+        [
+            stored(
+                app.id, name="yesterday", payload={"user": "u_777"},
+                received_at=now - timedelta(hours=20),
+            ),
+            stored(app.id, name="recent", payload={"user": "u_777"}, received_at=now),
+        ],
+    )  # fmt: skip
+
+    status, page = await get_text(client, f"/apps/{app.id}", query_string={"q": "u_777"})
+
+    assert status == 200
+
+    def shown(page: str) -> list[str]:
+        return [row.cells[1] for row in event_rows(page)]
+
+    assert [name.split()[0] for name in shown(page)] == ["recent"]
+    # The start the search got is in the form and in the sentence that explains it.
+    start = form_fields(page)["since"]
+    assert now - timedelta(hours=1, minutes=1) < EventFilter.from_args({"since": start}).since  # type: ignore[operator]
+    [note] = [p for p in elements(page, "p") if "search-scope" in p.attrs.get("class", "")]
+    assert f"from {start}" in note.text and "the last hour" in note.text
+    wider = dict(
+        (a.text, a.attrs["href"]) for a in elements(page[page.index("search-scope") :], "a")
+    )
+    status, page = await get_text(client, html.unescape(wider["24 hours"]))
+    assert status == 200 and "search-scope" not in page
+    assert [name.split()[0] for name in shown(page)] == ["recent", "yesterday"]
+
+
+async def test_a_text_search_with_a_start_covers_what_it_asks(
+    client: Client, app: App, pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    await store(
+        pool,
+        [stored(app.id, name="old", payload={"u": "u_9"}, received_at=now - timedelta(days=2))],
+    )
+    since = (now - timedelta(days=3)).isoformat()
+
+    _, page = await get_text(client, f"/apps/{app.id}", query_string={"q": "u_9", "since": since})
+
+    assert "old" in page and "search-scope" not in page
+
+
+async def test_the_query_api_bounds_a_text_search_the_same_way_and_says_from_when(
+    client: Client, app: App, pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    await store(
+        pool,
+        [
+            stored(app.id, name="old", payload={"u": "u_5"}, received_at=now - timedelta(hours=5)),
+            stored(app.id, name="recent", payload={"u": "u_5"}, received_at=now),
+        ],
+    )
+
+    bounded = await (await client.get(f"/api/logs/{app.id}", query_string={"q": "u_5"})).get_json()
+    asked = {"q": "u_5", "since": (now - timedelta(hours=6)).isoformat()}
+    explicit = await (await client.get(f"/api/logs/{app.id}", query_string=asked)).get_json()
+
+    assert [e["event_name"] for e in bounded["events"]] == ["recent"]
+    searched_since = datetime.fromisoformat(bounded["searched_since"])
+    assert timedelta(minutes=59) < now - searched_since < timedelta(minutes=61)
+    assert [e["event_name"] for e in explicit["events"]] == ["recent", "old"]
+    assert "searched_since" not in explicit
+
+
+async def test_a_text_search_reads_its_window_through_received_at(
+    pool: asyncpg.Pool, big_app: App
+) -> None:
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        explain = Explaining(conn)
+        searched = EventFilter(text="u_1234567").bounded(now)
+        await select_log_entries(explain, big_app.id, filters=searched, limit=101)
+    [plan] = explain.plans
+    assert "log_entries_app_received_ids" in plan, plan
+    assert "Seq Scan on log_entries" not in plan, plan

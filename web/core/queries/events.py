@@ -8,7 +8,7 @@ from typing import Any
 
 from web.core.filters import EventFilter
 from web.core.queries.base import _ENTRY_COLUMNS, Connection, LogEntry, NewLogEntry
-from web.core.queries.filtering import NO_FILTER, Params, filter_sql
+from web.core.queries.filtering import NO_FILTER, Params, filter_sql, reads_a_window
 
 _INSERT_NEW_ENTRIES = """
     INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status,
@@ -99,20 +99,39 @@ async def select_log_entries(
     params = Params()
     app = params.add(app_id)
     matching = filter_sql(filters, params)
-    before, after, count = params.add(before_id), params.add(after_id), params.add(limit)
-    rows = await conn.fetch(
-        f"""
+    bounds = ""
+    if before_id is not None:
+        bounds += f" AND id < {params.add(before_id)}"
+    if after_id is not None:
+        bounds += f" AND id > {params.add(after_id)}"
+    count = params.add(limit)
+    if reads_a_window(filters):
+        statement = f"""
+        WITH newest AS MATERIALIZED (
+            SELECT id
+            FROM log_entries
+            WHERE app_id = {app}
+              AND {matching}{bounds}
+            -- `id + 0`: found through (app_id, received_at) INCLUDE (id, ...), not by
+            -- walking the primary key back to the window; only ids are sorted.
+            ORDER BY id + 0 DESC
+            LIMIT {count}
+        )
+        SELECT {_ENTRY_COLUMNS}
+        FROM log_entries
+        WHERE id IN (SELECT id FROM newest)
+        ORDER BY id DESC
+        """
+    else:
+        statement = f"""
         SELECT {_ENTRY_COLUMNS}
         FROM log_entries
         WHERE app_id = {app}
-          AND {matching}
-          AND ({before}::bigint IS NULL OR id < {before})
-          AND ({after}::bigint IS NULL OR id > {after})
+          AND {matching}{bounds}
         ORDER BY id DESC
         LIMIT {count}
-        """,
-        *params.values,
-    )
+        """
+    rows = await conn.fetch(statement, *params.values)
     return [LogEntry(**dict(row)) for row in rows]
 
 
