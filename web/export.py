@@ -1,82 +1,59 @@
-"""Export: an app's filtered events as CSV or NDJSON, streamed page by page and bounded."""
+"""Export: an app's filtered events as CSV or NDJSON, streamed page by page, resumable by row id."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
+import asyncpg
 from quart import Blueprint, Response, request, stream_with_context
 
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
-from web.core.exports import EVENT_COLUMNS, csv_lines, event_csv_row, event_ndjson
+from web.core.exports import EVENT_COLUMNS, csv_lines, events_csv, events_ndjson
 from web.core.filters import EventFilter
 from web.core.queries.base import LogEntry
-from web.core.queries.events import select_log_entries
+from web.core.queries.exports import ID_CEILING, IdSpan, select_export_page, select_export_span
 
 blueprint = Blueprint("export", __name__)
 
-# Rows one export carries at most (?limit= may ask for fewer), and rows per query: each
-# page is read on a pool connection held only for that query, newest first by id cursor.
-MAX_ROWS = 50_000
-CHUNK_ROWS = 1000
-# Seconds an export may take to stream before the server ends it.
-EXPORT_TIMEOUT = 300
+# Rows per query. Each page is read on a pool connection held only for that query and
+# written out before the next is read, so memory stays flat however many rows there are.
+PAGE_ROWS = 5000
+
+Encoder = Callable[[Sequence[LogEntry]], bytes]
 
 
 @blueprint.get("/apps/<app_id>/events.csv")
 async def export_csv(app_id: str) -> Response:
     header = csv_lines([EVENT_COLUMNS]).encode()
-    return await _export(
-        app_id,
-        "csv",
-        "text/csv; charset=utf-8",
-        header,
-        lambda rows: csv_lines(event_csv_row(entry) for entry in rows).encode(),
-    )
+    return await _export(app_id, "csv", "text/csv; charset=utf-8", header, events_csv)
 
 
 @blueprint.get("/apps/<app_id>/events.ndjson")
 async def export_ndjson(app_id: str) -> Response:
-    return await _export(
-        app_id,
-        "ndjson",
-        "application/x-ndjson",
-        b"",
-        lambda rows: b"".join(event_ndjson(entry) for entry in rows),
-    )
+    return await _export(app_id, "ndjson", "application/x-ndjson", b"", events_ndjson)
 
 
 async def _export(
-    app_id: str,
-    extension: str,
-    content_type: str,
-    header: bytes,
-    encode: Callable[[list[LogEntry]], bytes],
+    app_id: str, extension: str, content_type: str, header: bytes, encode: Encoder
 ) -> Response:
     filters = EventFilter.from_args(request.args)
-    limit = _limit(request.args.get("limit"))
+    limit = _whole_number("limit", request.args.get("limit"), "invalid_limit")
+    before_id = _whole_number("before_id", request.args.get("before_id"), "invalid_cursor")
     pool = services().pool
     async with pool.acquire() as conn:
         await require_app(conn, app_id)
+        span = await select_export_span(conn, app_id, filters, before_id)
 
     @stream_with_context
     async def chunks() -> AsyncIterator[bytes]:
         if header:
             yield header
-        sent, before = 0, None
-        while sent < limit:
-            size = min(CHUNK_ROWS, limit - sent)
-            async with pool.acquire() as conn:
-                rows = await select_log_entries(
-                    conn, app_id, filters=filters, before_id=before, limit=size
-                )
-            if rows:
-                yield encode(rows)
-            if len(rows) < size:
-                return
-            sent, before = sent + len(rows), rows[-1].id
+        if span is not None:
+            async for page in _pages(pool, app_id, filters, span, limit):
+                yield encode(page)
 
     response = Response(chunks(), content_type=content_type)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -85,13 +62,32 @@ async def _export(
         f'attachment; filename="{app_id}-events-{stamp}.{extension}"'
     )
     response.headers["Cache-Control"] = "no-store"
-    response.timeout = EXPORT_TIMEOUT
+    # As long as there are rows: a client that goes away cancels the stream (and the query
+    # in flight with it), and one that was cut off resumes with ?before_id=.
+    response.timeout = None
     return response
 
 
-def _limit(raw: str | None) -> int:
+async def _pages(
+    pool: asyncpg.Pool, app_id: str, filters: EventFilter, span: IdSpan, limit: int | None
+) -> AsyncIterator[list[LogEntry]]:
+    """The matching rows in span, newest first, a page at a time, `limit` of them at most."""
+    left = ID_CEILING if limit is None else limit
+    while left > 0:
+        size = min(PAGE_ROWS, left)
+        async with pool.acquire() as conn:
+            rows = await select_export_page(conn, app_id, filters, span, size)
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        span, left = span.before(rows[-1].id), left - len(rows)
+
+
+def _whole_number(name: str, raw: str | None, code: str) -> int | None:
+    """A positive integer from the query string, or None when it is absent."""
     if raw is None or raw == "":
-        return MAX_ROWS
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ROWS:
-        raise Rejected(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_ROWS}")
+        return None
+    if len(raw) > 19 or not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < ID_CEILING:
+        raise Rejected(400, code, f"{name} must be a whole number above 0")
     return int(raw)

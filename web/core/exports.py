@@ -91,6 +91,15 @@ def event_ndjson(entry: LogEntry) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
+def events_csv(entries: Iterable[LogEntry]) -> bytes:
+    """Rows of EVENT_COLUMNS (the header is the caller's), as one piece of the file."""
+    return csv_lines(event_csv_row(entry) for entry in entries).encode()
+
+
+def events_ndjson(entries: Iterable[LogEntry]) -> bytes:
+    return b"".join(event_ndjson(entry) for entry in entries)
+
+
 # ---- coverage sign-off ----------------------------------------------------------------------
 
 COVERAGE_COLUMNS = (
