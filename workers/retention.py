@@ -16,6 +16,7 @@ from web.core.queries.retention import (
     delete_expired_share_alerts,
     select_retention_cutoffs,
 )
+from web.core.queries.rollups import advance_horizon
 
 log = logging.getLogger("lvd.worker")
 
@@ -62,6 +63,10 @@ async def purge_expired(
     async with pool.acquire() as conn:
         cutoffs = await select_retention_cutoffs(conn, default_days, now)
     for app_id, cutoff in cutoffs:
+        # First the counts: they stop at the hour after the cutoff before any row goes, so
+        # no page ever counts a purged event (the rest of that hour is counted from rows).
+        async with pool.acquire() as conn:
+            await advance_horizon(conn, app_id, cutoff)
         while True:
             if time.monotonic() - started > budget:
                 report.finished = False

@@ -405,8 +405,8 @@ async def test_live_view_queries_use_indexes_on_12000_events(
         ("log_entries_pkey",),
         ("log_entries_app_received_ids",),
         ("log_entries_app_received_ids", "log_entries_app_status_recent"),
-        ("log_entries_app_status_recent",),
-        ("log_entries_app_session",),
+        ("failure_counts_hourly_key",),  # violations and coverage: the rollups (0010)
+        ("event_counts_hourly_session",),
         ordered,  # select_known_values reads twice: names, then rules of invalid events
     ]
     expected.append(("log_entries_app_status_recent",))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from web.core.queries.base import _APP_COLUMNS, App, AppSummary, Connection
+from web.core.queries.filtering import NO_FILTER, Params
+from web.core.queries.rollups import counted_events
 
 
 async def insert_app(conn: Connection, app_id: str, name: str, write_key: str) -> App | None:
@@ -39,16 +41,22 @@ async def select_apps(conn: Connection) -> list[App]:
 
 
 async def select_app_summaries(conn: Connection) -> list[AppSummary]:
+    """Every app with its stored events counted, all time (from the rollups)."""
+    params = Params()
+    counted = counted_events(NO_FILTER, params, "a.id")
     rows = await conn.fetch(
-        """
+        f"""
         SELECT a.id, a.name, a.write_key, a.require_write_key, a.created_at, a.plan_version,
-               count(e.id) AS total,
-               count(e.id) FILTER (WHERE e.validation_status = 'invalid') AS invalid
+               counts.total, counts.invalid
         FROM apps a
-        LEFT JOIN log_entries e ON e.app_id = a.id
-        GROUP BY a.id
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(n), 0)::bigint AS total,
+                   coalesce(sum(n) FILTER (WHERE status = 'invalid'), 0)::bigint AS invalid
+            FROM {counted} AS counted
+        ) AS counts
         ORDER BY a.id
-        """
+        """,
+        *params.values,
     )
     summaries = []
     for row in rows:

@@ -8,6 +8,7 @@ from datetime import datetime
 from web.core.filters import EventFilter
 from web.core.queries.base import Connection
 from web.core.queries.filtering import Params, filter_sql
+from web.core.queries.rollups import HORIZON_OF, ceil_hour, counted_events, servable
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,40 +75,62 @@ class ViolationGroup:
     buckets: dict[str, int]  # bucket number within the window (as text) -> failures
 
 
-# $1 app, $2 horizon, $3 window, $4 bucket seconds, $5 scan limit, $6 groups.
-_VIOLATION_GROUPS = """
+# $1 app, $2 horizon, $3 window, $4 bucket seconds, $5 scan limit, $6 groups, $7 the first
+# whole hour from the horizon on, $8 where the rollups' counts in the window start (NULL:
+# none do; the window's rows are read). Pieces: the rows of the failures before the rollups
+# (the horizon's partial hour, or what precedes the app's retention horizon) and in the
+# window before $8, and the rollups' hours; each piece counts only what it holds within the
+# window, and they share first seen, last seen and the latest message.
+_HOURS_FROM = f"greatest($7::timestamptz, {HORIZON_OF.format(app='$1')})"
+_VIOLATION_GROUPS = f"""
     WITH recent AS (
-        SELECT event_name, errors, received_at
-        FROM log_entries
-        WHERE app_id = $1 AND validation_status = 'invalid' AND received_at >= $2
-        ORDER BY id DESC
-        LIMIT $5
-    ), failures AS (
+        (SELECT event_name, errors, received_at
+         FROM log_entries
+         WHERE app_id = $1 AND validation_status = 'invalid'
+           AND received_at >= $2 AND received_at < (SELECT {_HOURS_FROM})
+         ORDER BY received_at DESC
+         LIMIT $5)
+        UNION ALL
+        (SELECT event_name, errors, received_at
+         FROM log_entries
+         WHERE app_id = $1 AND validation_status = 'invalid'
+           AND received_at >= (SELECT greatest($3, {_HOURS_FROM}))
+           AND received_at < coalesce($8::timestamptz, 'infinity')
+         ORDER BY received_at DESC
+         LIMIT $5)
+    ), pieces AS (
         SELECT r.event_name,
                coalesce(e ->> 'path', '') AS path,
                coalesce(e ->> 'rule', '') AS rule,
                coalesce(e ->> 'message', '') AS message,
-               r.received_at
+               CASE WHEN r.received_at >= $3 THEN 1 ELSE 0 END AS n,
+               r.received_at AS at, r.received_at AS first_seen, r.received_at AS last_seen
         FROM recent r
         CROSS JOIN LATERAL jsonb_array_elements(r.errors) AS e
         WHERE coalesce(e ->> 'severity', 'error') = 'error'
+        UNION ALL
+        SELECT event_name, path, rule, message,
+               CASE WHEN hour >= coalesce($8::timestamptz, 'infinity') THEN n ELSE 0 END,
+               hour, first_seen, last_seen
+        FROM failure_counts_hourly
+        WHERE app_id = $1 AND hour >= (SELECT {_HOURS_FROM})
     ), groups AS (
         SELECT event_name, path, rule,
-               count(*) FILTER (WHERE received_at >= $3) AS count,
-               min(received_at) AS first_seen,
-               max(received_at) AS last_seen,
-               (array_agg(message ORDER BY received_at DESC))[1] AS message
-        FROM failures
+               sum(n)::bigint AS count,
+               min(first_seen) AS first_seen,
+               max(last_seen) AS last_seen,
+               (array_agg(message ORDER BY last_seen DESC))[1] AS message
+        FROM pieces
         GROUP BY event_name, path, rule
-        HAVING count(*) FILTER (WHERE received_at >= $3) > 0
+        HAVING sum(n) > 0
         ORDER BY count DESC, last_seen DESC
         LIMIT $6
     ), bucketed AS (
         SELECT event_name, path, rule,
-               floor(extract(epoch FROM received_at - $3)::float8 / $4::float8)::integer AS bucket,
-               count(*) AS n
-        FROM failures
-        WHERE received_at >= $3
+               floor(extract(epoch FROM at - $3)::float8 / $4::float8)::integer AS bucket,
+               sum(n)::bigint AS n
+        FROM pieces
+        WHERE n > 0
         GROUP BY 1, 2, 3, 4
     ), buckets AS (
         SELECT event_name, path, rule, jsonb_object_agg(bucket, n) AS buckets
@@ -137,9 +160,12 @@ async def select_violation_groups(
 ) -> list[ViolationGroup]:
     """The most frequent failure fingerprints since `window`, first seen judged since `horizon`.
 
-    Reads at most `scan_limit` of the newest invalid events after `horizon` (by the
-    (app_id, validation_status, id DESC) index), so the page stays fast on a busy app.
+    Whole hours come from the failure rollups; the rows read are those of the horizon's
+    partial hour and the window's (its first partial hour when buckets are whole hours, as
+    the rollups count them; else the whole window), at most `scan_limit` of each, newest
+    first. With hour buckets, a rolled-up hour falls in the bucket its start falls in.
     """
+    hourly = bucket_seconds % 3600 == 0
     rows = await conn.fetch(
         _VIOLATION_GROUPS,
         app_id,
@@ -148,6 +174,8 @@ async def select_violation_groups(
         bucket_seconds,
         scan_limit,
         limit,
+        ceil_hour(horizon),
+        ceil_hour(window) if hourly else None,
     )
     return [ViolationGroup(**dict(row)) for row in rows]
 
@@ -166,21 +194,31 @@ class NameActivity:
 async def select_name_activity(
     conn: Connection, app_id: str, filters: EventFilter, limit: int
 ) -> list[NameActivity]:
+    """Per event name: events, invalid ones, first and last seen (from the rollups unless the
+    filter searches text or rules)."""
     params = Params()
     app = params.add(app_id)
-    matching = filter_sql(filters, params)
+    if servable(filters):
+        source = counted_events(filters, params, app)
+    else:
+        source = f"""(
+            SELECT event_name, validation_status AS status, 1 AS n,
+                   received_at AS first_seen, received_at AS last_seen
+            FROM log_entries
+            WHERE app_id = {app}
+              AND {filter_sql(filters, params)}
+        )"""
     count = params.add(limit)
     rows = await conn.fetch(
         f"""
         SELECT event_name,
-               count(*) AS total,
-               count(*) FILTER (WHERE validation_status = 'invalid') AS invalid,
-               min(received_at) AS first_seen,
-               max(received_at) AS last_seen
-        FROM log_entries
-        WHERE app_id = {app}
-          AND {matching}
+               sum(n)::bigint AS total,
+               coalesce(sum(n) FILTER (WHERE status = 'invalid'), 0)::bigint AS invalid,
+               min(first_seen) AS first_seen,
+               max(last_seen) AS last_seen
+        FROM {source} AS counted
         GROUP BY event_name
+        HAVING sum(n) > 0
         ORDER BY event_name NULLS FIRST
         LIMIT {count}
         """,

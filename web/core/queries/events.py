@@ -9,15 +9,24 @@ from typing import Any
 from web.core.filters import EventFilter
 from web.core.queries.base import _ENTRY_COLUMNS, Connection, LogEntry, NewLogEntry
 from web.core.queries.filtering import NO_FILTER, Params, filter_sql, reads_a_window
+from web.core.queries.rollups import (
+    COUNT_NEW,
+    COUNTED_COLUMNS,
+    counted_events,
+    delete_counted,
+    servable,
+)
 
-_INSERT_NEW_ENTRIES = """
+# The rollups count what RETURNING gives: only the rows this statement inserted, so a
+# redelivered message, which inserts nothing, counts nothing.
+_INSERT_NEW = f"""
     INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status,
                              errors, plan_version, session, received_at)
     SELECT app_id, event_id, event_name, payload::jsonb, status, errors::jsonb,
            plan_version, session, received_at
     FROM unnest($1::new_log_entry[])
     ON CONFLICT (app_id, event_id) DO NOTHING
-    RETURNING id
+    RETURNING id, {COUNTED_COLUMNS}
 """
 # pg_notify payloads must stay under 8000 bytes. The ids of {source} (a relation with an
 # `id` column), comma-separated in id order, in consecutive chunks of at most {limit} bytes:
@@ -36,8 +45,12 @@ _NOTIFY_IDS = """
 NOTIFY_PAYLOAD_LIMIT = 7900
 # Built once: the worker runs it for every message.
 _NOTIFY_NEW_IDS = _NOTIFY_IDS.format(channel="$2", limit=NOTIFY_PAYLOAD_LIMIT, source="new")
+_INSERT_NEW_ENTRIES = f"""
+    WITH new AS ({_INSERT_NEW}), {COUNT_NEW}
+    SELECT id FROM new
+"""
 _INSERT_NEW_ENTRIES_AND_NOTIFY = f"""
-    WITH new AS ({_INSERT_NEW_ENTRIES})
+    WITH new AS ({_INSERT_NEW}), {COUNT_NEW}
     SELECT ARRAY(SELECT id FROM new ORDER BY id)
     FROM ({_NOTIFY_NEW_IDS}) AS notified
 """
@@ -211,18 +224,30 @@ class EventCount:
 async def select_event_counts(
     conn: Connection, app_id: str, *, filters: EventFilter = NO_FILTER
 ) -> list[EventCount]:
-    """An app's events matching the filter, counted by name and status, most frequent first."""
+    """An app's events matching the filter, counted by name and status, most frequent first.
+
+    From the rollups unless the filter searches text or rules (then from the rows).
+    """
     params = Params()
     app = params.add(app_id)
-    matching = filter_sql(filters, params)
+    if servable(filters):
+        source = f"""
+            SELECT event_name, status, sum(n) AS n
+            FROM {counted_events(filters, params, app)} AS counted
+            GROUP BY event_name, status
+            HAVING sum(n) > 0"""
+    else:
+        source = f"""
+            SELECT event_name, validation_status AS status, count(*) AS n
+            FROM log_entries
+            WHERE app_id = {app}
+              AND {filter_sql(filters, params)}
+            GROUP BY event_name, validation_status"""
     rows = await conn.fetch(
         f"""
-        SELECT event_name, validation_status AS status, count(*) AS count
-        FROM log_entries
-        WHERE app_id = {app}
-          AND {matching}
-        GROUP BY event_name, validation_status
-        ORDER BY count DESC, event_name, validation_status
+        SELECT event_name, status, n::bigint AS count
+        FROM ({source}) AS counts
+        ORDER BY count DESC, event_name, status
         """,
         *params.values,
     )
@@ -230,20 +255,13 @@ async def select_event_counts(
 
 
 async def delete_log_entries(conn: Connection, app_id: str, session: str | None = None) -> int:
-    """Delete an app's stored events, or one session's only; returns how many went."""
-    value = await conn.fetchval(
-        """
-        WITH gone AS (
-            DELETE FROM log_entries
-            WHERE app_id = $1 AND ($2::text IS NULL OR session = $2)
-            RETURNING 1
-        )
-        SELECT count(*) FROM gone
-        """,
-        app_id,
-        session,
+    """Delete an app's stored events, or one session's only; returns how many went.
+
+    The rollups lose exactly the rows deleted, in the same transaction.
+    """
+    return await delete_counted(
+        conn, "app_id = $1 AND ($2::text IS NULL OR session = $2)", app_id, session
     )
-    return int(value)
 
 
 async def select_log_entry(conn: Connection, app_id: str, entry_id: int) -> LogEntry | None:

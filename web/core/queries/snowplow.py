@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from web.core.queries.base import _ENTRY_COLUMNS, Connection, LogEntry
+from web.core.queries.rollups import delete_counted
 
 # A Snowplow tracker payload names its tracker version (tv), event type (e) and event id
 # (eid); no other SDK sends those three. An app of None means every app, as a Micro
@@ -63,11 +64,4 @@ async def select_snowplow_events(
 
 
 async def delete_snowplow_events(conn: Connection, app_id: str | None) -> int:
-    value = await conn.fetchval(
-        f"""
-        WITH gone AS (DELETE FROM log_entries WHERE {_SNOWPLOW_ROWS} RETURNING 1)
-        SELECT count(*) FROM gone
-        """,
-        app_id,
-    )
-    return int(value)
+    return await delete_counted(conn, _SNOWPLOW_ROWS, app_id)
