@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-history clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: install
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.browser_latency --rate 100 --seconds 20
 	$(BIN)/python -m bench.soak
+
+## Every page and API call timed over 20 million stored events, and ingest into them (see README).
+bench-history: install
+	$(BIN)/python -m bench.history
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,9 +4,11 @@ Shaped like the issue-18 measurements: 5/6 of the events for one app, the rest o
 others; 20 % invalid with errors the validation engine wrote; 17 event names, one of them
 rare (0.01 %); 60 test sessions of two hours each (about 3 % of the events); ~700-byte
 payloads; received_at spread evenly over the 30 days before the build, ids rising with it.
-Rows are made by PostgreSQL itself (INSERT ... SELECT from generate_series, a million a
-statement), with the table's indexes dropped while it fills and built again afterwards
-from their own definitions, so the schema is exactly what the migrations made.
+Rows are made by PostgreSQL itself (from generate_series, 100 000 a statement) and stored
+by the worker's own insert statement, with the indexes no constraint needs dropped while
+the table fills and built again afterwards from their own definitions: the schema, and
+whatever the insert keeps up to date, are what the product makes. Event ids begin with
+their time in milliseconds (as UUIDv7s do), and created_at is the time of the build.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from web.core.apps import add_app
 from web.core.db import drop_database, init_connection, migration_files, prepare_database
 from web.core.plans import save_plan
 from web.core.queries.apps import update_app_retention_days
+from web.core.queries.events import insert_log_entries
 from web.core.validation import validate
 from web.core.validation.plan import compile_plan
 
@@ -32,7 +35,9 @@ OTHER_APPS = ("shop-ios", "shop-android", "newsletter", "support-widget")
 DAYS = 30
 # Longer than the history, so that the worker's purge (7 days by default) keeps all of it.
 RETENTION_DAYS = 90
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 100_000
+# Raised whenever the rows made change: a history made the old way is then made again.
+GENERATION = 2
 SESSIONS = 60
 # Event names and how many of every million events carry each: skewed, and one rare.
 NAMES = (
@@ -142,7 +147,8 @@ _ROWS = """
     ), events AS (
         SELECT CASE WHEN h1 % 6 < 5 THEN $6::text
                     ELSE ($7::text[])[1 + h1 / 6 % cardinality($7::text[])] END AS app_id,
-               md5(i::text)::uuid::text AS event_id,
+               overlay(md5(i::text) PLACING lpad(to_hex((extract(epoch FROM at) * 1000)::bigint),
+                                                 12, '0') FROM 1 FOR 12)::uuid::text AS event_id,
                ($8::text[])[width_bucket(h2 % 1000000, $9::int[])] AS event_name,
                h3 % 100 < $13::int AS invalid,
                $10::jsonb -> (width_bucket(h3 / 100 % 100, $11::int[]) - 1) AS errors,
@@ -182,22 +188,21 @@ _ROWS = """
                                               'value', round((h1 % 50000) / 100.0, 2)),
                    'experiment', jsonb_build_object('id', 'exp_checkout_v2',
                                                     'variant', (ARRAY['A', 'B'])[1 + h4 % 2])))
-               AS payload,
-           CASE WHEN invalid THEN 'invalid' ELSE 'valid' END AS validation_status,
-           CASE WHEN invalid THEN errors ELSE '[]'::jsonb END AS errors,
+               ::text AS payload,
+           CASE WHEN invalid THEN 'invalid' ELSE 'valid' END AS status,
+           CASE WHEN invalid THEN errors ELSE '[]'::jsonb END::text AS errors,
            CASE WHEN app_id = $6::text THEN 1 END AS plan_version,
            CASE WHEN app_id = $6::text THEN session END AS session,
-           at AS received_at,
-           at + make_interval(secs => (5 + h3 % 40) / 1000.0) AS created_at
+           at AS received_at
     FROM events
 """
-_INSERT = (
-    """
-    INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status, errors,
-                             plan_version, session, received_at, created_at)
-"""
-    + _ROWS
-)
+# The rows as the worker sends them (migration 0007's new_log_entry, the fields in _ROWS's
+# order), handed to its own insert statement (_store_function). Only constant SQL is
+# interpolated; the values are $n parameters.
+_STORE = f"""
+    WITH history AS ({_ROWS})
+    SELECT pg_temp.store_history(ARRAY(SELECT ROW(history.*)::new_log_entry FROM history))
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -209,10 +214,12 @@ class History:
     end: datetime
     build_seconds: float
     database_bytes: int
+    generation: int = GENERATION
 
     def as_json(self) -> str:
         return orjson.dumps(
             {
+                "generation": self.generation,
                 "events": self.events,
                 "start": self.start.isoformat(),
                 "end": self.end.isoformat(),
@@ -230,6 +237,7 @@ class History:
             datetime.fromisoformat(found["end"]),
             found["build_seconds"],
             found["database_bytes"],
+            found.get("generation", 1),
         )
 
 
@@ -264,7 +272,7 @@ async def _fault_errors(conn: asyncpg.Connection, start: datetime) -> list[list[
     them, broken that way, judged against the main app's plan."""
     row = await conn.fetchrow(_ROWS, *_arguments(1, 1, 6, start, [[]]))
     assert row is not None
-    event = row["payload"]
+    event = orjson.loads(row["payload"])
     plan = compile_plan(PLAN, 1)
     assert validate(event, plan).status == "valid", validate(event, plan).issues
     found = []
@@ -286,33 +294,65 @@ async def _add_apps(conn: asyncpg.Connection) -> None:
     assert saved.version == 1  # the version _ROWS gives the main app's events
 
 
-# Each index of log_entries as the statement that drops it and the one that makes it again,
-# as the migrations left it (a constraint's index through its constraint).
+# The indexes of log_entries that no constraint owns (the insert's ON CONFLICT needs the
+# unique one), as the statements that drop them and the ones that make them again.
 _INDEXES = """
-    SELECT CASE WHEN con.oid IS NULL THEN format('DROP INDEX %s', i.indexrelid::regclass)
-                ELSE format('ALTER TABLE log_entries DROP CONSTRAINT %I', con.conname)
-           END AS drop_statement,
-           CASE WHEN con.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
-                ELSE format('ALTER TABLE log_entries ADD CONSTRAINT %I %s',
-                            con.conname, pg_get_constraintdef(con.oid))
-           END AS create_statement
+    SELECT format('DROP INDEX %s', i.indexrelid::regclass) AS drop_statement,
+           pg_get_indexdef(i.indexrelid) AS create_statement
     FROM pg_index i
-    LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
     WHERE i.indrelid = 'log_entries'::regclass
+      AND NOT EXISTS (SELECT FROM pg_constraint con WHERE con.conindid = i.indexrelid)
 """
 
 
+class _Recorder:
+    """Stands in for a connection to learn the statements a query function sends."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        self.statements.append(query)
+        return []
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        self.statements.append(query)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        self.statements.append(query)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        self.statements.append(query)
+        return ""
+
+    def transaction(self) -> Any:
+        raise NotImplementedError("the insert runs as one statement")
+
+
+async def _store_function(conn: asyncpg.Connection) -> None:
+    """pg_temp.store_history(new_log_entry[]): the worker's own insert statement, so that
+    whatever it keeps as events are stored (the rollups) is kept for the history too."""
+    recorder = _Recorder()
+    await insert_log_entries(recorder, [])
+    (statement,) = recorder.statements
+    await conn.execute(
+        "CREATE FUNCTION pg_temp.store_history(new_log_entry[]) RETURNS void"
+        f" LANGUAGE sql AS $store$ {statement} $store$"
+    )
+
+
 async def _fill(conn: asyncpg.Connection, events: int, start: datetime) -> None:
-    """Insert the history in chunks, with the indexes dropped meanwhile, then vacuum it and
+    """Store the history in chunks, with the indexes dropped meanwhile, then vacuum it and
     build them again: a sort per index instead of 20 million random inserts into each."""
     errors = await _fault_errors(conn, start)
+    await _store_function(conn)
     indexes = await conn.fetch(_INDEXES)
     for index in indexes:
         await conn.execute(index["drop_statement"])
     began = time.monotonic()
     for first in range(1, events + 1, CHUNK_ROWS):
         last = min(first + CHUNK_ROWS - 1, events)
-        await conn.execute(_INSERT, *_arguments(first, last, events, start, errors))
+        await conn.execute(_STORE, *_arguments(first, last, events, start, errors))
         rate = last / (time.monotonic() - began)
         print(f"  {last:,} of {events:,} events inserted ({rate:,.0f}/s)", flush=True)
     # With autovacuum off (as here), nothing else would set the visibility map and the
@@ -352,7 +392,8 @@ async def build(database_url: str, events: int) -> History:
 
 
 async def cached(database_url: str, events: int) -> History | None:
-    """The history already at the URL if it has `events` events and the current schema."""
+    """The history already at the URL if it has `events` events, made as this module makes
+    them, and the current schema."""
     try:
         conn = await asyncpg.connect(database_url)
     except asyncpg.InvalidCatalogNameError:
@@ -366,7 +407,8 @@ async def cached(database_url: str, events: int) -> History | None:
             return None
         history = History.from_json(comment)
         version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
-        if history.events != events or version != migration_files()[-1][0]:
+        current = (events, GENERATION, migration_files()[-1][0])
+        if (history.events, history.generation, version) != current:
             return None
         stored = await conn.fetchval("SELECT count(*) FROM log_entries")
         return history if stored == events else None
