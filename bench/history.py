@@ -29,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import orjson
 import redis
@@ -200,9 +199,8 @@ def ingest_lines(ingest: dict[str, Any]) -> list[str]:
 
 async def forget_ingest(database_url: str) -> None:
     """Reset the ingest session (as a QA engineer resets one) and vacuum what it left."""
-    try:
-        conn = await asyncpg.connect(database_url)
-    except asyncpg.InvalidCatalogNameError:
+    conn = await history_data.connect_if_exists(database_url)
+    if conn is None:
         return
     try:
         if await delete_log_entries(conn, INGEST_APP, INGEST_SESSION):

@@ -353,8 +353,9 @@ async def _fill(conn: asyncpg.Connection, events: int, start: datetime) -> None:
     for first in range(1, events + 1, CHUNK_ROWS):
         last = min(first + CHUNK_ROWS - 1, events)
         await conn.execute(_STORE, *_arguments(first, last, events, start, errors))
-        rate = last / (time.monotonic() - began)
-        print(f"  {last:,} of {events:,} events inserted ({rate:,.0f}/s)", flush=True)
+        if last % 1_000_000 == 0 or last == events:
+            rate = last / (time.monotonic() - began)
+            print(f"  {last:,} of {events:,} events stored ({rate:,.0f}/s)", flush=True)
     # With autovacuum off (as here), nothing else would set the visibility map and the
     # hint bits, and the first queries to read each page would write it.
     await conn.execute("VACUUM log_entries")
@@ -391,12 +392,19 @@ async def build(database_url: str, events: int) -> History:
     return history
 
 
+async def connect_if_exists(database_url: str) -> asyncpg.Connection | None:
+    """A connection to the URL's database, or None when there is no such database."""
+    try:
+        return await asyncpg.connect(database_url)
+    except asyncpg.InvalidCatalogNameError:
+        return None
+
+
 async def cached(database_url: str, events: int) -> History | None:
     """The history already at the URL if it has `events` events, made as this module makes
     them, and the current schema."""
-    try:
-        conn = await asyncpg.connect(database_url)
-    except asyncpg.InvalidCatalogNameError:
+    conn = await connect_if_exists(database_url)
+    if conn is None:
         return None
     try:
         comment = await conn.fetchval(
