@@ -99,6 +99,16 @@ async def store_randomly(
             start += len(batch)
 
 
+async def app_with_events(
+    pool: asyncpg.Pool, rng: random.Random, count: int, span: timedelta
+) -> tuple[str, list[NewLogEntry]]:
+    """A new app and `count` random events of it over the `span` before NOW, stored."""
+    app_id = await new_app(pool)
+    entries = [random_event(rng, app_id, span) for _ in range(count)]
+    await store_randomly(pool, rng, entries)
+    return app_id, entries
+
+
 # ---- the rows counted directly: what the pages answered before the rollups -----------------
 
 
@@ -258,9 +268,7 @@ async def test_rollups_answer_as_the_rows_over_random_redelivered_events(
     rollup_pool: asyncpg.Pool,
 ) -> None:
     rng = random.Random(18)
-    app_id = await new_app(rollup_pool)
-    entries = [random_event(rng, app_id, timedelta(hours=80)) for _ in range(3000)]
-    await store_randomly(rollup_pool, rng, entries)
+    app_id, entries = await app_with_events(rollup_pool, rng, 3000, timedelta(hours=80))
 
     await assert_counts_match_rows(rollup_pool, app_id, rng)
     # The same batch once more: nothing new is stored, nothing is counted twice.
@@ -305,10 +313,7 @@ async def test_rollups_count_each_event_once_under_concurrent_overlapping_writer
 
 async def test_rollups_lose_exactly_what_a_reset_deletes(rollup_pool: asyncpg.Pool) -> None:
     rng = random.Random(3)
-    app_id = await new_app(rollup_pool)
-    await store_randomly(
-        rollup_pool, rng, [random_event(rng, app_id, timedelta(hours=30)) for _ in range(1500)]
-    )
+    app_id, _ = await app_with_events(rollup_pool, rng, 1500, timedelta(hours=30))
 
     async with rollup_pool.acquire() as conn:
         qa1 = await conn.fetchval(
@@ -336,13 +341,10 @@ async def test_rollups_lose_exactly_what_a_reset_deletes(rollup_pool: asyncpg.Po
 
 async def test_rollups_never_count_purged_events(rollup_pool: asyncpg.Pool) -> None:
     rng = random.Random(5)
-    app_id = await new_app(rollup_pool)
+    # Four days of events: the purge cuts the third day mid-hour.
+    app_id, _ = await app_with_events(rollup_pool, rng, 2000, timedelta(days=4))
     async with rollup_pool.acquire() as conn:
         assert await update_app_retention_days(conn, app_id, 2)
-    # Four days of events: the purge cuts the third day mid-hour.
-    await store_randomly(
-        rollup_pool, rng, [random_event(rng, app_id, timedelta(days=4)) for _ in range(2000)]
-    )
 
     report = await purge_expired(rollup_pool, default_days=3650, batch_size=300, pause=0)
 
@@ -371,10 +373,7 @@ async def test_migration_backfill_counts_the_rows_already_stored(
     rollup_pool: asyncpg.Pool,
 ) -> None:
     rng = random.Random(10)
-    app_id = await new_app(rollup_pool)
-    await store_randomly(
-        rollup_pool, rng, [random_event(rng, app_id, timedelta(hours=10)) for _ in range(800)]
-    )
+    app_id, _ = await app_with_events(rollup_pool, rng, 800, timedelta(hours=10))
     [sql] = [text for version, _, text in migration_files() if version == 10]
     backfill = sql[sql.index("-- The events stored so far.") :]
 
@@ -392,11 +391,8 @@ async def test_migration_backfill_counts_the_rows_already_stored(
 
 async def test_rollups_go_with_their_app_and_with_truncate(rollup_pool: asyncpg.Pool) -> None:
     rng = random.Random(11)
-    gone, kept = await new_app(rollup_pool), await new_app(rollup_pool)
-    for app_id in (gone, kept):
-        await store_randomly(
-            rollup_pool, rng, [random_event(rng, app_id, timedelta(hours=3)) for _ in range(50)]
-        )
+    gone, _ = await app_with_events(rollup_pool, rng, 50, timedelta(hours=3))
+    kept, _ = await app_with_events(rollup_pool, rng, 50, timedelta(hours=3))
 
     async with rollup_pool.acquire() as conn:
         await conn.execute("DELETE FROM apps WHERE id = $1", gone)
