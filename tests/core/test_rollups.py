@@ -321,10 +321,13 @@ async def test_rollups_lose_exactly_what_a_reset_deletes(rollup_pool: asyncpg.Po
         )
         assert await delete_log_entries(conn, app_id, "qa-1") == qa1 > 0
         assert await select_event_counts(conn, app_id, filters=EventFilter(session="qa-1")) == []
+    await assert_rollups_as_rebuilt(rollup_pool, app_id)
     await assert_counts_match_rows(rollup_pool, app_id, rng)
 
     async with rollup_pool.acquire() as conn:
         assert await delete_snowplow_events(conn, app_id) > 0
+    # Some rows of a name and hour went, others stayed: first and last seen are of those left.
+    await assert_rollups_as_rebuilt(rollup_pool, app_id)
     await assert_counts_match_rows(rollup_pool, app_id, rng)
 
     async with rollup_pool.acquire() as conn:
@@ -374,19 +377,28 @@ async def test_migration_backfill_counts_the_rows_already_stored(
 ) -> None:
     rng = random.Random(10)
     app_id, _ = await app_with_events(rollup_pool, rng, 800, timedelta(hours=10))
+    await assert_rollups_as_rebuilt(rollup_pool, app_id)
+
+
+async def assert_rollups_as_rebuilt(pool: asyncpg.Pool, app_id: str) -> None:
+    """The app's rollup rows, to the last column, are what migration 0010's backfill makes of
+    the rows stored (rebuilt in a transaction that is rolled back)."""
     [sql] = [text for version, _, text in migration_files() if version == 10]
     backfill = sql[sql.index("-- The events stored so far.") :]
-
     hours = f"SELECT * FROM event_counts_hourly WHERE app_id = '{app_id}' ORDER BY 2, 3, 4, 5"
     failures = (
         f"SELECT * FROM failure_counts_hourly WHERE app_id = '{app_id}' ORDER BY 2, 3, 4, 5, 6"
     )
-    async with rollup_pool.acquire() as conn, conn.transaction():
-        kept = await conn.fetch(hours), await conn.fetch(failures)
-        await conn.execute("DELETE FROM event_counts_hourly; DELETE FROM failure_counts_hourly")
-        await conn.execute(backfill)
-        assert (await conn.fetch(hours), await conn.fetch(failures)) == kept
-        assert kept[0] and kept[1]
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            kept = await conn.fetch(hours), await conn.fetch(failures)
+            await conn.execute("DELETE FROM event_counts_hourly; DELETE FROM failure_counts_hourly")
+            await conn.execute(backfill)
+            assert (await conn.fetch(hours), await conn.fetch(failures)) == kept
+        finally:
+            await transaction.rollback()
 
 
 async def test_rollups_go_with_their_app_and_with_truncate(rollup_pool: asyncpg.Pool) -> None:

@@ -95,24 +95,77 @@ async def delete_counted(conn: Connection, where: str, app_id: str | None, *args
     further parameters are `args`.
     """
     async with conn.transaction():
-        gone = await conn.fetchval(
+        gone = await conn.fetchrow(
             f"""
             WITH gone AS (
                 DELETE FROM log_entries
                 WHERE {where}
                 RETURNING {COUNTED_COLUMNS}
             ), {_UNCOUNT_GONE}
-            SELECT count(*) FROM gone
+            SELECT count(*) AS count,
+                   array_agg(DISTINCT app_id) AS apps,
+                   array_agg(DISTINCT date_bin('1 hour', received_at, 'epoch')) AS hours
+            FROM gone
             """,
             app_id,
             *args,
         )
-        # A statement cannot see what its own upserts did: the emptied rows go next.
+        # A statement cannot see what its own upserts did: what they emptied goes next, and
+        # the first and last seen of what they left are read again from the rows left.
         for table in ("event_counts_hourly", "failure_counts_hourly"):
             await conn.execute(
                 f"DELETE FROM {table} WHERE ($1::text IS NULL OR app_id = $1) AND n <= 0", app_id
             )
-    return int(gone)
+        if gone["count"]:
+            await conn.execute(_RESEEN_HOURS, gone["apps"], gone["hours"])
+            await conn.execute(_RESEEN_FAILURES, gone["apps"], gone["hours"])
+    return int(gone["count"])
+
+
+# The rows left in the hours ($2) of the apps ($1) a deletion touched.
+_LEFT = """
+    SELECT e.*, date_bin('1 hour', e.received_at, 'epoch') AS hour
+    FROM log_entries e
+    WHERE e.app_id = ANY($1::text[])
+      AND e.received_at >= (SELECT min(h) FROM unnest($2::timestamptz[]) AS h)
+      AND e.received_at < (SELECT max(h) FROM unnest($2::timestamptz[]) AS h) + interval '1 hour'
+      AND date_bin('1 hour', e.received_at, 'epoch') = ANY($2::timestamptz[])
+"""
+_RESEEN_HOURS = f"""
+    UPDATE event_counts_hourly t
+    SET first_seen = r.first_seen, last_seen = r.last_seen
+    FROM (
+        SELECT app_id, hour, session, event_name, validation_status AS status,
+               min(received_at) AS first_seen, max(received_at) AS last_seen
+        FROM ({_LEFT}) AS left_rows
+        GROUP BY 1, 2, 3, 4, 5
+    ) AS r
+    WHERE t.app_id = r.app_id AND t.hour = r.hour AND t.status = r.status
+      AND t.session IS NOT DISTINCT FROM r.session
+      AND t.event_name IS NOT DISTINCT FROM r.event_name
+      AND (t.first_seen, t.last_seen) IS DISTINCT FROM (r.first_seen, r.last_seen)
+"""
+_RESEEN_FAILURES = f"""
+    UPDATE failure_counts_hourly t
+    SET first_seen = r.first_seen, last_seen = r.last_seen, message = r.message
+    FROM (
+        SELECT app_id, hour, session, event_name,
+               coalesce(f ->> 'path', '') AS path, coalesce(f ->> 'rule', '') AS rule,
+               min(received_at) AS first_seen, max(received_at) AS last_seen,
+               (array_agg(coalesce(f ->> 'message', '') ORDER BY received_at DESC))[1] AS message
+        FROM ({_LEFT}) AS left_rows
+        CROSS JOIN LATERAL jsonb_array_elements(
+            CASE WHEN jsonb_typeof(errors) = 'array' THEN errors ELSE '[]' END
+        ) AS f
+        WHERE validation_status = 'invalid' AND coalesce(f ->> 'severity', 'error') = 'error'
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ) AS r
+    WHERE t.app_id = r.app_id AND t.hour = r.hour AND t.path = r.path AND t.rule = r.rule
+      AND t.session IS NOT DISTINCT FROM r.session
+      AND t.event_name IS NOT DISTINCT FROM r.event_name
+      AND (t.first_seen, t.last_seen, t.message)
+          IS DISTINCT FROM (r.first_seen, r.last_seen, r.message)
+"""
 
 
 # The app's horizon: hours from it on are in the rollups; rows before it are counted raw.
