@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import socket
@@ -24,7 +25,7 @@ import redis
 
 from lvd.devservices.services import DevServices
 from web.core.apps import add_app
-from web.core.db import create_pool, prepare_database, with_database
+from web.core.db import create_pool, drop_database, prepare_database, with_database
 from web.core.queries.apps import select_app
 from web.core.queries.base import App, LogEntry
 from web.core.queries.events import select_log_entries
@@ -92,6 +93,24 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     db_pool = await create_pool(settings.database_url, min_size=1, max_size=5)
     yield db_pool
     await db_pool.close()
+
+
+@contextlib.asynccontextmanager
+async def private_pool(
+    server_url: str, label: str, *, max_size: int
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a freshly migrated database of its own, dropped afterwards: for tests that
+    need history nobody else writes to (or truncates)."""
+    url = with_database(server_url, f"lvd_test_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+    await prepare_database(url)
+    try:
+        db_pool = await create_pool(url, min_size=1, max_size=max_size)
+        try:
+            yield db_pool
+        finally:
+            await db_pool.close()
+    finally:
+        await drop_database(url)
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.workers.test_alerting import private_database
+from tests.conftest import private_pool
 from web.core import apps
-from web.core.db import create_pool, migration_files
+from web.core.db import migration_files
 from web.core.filters import EventFilter
 from web.core.queries.apps import select_app_summaries, update_app_retention_days
 from web.core.queries.base import NewLogEntry
@@ -44,10 +44,8 @@ FAILURES = (("/price", "type"), ("/currency", "enum"), ("/eventName", "required"
 
 @pytest.fixture(scope="module")
 async def rollup_pool(service_urls: tuple[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    async with private_database(service_urls[0], "rollups") as url:
-        db_pool = await create_pool(url, min_size=1, max_size=4)
+    async with private_pool(service_urls[0], "rollups", max_size=4) as db_pool:
         yield db_pool
-        await db_pool.close()
 
 
 async def new_app(pool: asyncpg.Pool) -> str:

@@ -9,8 +9,6 @@ tests import them from here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,10 +26,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.conftest import free_port
+from tests.conftest import free_port, private_pool
 from tests.web.dashboard_support import stored
 from web.core.apps import add_app
-from web.core.db import create_pool, prepare_database, with_database
 from web.core.filters import EventFilter
 from web.core.queries.alert_deliveries import AlertDelivery, select_due_alert_deliveries
 from web.core.queries.alerts import (
@@ -136,28 +133,10 @@ def webhook() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
-@contextlib.asynccontextmanager
-async def private_database(server_url: str, label: str) -> AsyncIterator[str]:
-    """A freshly migrated database of its own, dropped afterwards; yields its URL."""
-    name = f"lvd_test_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = with_database(server_url, name)
-    await prepare_database(url)
-    try:
-        yield url
-    finally:
-        conn = await asyncpg.connect(with_database(server_url, "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
 @pytest.fixture(scope="module")
 async def alert_pool(service_urls: tuple[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    async with private_database(service_urls[0], "alerting") as url:
-        db_pool = await create_pool(url, min_size=1, max_size=6)
+    async with private_pool(service_urls[0], "alerting", max_size=6) as db_pool:
         yield db_pool
-        await db_pool.close()
 
 
 # ---------------------------------------------------------------- helpers
