@@ -96,21 +96,28 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @contextlib.asynccontextmanager
-async def private_pool(
-    server_url: str, label: str, *, max_size: int
-) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a freshly migrated database of its own, dropped afterwards: for tests that
-    need history nobody else writes to (or truncates)."""
+async def private_database(server_url: str, label: str) -> AsyncIterator[str]:
+    """A freshly migrated database of its own, dropped afterwards: for tests that need
+    history nobody else writes to (or truncates). Yields its URL."""
     url = with_database(server_url, f"lvd_test_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
     await prepare_database(url)
     try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@contextlib.asynccontextmanager
+async def private_pool(
+    server_url: str, label: str, *, max_size: int
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a private_database."""
+    async with private_database(server_url, label) as url:
         db_pool = await create_pool(url, min_size=1, max_size=max_size)
         try:
             yield db_pool
         finally:
             await db_pool.close()
-    finally:
-        await drop_database(url)
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.conftest import env_for, run_in_project
-from tests.workers.test_alerting import private_database
+from tests.conftest import env_for, private_database, run_in_project
 from web.core import apps
 from web.core.db import create_pool
 from web.core.queries.alerts import insert_invalid_share_alert
@@ -128,6 +127,14 @@ async def test_purge_expired_deletes_in_chunks_of_batch_size(
     )
     assert (report.deleted, report.chunks, report.finished) == (3000, 6, True)
     assert len(await remaining(retention_pool, app_id)) == 50
+    # A purge this large vacuums and analyses the table itself, autovacuum or not.
+    assert report.vacuumed
+    async with retention_pool.acquire() as conn:
+        last = await conn.fetchrow(
+            "SELECT last_vacuum, last_analyze FROM pg_stat_user_tables"
+            " WHERE relname = 'log_entries'"
+        )
+    assert last is not None and last["last_vacuum"] is not None and last["last_analyze"]
     print(
         f"FIGURE: retention: purged {report.deleted} rows in {report.chunks} chunks of 500"
         f" in {report.seconds:.3f} s = {report.rows_per_second:.0f} rows/s",

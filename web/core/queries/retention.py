@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import asyncpg
+
 from web.core.queries.base import Connection
 
 
@@ -65,3 +67,17 @@ async def delete_expired_share_alerts(conn: Connection, app_id: str, before: dat
         before,
     )
     return int(status.rsplit(" ", 1)[1])
+
+
+async def vacuum_log_entries(conn: Connection, timeout_seconds: float) -> bool:
+    """VACUUM (ANALYZE) the events: purged rows' space reusable, statistics fresh, the
+    first read of a purged range fast, whether or not autovacuum runs. False if it took
+    longer than `timeout_seconds` and was stopped (autovacuum, if on, finishes the job)."""
+    await conn.execute(f"SET statement_timeout = {int(timeout_seconds * 1000)}")
+    try:
+        await conn.execute("VACUUM (ANALYZE) log_entries")
+    except asyncpg.QueryCanceledError:
+        return False
+    finally:
+        await conn.execute("RESET statement_timeout")
+    return True
