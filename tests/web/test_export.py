@@ -385,6 +385,25 @@ async def test_export_client_disconnect_cancels_the_query_in_flight(
     assert (status, len(text.splitlines())) == (200, 1)
 
 
+async def test_export_pages_are_planned_for_their_values_without_jit(
+    client: Client, pool: asyncpg.Pool, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await store(pool, [stored(app.id) for _ in range(3)])
+    # A row matches only if its query runs with the settings every export statement needs.
+    monkeypatch.setattr(
+        exports_sql,
+        "filter_sql",
+        lambda filters, params: (
+            "current_setting('jit') = 'off'"
+            " AND current_setting('plan_cache_mode') = 'force_custom_plan'"
+        ),
+    )
+
+    _, text, _ = await download(client, f"/apps/{app.id}/events.ndjson")
+
+    assert [orjson.loads(line)["id"] for line in text.splitlines()] == sorted(ids, reverse=True)
+
+
 async def sleeping(pool: asyncpg.Pool, count: int) -> bool:
     """Whether `count` queries of this database are in the sleeping filter clause."""
     async with pool.acquire() as conn:

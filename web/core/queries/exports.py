@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
 from web.core.filters import EventFilter
@@ -48,7 +50,8 @@ async def select_export_span(
     span = IdSpan(below=ID_CEILING if before_id is None else before_id)
     if filters.since is None and filters.until is None:
         return span
-    row = await conn.fetchrow(_WINDOW_IDS, app_id, filters.since, filters.until)
+    async with _export_statement(conn):
+        row = await conn.fetchrow(_WINDOW_IDS, app_id, filters.since, filters.until)
     if row is None:
         return None
     return IdSpan(low=row["low"], below=min(span.below, row["high"] + 1))
@@ -62,11 +65,7 @@ async def select_export_page(
     app = params.add(app_id)
     matching = filter_sql(filters, params)
     low, below, count = params.add(span.low), params.add(span.below), params.add(limit)
-    # Planned for these values every time: after a few runs of one prepared statement
-    # PostgreSQL may keep a generic plan, which cannot use the index a filter needs (a
-    # session, a rare name) and walks every row back from the cursor instead.
-    async with conn.transaction():
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    async with _export_statement(conn):
         rows = await conn.fetch(
             f"""
             SELECT {_ENTRY_COLUMNS}
@@ -80,3 +79,18 @@ async def select_export_page(
             *params.values,
         )
     return [LogEntry(**dict(row)) for row in rows]
+
+
+# Each export statement is planned for its own values: after a few runs of one prepared
+# statement PostgreSQL may keep a generic plan, which cannot use the index a filter needs (a
+# session, a rare name) and walks every row back from the cursor instead. And it is never
+# compiled by JIT: compiling costs more than a page saves, and a cancel that arrives while
+# LLVM compiles is lost, so the query would run to its end after the client had gone.
+_STATEMENT_SETTINGS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off"
+
+
+@asynccontextmanager
+async def _export_statement(conn: Connection) -> AsyncIterator[None]:
+    async with conn.transaction():
+        await conn.execute(_STATEMENT_SETTINGS)
+        yield
