@@ -36,6 +36,13 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         },
         "/api/logs/{app_id}/summary": {"parameters": [ref_param("AppId")], "get": _summary()},
         "/api/logs/{app_id}/wait": {"parameters": [ref_param("AppId")], "get": _wait()},
+        **{
+            f"/apps/{{app_id}}/events.{extension}": {
+                "parameters": [ref_param("AppId")],
+                "get": _export(extension, media_type),
+            }
+            for extension, media_type in (("csv", "text/csv"), ("ndjson", "application/x-ndjson"))
+        },
     }
     paths.update(_sdk_paths())
     for item in paths.values():
@@ -186,6 +193,44 @@ def _wait() -> dict[str, Any]:
         ],
         "responses": {
             "200": json_response("The matching events, newest first", "WaitResult"),
+            **error_refs("400", "403", "404"),
+        },
+    }
+
+
+def _export(extension: str, media_type: str) -> dict[str, Any]:
+    return {
+        "operationId": f"exportEvents{extension.title()}",
+        "tags": ["export"],
+        "summary": f"Every stored event matching the filters, newest first, as {extension.upper()}",
+        "description": (
+            "Streamed as it is read, with no ceiling on the number of rows. Each row carries"
+            " its `id` (CSV's first column, NDJSON's `id`). If the connection drops, ask again"
+            " with `before_id` set to the id of the last whole row received: the answer is"
+            " exactly the rest (events stored since the export began are never in it). An"
+            " export cut short ends without the final chunk of its chunked encoding."
+        ),
+        "security": [{}, {"dashboardUser": []}],
+        "parameters": [
+            *filter_params(),
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "Rows at most (default: every matching row).",
+            },
+            {
+                "name": "before_id",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "Only rows whose id is below this: where a cut export resumes.",
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The rows, newest first (CSV: a header line first)",
+                "content": {media_type: {"schema": {"type": "string"}}},
+            },
             **error_refs("400", "403", "404"),
         },
     }

@@ -24,6 +24,8 @@ from web.core.filters import EventFilter
 from web.core.queries import exports as exports_sql
 from web.core.queries.base import App, Connection, LogEntry
 from web.core.queries.exports import IdSpan, select_export_page, select_export_span
+from web.core.settings import Limits
+from web.openapi import openapi_document
 
 SMALL_PAGE = 7
 FORMULAS = ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("http://x","y")']
@@ -432,6 +434,16 @@ async def until(check: Callable[[], Awaitable[bool]], message: str, within: floa
 async def test_export_unknown_app_and_bad_filter(client: Client, app: App) -> None:
     assert (await download(client, "/apps/nope/events.csv"))[0] == 404
     assert (await download(client, f"/apps/{app.id}/events.ndjson", status="bogus"))[0] == 400
+
+
+@pytest.mark.parametrize("extension", ["csv", "ndjson"])
+def test_export_is_described_with_its_cursor(extension: str) -> None:
+    path = openapi_document(Limits())["paths"][f"/apps/{{app_id}}/events.{extension}"]
+    operation = path["get"]
+
+    names = {parameter.get("name") for parameter in operation["parameters"]}
+    assert {"limit", "before_id"} <= names
+    assert "before_id" in operation["description"]
 
 
 @pytest.mark.parametrize(
