@@ -1,10 +1,11 @@
-"""Export at scale: 1 000 000 events out of one `lvd web` in one request, rows/s and memory.
+"""Export at scale: a million events out of one `lvd web` in one request, rows/s and memory.
 
-Builds (once, then reuses) an `lvd_bench_export` database on the PostgreSQL and Redis that
-`make run` would use: 1 000 000 events of one app over 30 days (~700-byte payloads, 20 %
-invalid, 17 names) among 100 000 of another. Then it streams whole exports, a window, a
-filter that matches nothing and a dropped connection, sampling the web process tree's
-resident memory every 50 ms. Not part of the test suite: `python -m bench.export`.
+Builds (once, then reuses) an `lvd_bench_export` database on the PostgreSQL that `make run`
+would use: bench/history_data.py's history of 1 250 000 events, about 1 040 000 of them the
+main app's. Then it streams exports of that app (all of it as NDJSON and as CSV, the first
+100 000 rows, one day, a name that never came) while sampling the web process tree's
+resident memory every 50 ms, and hangs up on one whose query is running to time how soon
+the database stops. Not part of the test suite: `.venv/bin/python -m bench.export`.
 """
 
 from __future__ import annotations
@@ -16,42 +17,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 
+from bench import history_data
+from bench.history_data import MAIN_APP
 from bench.pipeline import BIN, ROOT, free_port, process, tree_rss_mb, wait_ready
 from lvd.devservices.services import DevServices
-from web.core.apps import add_app
-from web.core.db import drop_database, prepare_database, with_database
+from web.core.db import with_database
 
-APP_ID = "export"
-ROWS = int(os.environ.get("BENCH_EXPORT_ROWS", "1000000"))
-OTHER_ROWS = ROWS // 10
-DAYS = 30
-# Where the 30 days end; fixed, so a rebuilt database holds the same rows.
-END = datetime(2026, 1, 1, tzinfo=UTC)
-FILL_BATCH = 100_000
-
-# One app's events, numbered n, received evenly over DAYS before END.
-_FILL = """
-    INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status, errors,
-                             plan_version, session, received_at)
-    SELECT $1, $1 || '-' || n, 'event_' || (n % 17),
-           jsonb_build_object(
-               'eventName', 'event_' || (n % 17), 'userId', 'u_' || (n % 5000),
-               'properties', jsonb_build_object('seq', n, 'blob', repeat(md5(n::text), 18))),
-           CASE WHEN n % 5 = 0 THEN 'invalid' ELSE 'valid' END,
-           CASE WHEN n % 5 = 0
-                THEN '[{"path": "/total", "rule": "type", "severity": "error",
-                        "message": "total must be a number"}]'::jsonb
-                ELSE '[]'::jsonb END,
-           1, CASE WHEN n % 7 = 0 THEN 'session-' || (n % 60) END,
-           $4::timestamptz - make_interval(days => $5) * (1 - n::float8 / $3)
-    FROM generate_series($2::bigint, least($2 + $6 - 1, $3)) AS n
-"""
+EVENTS = int(os.environ.get("BENCH_EXPORT_EVENTS", "1250000"))
 
 
 @dataclass(frozen=True)
@@ -79,26 +57,29 @@ def main() -> None:
         endpoints = services.start()
         database_url = with_database(endpoints.database_url, "lvd_bench_export")
         redis_url = urlunsplit(urlsplit(endpoints.redis_url)._replace(path="/11"))
-        asyncio.run(ensure_rows(database_url))
+        history = asyncio.run(history_data.cached(database_url, EVENTS))
+        if history is None:
+            print(f"building {EVENTS:,} events into lvd_bench_export", flush=True)
+            history = asyncio.run(history_data.build(database_url, EVENTS))
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
         with web_process(env) as (url, pid):
-            rows = measure_all(url, pid, database_url)
+            rows = measure_all(url, pid, database_url, history.end)
     width = max(len(name) for name, _ in rows)
     print("\n" + "=" * 100)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
 
 
-def measure_all(url: str, pid: int, database_url: str) -> list[tuple[str, str]]:
-    base = f"{url}/apps/{APP_ID}/events"
-    day = END - timedelta(days=20)
+def measure_all(url: str, pid: int, database_url: str, end: datetime) -> list[tuple[str, str]]:
+    base = f"{url}/apps/{MAIN_APP}/events"
+    day = end - timedelta(days=20)
     window = {"since": day.isoformat(), "until": (day + timedelta(days=1)).isoformat()}
     runs = [
         ("NDJSON, 100 000 rows (limit)", f"{base}.ndjson", {"limit": "100000"}),
         ("NDJSON, every row", f"{base}.ndjson", {}),
         ("CSV, every row", f"{base}.csv", {}),
         ("NDJSON, one day 20 days back", f"{base}.ndjson", window),
-        ("NDJSON, a name that never came", f"{base}.ndjson", {"event_name": "nope"}),
+        ("NDJSON, a name that never came", f"{base}.ndjson", {"event_name": "never_sent"}),
     ]
     found = []
     for name, path, query in runs:
@@ -179,39 +160,6 @@ def web_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
         url = f"http://127.0.0.1:{port}"
         wait_ready(f"{url}/healthz")
         yield url, web.pid
-
-
-async def ensure_rows(database_url: str) -> None:
-    """The database as the docstring says: kept when it holds the rows, else built again."""
-    try:
-        conn = await asyncpg.connect(database_url)
-    except asyncpg.InvalidCatalogNameError:
-        pass
-    else:
-        try:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM log_entries WHERE app_id = $1", APP_ID
-            )
-        finally:
-            await conn.close()
-        if count == ROWS:
-            return
-    started = time.monotonic()
-    await drop_database(database_url)
-    await prepare_database(database_url)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await add_app(conn, APP_ID, "Export benchmark")
-        await add_app(conn, "other", "Another app")
-        # Batch by batch, the other app's events between the export's, as they would come.
-        for first in range(1, ROWS + 1, FILL_BATCH):
-            await conn.execute(_FILL, APP_ID, first, ROWS, END, DAYS, FILL_BATCH)
-            other_first = (first - 1) // 10 + 1
-            await conn.execute(_FILL, "other", other_first, OTHER_ROWS, END, DAYS, FILL_BATCH // 10)
-        await conn.execute("VACUUM ANALYZE log_entries")
-    finally:
-        await conn.close()
-    print(f"built {ROWS + OTHER_ROWS} events in {time.monotonic() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
