@@ -9,6 +9,7 @@ import io
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import orjson
@@ -22,7 +23,7 @@ from web.context import Services
 from web.core.exports import EVENT_COLUMNS, csv_cell
 from web.core.filters import EventFilter
 from web.core.queries import exports as exports_sql
-from web.core.queries.base import App, Connection, LogEntry
+from web.core.queries.base import App, Connection, LogEntry, NewLogEntry
 from web.core.queries.exports import IdSpan, select_export_page, select_export_span
 from web.core.settings import Limits
 from web.openapi import openapi_document
@@ -271,44 +272,28 @@ async def test_export_filters_apply_on_every_page(
     client: Client, pool: asyncpg.Pool, app: App, small_pages: list[int]
 ) -> None:
     at = datetime(2025, 12, 10, 15, 0, tzinfo=UTC)
-    bad = [issue("/total", "type")]
+
+    def event(i: int, **changes: Any) -> NewLogEntry:
+        """A row every filter below keeps, but for `changes`."""
+        matching: dict[str, Any] = {
+            "name": "pay",
+            "errors": [issue("/total", "type")],
+            "session": "qa",
+            "received_at": at + timedelta(minutes=i % 60),
+            "payload": {"eventName": "pay", "card": f"visa-{i}"},
+        }
+        return stored(app.id, **(matching | changes))
+
     rows = []
     for i in range(SMALL_PAGE * 3):
-        minute = at + timedelta(minutes=i % 60)
         rows += [
-            stored(
-                app.id,
-                name="pay",
-                errors=bad,
-                session="qa",
-                received_at=minute,
-                payload={"eventName": "pay", "card": f"visa-{i}"},
-            ),
-            stored(
-                app.id,
-                name="pay",
-                errors=bad,
-                session="qa",
-                received_at=minute,
-                payload={"eventName": "pay", "card": f"amex-{i}"},
-            ),
-            stored(app.id, name="pay", session="qa", received_at=minute),
-            stored(app.id, name="view", errors=bad, session="qa", received_at=minute),
-            stored(app.id, name="pay", errors=bad, session="other", received_at=minute),
-            stored(
-                app.id,
-                name="pay",
-                errors=[issue("/x", "required")],
-                session="qa",
-                received_at=minute,
-            ),
-            stored(
-                app.id,
-                name="pay",
-                errors=bad,
-                session="qa",
-                received_at=minute + timedelta(hours=2),
-            ),
+            event(i),
+            event(i, payload={"eventName": "pay", "card": f"amex-{i}"}),
+            event(i, errors=[]),
+            event(i, name="view"),
+            event(i, session="other"),
+            event(i, errors=[issue("/x", "required")]),
+            event(i, received_at=at + timedelta(hours=2)),
         ]
     await store(pool, rows)
     query = {
