@@ -76,12 +76,20 @@ def migration_files() -> list[tuple[int, str, str]]:
 # A migration whose first line is this runs outside a transaction, statement by statement,
 # so that it can build indexes with CREATE INDEX CONCURRENTLY while events keep being stored.
 NO_TRANSACTION = "-- lvd: no-transaction"
+# The oldest server the migrations run on (0010's NULLS NOT DISTINCT came with 15).
+MIN_POSTGRES_MAJOR = 15
 
 
 async def migrate(conn: asyncpg.Connection) -> list[int]:
     """Apply pending migrations, each in its own transaction unless it opts out; returns the
     versions applied."""
     applied: list[int] = []
+    version = conn.get_server_version()
+    if version.major < MIN_POSTGRES_MAJOR:
+        raise RuntimeError(
+            f"PostgreSQL {MIN_POSTGRES_MAJOR} or newer is needed (UNIQUE NULLS NOT DISTINCT);"
+            f" this server is {version.major}.{version.minor}"
+        )
     # The advisory lock lets web, worker and release start together without racing.
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
