@@ -36,24 +36,20 @@ def filter_sql(filters: EventFilter, params: Params) -> str:
     id DESC) index. A generic plan of "$n IS NULL OR ..." clauses could use none of them.
     A filter has at most 2^7 shapes: asyncpg's statement cache holds them all.
     """
-    clauses = []
-    if filters.status:
-        clauses.append(f"validation_status = {params.add(filters.status)}")
-    if len(filters.event_names) == 1:
-        clauses.append(f"event_name = {params.add(filters.event_names[0])}")
-    elif filters.event_names:
-        clauses.append(f"event_name = ANY({params.add(list(filters.event_names))}::text[])")
-    if filters.text:
-        clauses.append(f"payload::text ILIKE {params.add(_like_pattern(filters.text))}")
-    if filters.rule:
+    names = filters.event_names
+    # (the value a clause binds, or None when the filter does not set it; the clause)
+    wanted = (
+        (filters.status, "validation_status = {}"),
+        (names[0] if len(names) == 1 else None, "event_name = {}"),
+        (list(names) if len(names) > 1 else None, "event_name = ANY({}::text[])"),
+        (_like_pattern(filters.text), "payload::text ILIKE {}"),
         # The jsonb codec encodes the list; errors @> [{"rule": r}]: some error has rule r.
-        clauses.append(f"errors @> {params.add([{'rule': filters.rule}])}::jsonb")
-    if filters.session:
-        clauses.append(f"session = {params.add(filters.session)}")
-    if filters.since:
-        clauses.append(f"received_at >= {params.add(filters.since)}")
-    if filters.until:
-        clauses.append(f"received_at < {params.add(filters.until)}")
+        ([{"rule": filters.rule}] if filters.rule else None, "errors @> {}::jsonb"),
+        (filters.session, "session = {}"),
+        (filters.since, "received_at >= {}"),
+        (filters.until, "received_at < {}"),
+    )
+    clauses = [clause.format(params.add(value)) for value, clause in wanted if value]
     return "\n      AND ".join(clauses) or "TRUE"
 
 
