@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import honcho.manager
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
@@ -15,6 +16,9 @@ from lvd.devservices.services import DevServices
 
 # The release step runs here, before the long-running processes, not beside them.
 LONG_RUNNING = ("web", "worker")
+# Web and worker stop within 10 s of SIGTERM (open requests, in-flight messages); honcho
+# would SIGKILL them after 5. Its module setting is the only way to say so.
+STOP_WAIT_SECONDS = 12
 
 
 def run_everything(state_dir: Path) -> int:
@@ -42,6 +46,7 @@ def run_everything(state_dir: Path) -> int:
         print(f"lvd: broker   {redact_url(endpoints.redis_url)}")
         print(f"lvd: dashboard http://{env['HOST']}:{env['PORT']}/  (Ctrl-C stops everything)")
 
+        honcho.manager.KILL_WAIT = STOP_WAIT_SECONDS
         manager = Manager()
         for name in LONG_RUNNING:
             manager.add_process(name, procfile.processes[name], env=env, cwd=str(Path.cwd()))

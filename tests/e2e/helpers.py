@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 import uuid
@@ -25,6 +26,21 @@ LVD = str(Path(sys.executable).parent / "lvd")
 QUEUE_MESSAGES = f"dramatiq:{EVENTS_QUEUE}.msgs"
 DELAY_MESSAGES = f"dramatiq:{EVENTS_QUEUE}.DQ.msgs"
 DEAD_LETTERS = f"dramatiq:{EVENTS_QUEUE}.XQ.msgs"
+
+
+def run_lvd_sync(
+    settings: Settings, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`lvd <args>` run to the end against the test services, `stdin` its input."""
+    return subprocess.run(
+        [LVD, *args],
+        input=stdin,
+        env=env_for(settings, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 async def run_lvd(settings: Settings, *args: str, **env: str) -> tuple[int, str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -10,28 +9,17 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import env_for, free_port
+from tests.conftest import free_port
 from web.core.queries.apps import select_app
 from web.core.settings import Settings
 
-from .helpers import run_lvd, unique
+from .helpers import run_lvd, run_lvd_sync, unique
 
 pytestmark = pytest.mark.e2e
 
 LVD = str(Path(sys.executable).parent / "lvd")
 # Each pre-flight check gives up after 3 s; a quick exit is well within this.
 QUICK_EXIT_SECONDS = 10.0
-
-
-def run_lvd_sync(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LVD, *args],
-        env=env_for(settings, **env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 async def test_create_app_prints_write_key_and_stores_app(
@@ -74,45 +62,43 @@ def test_migrate_migrated_database_says_up_to_date(settings: Settings) -> None:
     assert "up to date" in result.stdout
 
 
-def test_worker_redis_unreachable_exits_quickly_naming_redis(settings: Settings) -> None:
-    closed = f"redis://127.0.0.1:{free_port()}/0"
+# (the setting pointed at a closed port, what the message must say, what it must not)
+UNREACHABLE = {
+    "redis": (
+        "REDIS_URL",
+        "redis://127.0.0.1:{port}/0",
+        ("Redis", "redis://127.0.0.1:{port}/0", "redis-server"),  # how to start it, too
+        ("PostgreSQL",),  # up, and not to be blamed
+    ),
+    "postgres": (
+        "DATABASE_URL",
+        "postgresql://127.0.0.1:{port}/lvd",
+        ("PostgreSQL", "127.0.0.1:{port}", "Start it"),
+        ("Redis",),
+    ),
+    "rabbitmq": (
+        "BROKER_URL",
+        "amqp://guest:guest@127.0.0.1:{port}/",
+        ("RabbitMQ does not answer",),
+        ("guest:guest", "Redis"),  # no password printed; Redis is not the broker here
+    ),
+}
+
+
+@pytest.mark.parametrize("service", list(UNREACHABLE))
+def test_worker_with_a_service_unreachable_exits_quickly_naming_it(
+    settings: Settings, service: str
+) -> None:
+    variable, url, says, never = UNREACHABLE[service]
+    port = free_port()
     started = time.monotonic()
 
-    result = run_lvd_sync(settings, "worker", REDIS_URL=closed)
+    result = run_lvd_sync(settings, "worker", **{variable: url.format(port=port)})
 
     elapsed = time.monotonic() - started
     assert result.returncode != 0
     assert elapsed < QUICK_EXIT_SECONDS, f"lvd worker took {elapsed:.1f} s to give up"
-    assert "Redis" in result.stderr
-    assert closed in result.stderr
-    assert "redis-server" in result.stderr, "the message should say how to start Redis"
-    assert "PostgreSQL" not in result.stderr, "PostgreSQL is up and should not be blamed"
-
-
-def test_worker_postgres_unreachable_exits_quickly_naming_postgres(settings: Settings) -> None:
-    closed = f"postgresql://127.0.0.1:{free_port()}/lvd"
-    started = time.monotonic()
-
-    result = run_lvd_sync(settings, "worker", DATABASE_URL=closed)
-
-    elapsed = time.monotonic() - started
-    assert result.returncode != 0
-    assert elapsed < QUICK_EXIT_SECONDS, f"lvd worker took {elapsed:.1f} s to give up"
-    assert "PostgreSQL" in result.stderr
-    assert f"127.0.0.1:{closed.rsplit(':', 1)[1].split('/')[0]}" in result.stderr
-    assert "Start it" in result.stderr, "the message should say how to start PostgreSQL"
-    assert "Redis" not in result.stderr, "Redis is up and should not be blamed"
-
-
-def test_worker_rabbitmq_unreachable_exits_quickly_naming_rabbitmq(settings: Settings) -> None:
-    closed = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
-    started = time.monotonic()
-
-    result = run_lvd_sync(settings, "worker", BROKER_URL=closed)
-
-    elapsed = time.monotonic() - started
-    assert result.returncode != 0
-    assert elapsed < QUICK_EXIT_SECONDS, f"lvd worker took {elapsed:.1f} s to give up"
-    assert "RabbitMQ does not answer" in result.stderr
-    assert "guest:guest" not in result.stderr, "the password must not be printed"
-    assert "Redis" not in result.stderr, "Redis is not the broker here and should not be blamed"
+    for phrase in says:
+        assert phrase.format(port=port) in result.stderr
+    for phrase in never:
+        assert phrase not in result.stderr

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
-from pathlib import Path
 
 import asyncpg
 
-from tests.conftest import env_for
+from tests.e2e.helpers import run_lvd_sync
 from web.core.settings import Settings
 from web.core.users import authenticate
 
-LVD = str(Path(sys.executable).parent / "lvd")
-
 
 def create_user(settings: Settings, name: str, password: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LVD, "create-user", name, "--password-stdin"],
-        input=password + "\n",
-        env=env_for(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_lvd_sync(settings, "create-user", name, "--password-stdin", stdin=password + "\n")
 
 
 async def test_cli_create_user_stores_a_hash_that_authenticates(

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,13 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.conftest import PROJECT_ROOT, free_port, last_json_line, skip_or_fail
+from tests.conftest import (
+    PROJECT_ROOT,
+    free_port,
+    last_json_line,
+    skip_or_fail,
+    wait_for_http,
+)
 from web.core.db import drop_database, with_database
 
 pytestmark = pytest.mark.e2e
@@ -146,7 +151,10 @@ def test_installed_wheel_runs_the_dashboard_and_stores_an_event(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{base}/healthz", run, log_path)
+        try:
+            wait_for_http(f"{base}/healthz", run, timeout=START_SECONDS)
+        except RuntimeError as exc:
+            raise AssertionError(log_path.read_text(errors="replace")[-3000:]) from exc
         created = _run([installed / "bin" / "lvd", "create-app", "wheel-app"], cwd=folder, env=env)
         assert "Write key:" in created
         with httpx.Client(base_url=base, timeout=10) as client:
@@ -168,19 +176,6 @@ def test_installed_wheel_runs_the_dashboard_and_stores_an_event(
     output = log_path.read_text(errors="replace")
     assert "Logging error" not in output
     assert "Web server stopped" in output
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer:\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 # The driver runs inside the network namespace: start `make run`, check, stop it.
