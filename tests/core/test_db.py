@@ -251,3 +251,9 @@ async def test_a_no_transaction_migration_builds_its_indexes_concurrently_and_re
         assert set(indexes) >= HISTORY_INDEXES and all(indexes.values())
     finally:
         await conn.close()
+
+
+async def test_pool_connections_never_jit_compile(pool: asyncpg.Pool) -> None:
+    # LLVM compilation cost 500 ms on statements that run in 60 ms over a big history.
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SHOW jit") == "off"
