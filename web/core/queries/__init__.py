@@ -7,6 +7,8 @@ One module per subject; callers import the subject module or its names, never th
   plans               tracking plan versions
   events              stored events: the worker's insert and notify, filtered reads, counts
   dashboard           the live view's tiles, violations and coverage
+  rollups             counts kept as events are stored, and the rows they still need
+  exports             an export's pages, newest first between two row ids
   snowplow            the Snowplow Micro API's events
   alerts              alert settings, the failure and invalid-share scans, alert deliveries
   retention           when each app's events expire, and purging them
