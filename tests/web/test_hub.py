@@ -178,9 +178,11 @@ async def test_hub_delivers_rows_committed_out_of_id_order(
         async with pool.acquire() as slow, pool.acquire() as fast:
             slow_tx = slow.transaction()
             await slow_tx.start()
-            [slow_id] = await insert_log_entries(slow, [new_entry(app.id)])
+            # Different names: two open transactions counting the same app, hour, name and
+            # status would queue on that rollup row until the first commits.
+            [slow_id] = await insert_log_entries(slow, [new_entry(app.id, name="slow")])
             async with fast.transaction():
-                [fast_id] = await insert_log_entries(fast, [new_entry(app.id)])
+                [fast_id] = await insert_log_entries(fast, [new_entry(app.id, name="fast")])
                 await notify(fast, EVENTS_CHANNEL, str(fast_id))
             await notify(slow, EVENTS_CHANNEL, str(slow_id))
             await slow_tx.commit()
