@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -21,7 +21,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from web.core.queries.base import NewLogEntry
-from web.core.queries.events import insert_log_entries
+from web.core.queries.events import insert_log_entries, notify
+from web.core.queue.contract import EVENTS_CHANNEL
 
 QUEUE_MESSAGES_KEY = "dramatiq:events.msgs"
 
@@ -248,3 +249,26 @@ def table_rows(html: str) -> list[TableRow]:
 
 def event_rows(html: str) -> list[TableRow]:
     return [row for row in table_rows(html) if row.attrs.get("id", "").startswith("event-")]
+
+
+async def commit_out_of_id_order(
+    pool: asyncpg.Pool, app_id: str, between: Callable[[], Awaitable[object]] | None = None
+) -> tuple[int, int]:
+    """Two workers' commits, the lower id committing second; (slow_id, fast_id).
+
+    `between` runs once the higher id is committed and announced, before the lower one is.
+    """
+    async with pool.acquire() as slow, pool.acquire() as fast:
+        slow_tx = slow.transaction()
+        await slow_tx.start()
+        # Different names: two open transactions counting the same app, hour, name and
+        # status would queue on that rollup row until the first commits.
+        [slow_id] = await insert_log_entries(slow, [new_entry(app_id, name="slow")])
+        async with fast.transaction():
+            [fast_id] = await insert_log_entries(fast, [new_entry(app_id, name="fast")])
+            await notify(fast, EVENTS_CHANNEL, str(fast_id))
+        if between is not None:
+            await between()
+        await notify(slow, EVENTS_CHANNEL, str(slow_id))
+        await slow_tx.commit()
+    return slow_id, fast_id

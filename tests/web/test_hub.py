@@ -12,7 +12,7 @@ import pytest
 
 import web.hub
 from tests.web.conftest import MakeApp
-from tests.web.support import eventually, message_event, new_entry
+from tests.web.support import commit_out_of_id_order, eventually, message_event, new_entry
 from web.core.filters import EventFilter
 from web.core.queries.base import App, LogEntry
 from web.core.queries.events import insert_log_entries, notify, select_log_entries_after
@@ -175,17 +175,7 @@ async def test_hub_delivers_rows_committed_out_of_id_order(
     hub: Hub, pool: asyncpg.Pool, app: App
 ) -> None:
     async with hub.subscribe(app.id, EventFilter()) as subscription:
-        async with pool.acquire() as slow, pool.acquire() as fast:
-            slow_tx = slow.transaction()
-            await slow_tx.start()
-            # Different names: two open transactions counting the same app, hour, name and
-            # status would queue on that rollup row until the first commits.
-            [slow_id] = await insert_log_entries(slow, [new_entry(app.id, name="slow")])
-            async with fast.transaction():
-                [fast_id] = await insert_log_entries(fast, [new_entry(app.id, name="fast")])
-                await notify(fast, EVENTS_CHANNEL, str(fast_id))
-            await notify(slow, EVENTS_CHANNEL, str(slow_id))
-            await slow_tx.commit()
+        slow_id, fast_id = await commit_out_of_id_order(pool, app.id)
 
         assert await drain(subscription, 2) == [fast_id, slow_id]
 

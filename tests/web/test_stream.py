@@ -18,6 +18,7 @@ from tests.web.conftest import MakeApp
 from tests.web.support import (
     SseMessage,
     SseStream,
+    commit_out_of_id_order,
     error,
     eventually,
     insert_entries,
@@ -29,12 +30,9 @@ from tests.web.support import (
 from web.context import Services
 from web.core.queries.base import App
 from web.core.queries.events import (
-    insert_log_entries,
-    notify,
     select_log_entries,
     select_log_entries_by_ids,
 )
-from web.core.queue.contract import EVENTS_CHANNEL
 from web.sse import sse_frame
 from workers.store import store_events
 
@@ -301,22 +299,19 @@ async def test_stream_row_committed_out_of_id_order_still_arrives(
 ) -> None:
     """Two workers commit concurrently: the row with the lower id can commit second."""
     async with subscribed_stream(client, services, f"/apps/{app.id}/stream?after=0") as stream:
-        async with pool.acquire() as slow, pool.acquire() as fast:
-            slow_tx = slow.transaction()
-            await slow_tx.start()
-            [slow_id] = await insert_log_entries(slow, [new_entry(app.id, name="slow")])
-            async with fast.transaction():
-                [fast_id] = await insert_log_entries(fast, [new_entry(app.id, name="fast")])
-                await notify(fast, EVENTS_CHANNEL, str(fast_id))
-            first = await stream.message()
-            await notify(slow, EVENTS_CHANNEL, str(slow_id))
-            await slow_tx.commit()
-        received = {first.id}
+        seen_first: list[str] = []
+
+        async def read_the_first() -> None:
+            seen_first.append((await stream.message()).id)
+
+        slow_id, fast_id = await commit_out_of_id_order(pool, app.id, between=read_the_first)
+        [first_id] = seen_first
+        received = {first_id}
         with contextlib.suppress(TimeoutError):
             received.add((await stream.message(within=2.0)).id)
 
     assert slow_id < fast_id
-    assert first.id == str(fast_id)
+    assert first_id == str(fast_id)
     assert received == {str(fast_id), str(slow_id)}, "the late-committed row never arrived"
 
 
