@@ -424,20 +424,25 @@ async def test_live_view_queries_use_indexes_on_12000_events(
 # --- text search: what it covers --------------------------------------------------------
 
 
+async def store_aged(
+    pool: asyncpg.Pool, app_id: str, payload: dict[str, Any], ages: dict[str, timedelta]
+) -> None:
+    """An event per name with this payload, received that long ago; the oldest stored first,
+    so ids rise with time as a worker's do."""
+    now = datetime.now(UTC)
+    oldest_first = sorted(ages.items(), key=lambda item: item[1], reverse=True)
+    entries = [
+        stored(app_id, name=n, payload=payload, received_at=now - age) for n, age in oldest_first
+    ]
+    await store(pool, entries)
+
+
 async def test_a_text_search_without_a_start_covers_the_last_hour_and_says_so(
     client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
     now = datetime.now(UTC)
-    await store(
-        pool,
-        [
-            stored(
-                app.id, name="yesterday", payload={"user": "u_777"},
-                received_at=now - timedelta(hours=20),
-            ),
-            stored(app.id, name="recent", payload={"user": "u_777"}, received_at=now),
-        ],
-    )  # fmt: skip
+    ages = {"yesterday": timedelta(hours=20), "recent": timedelta(0)}
+    await store_aged(pool, app.id, {"user": "u_777"}, ages)
 
     status, page = await get_text(client, f"/apps/{app.id}", query_string={"q": "u_777"})
 
@@ -464,10 +469,7 @@ async def test_a_text_search_with_a_start_covers_what_it_asks(
     client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
     now = datetime.now(UTC)
-    await store(
-        pool,
-        [stored(app.id, name="old", payload={"u": "u_9"}, received_at=now - timedelta(days=2))],
-    )
+    await store_aged(pool, app.id, {"u": "u_9"}, {"old": timedelta(days=2)})
     since = (now - timedelta(days=3)).isoformat()
 
     _, page = await get_text(client, f"/apps/{app.id}", query_string={"q": "u_9", "since": since})
@@ -479,12 +481,8 @@ async def test_the_query_api_bounds_a_text_search_the_same_way_and_says_from_whe
     client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
     now = datetime.now(UTC)
-    await store(
-        pool,
-        [
-            stored(app.id, name="old", payload={"u": "u_5"}, received_at=now - timedelta(hours=5)),
-            stored(app.id, name="recent", payload={"u": "u_5"}, received_at=now),
-        ],
+    await store_aged(
+        pool, app.id, {"u": "u_5"}, {"old": timedelta(hours=5), "recent": timedelta(0)}
     )
 
     bounded = await (await client.get(f"/api/logs/{app.id}", query_string={"q": "u_5"})).get_json()
