@@ -60,25 +60,26 @@ def create_served_app() -> Quart:
 
 
 def _stop_through_parent() -> None:
-    """A stop signal to a worker process stops the whole server, gracefully.
+    """A stop signal reaching a worker process leaves the stop to the main process.
 
-    Hypercorn's worker processes install no handler of their own: they stop when the main
-    process says so, and a SIGTERM sent to the process group killed them mid-request,
-    skipping the lifespan that flushes queued events. Passed on to the main process, the
-    signal starts the same graceful stop as one sent to it (twice is the same as once).
+    Hypercorn's worker processes install no handler of their own: a SIGTERM sent to the
+    process group killed them mid-request, skipping the lifespan that flushes queued
+    events. The main process gets the same signal (a group signal, or systemd's
+    KillMode=mixed sending it to the main process alone) and stops its workers gracefully,
+    so a worker ignores it. Passing it on instead could deadlock the main process: a second
+    SIGTERM landing while its handler holds the shutdown event's lock. An orphaned worker,
+    whose main process is gone, stops as the signal says.
     """
     if multiprocessing.parent_process() is None:
         return
     parent = os.getppid()
 
-    def pass_on(signum: int, frame: FrameType | None) -> None:
-        if os.getppid() == parent:
-            os.kill(parent, signal.SIGTERM)
-        else:  # orphaned: nobody else will stop us
+    def leave_it_to_the_main_process(signum: int, frame: FrameType | None) -> None:
+        if os.getppid() != parent:  # orphaned: nobody else will stop us
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
-    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGTERM, leave_it_to_the_main_process)
 
 
 def _bind_host(host: str) -> str:
