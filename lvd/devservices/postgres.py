@@ -183,8 +183,13 @@ class PostgresService:
         digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
         _SERVER_HOMES.mkdir(mode=0o755, exist_ok=True)
         home = _SERVER_HOMES / f"postgres-{digest}"
-        home.mkdir(mode=0o700, exist_ok=True)
-        os.chown(home, os_user.pw_uid, os_user.pw_gid, follow_symlinks=False)
+        # Root's, and only passable by others: the server's user owns what root makes for
+        # it inside (the data and socket dirs) but can put nothing here, so no link it plants
+        # can send root's later chown or copy elsewhere.
+        home.mkdir(mode=0o711, exist_ok=True)
+        if home.is_symlink() or home.stat().st_uid != 0:
+            raise RuntimeError(f"{home} is not root's own folder: remove it and run again")
+        home.chmod(0o711)
         pointer.write_text(f"{home}\n", encoding="utf-8")
         return home
 
@@ -200,7 +205,7 @@ class PostgresService:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 _remove_if_stale(socket_lock, int(socket_lock.read_text().split()[0]))
         if os_user is not None:
-            os.chown(socket_dir, os_user.pw_uid, os_user.pw_gid)
+            os.chown(socket_dir, os_user.pw_uid, os_user.pw_gid, follow_symlinks=False)
         return str(socket_dir)
 
     def _running_postgres(self, data_dir: Path, state_file: Path) -> tuple[str, int, str] | None:
@@ -445,16 +450,12 @@ def _reachable_binaries(
     install_dir = binaries.bin_dir.parent
     copy = home / f"pginstall-{binaries.version}"
     if not (copy / "bin" / "postgres").exists():
+        # Root's copy, readable and runnable by everyone (as the wheel's files are): the
+        # server's user needs nothing more, and must not be able to change what root runs.
         shutil.copytree(install_dir, copy, symlinks=True, dirs_exist_ok=True)
-    _chown_tree(copy, os_user)
     reachable = _PgBinaries(copy / "bin", binaries.major, binaries.version, binaries.origin)
     _check_access_as(os_user, reachable.bin_dir / "postgres", "-x", "run")
     return reachable
-
-
-def _chown_tree(root: Path, os_user: pwd.struct_passwd) -> None:
-    for path in (root, *root.rglob("*")):
-        os.chown(path, os_user.pw_uid, os_user.pw_gid, follow_symlinks=False)
 
 
 def _can_access_as(os_user: pwd.struct_passwd, path: Path, test_flag: str) -> bool:
