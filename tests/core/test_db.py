@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -257,3 +258,18 @@ async def test_pool_connections_never_jit_compile(pool: asyncpg.Pool) -> None:
     # LLVM compilation cost 500 ms on statements that run in 60 ms over a big history.
     async with pool.acquire() as conn:
         assert await conn.fetchval("SHOW jit") == "off"
+
+
+async def test_two_migrators_started_together_both_finish(throwaway_url: str) -> None:
+    # One builds 0009's indexes CONCURRENTLY while the other waits for the migration lock:
+    # waiting inside one long `pg_advisory_lock` statement held a snapshot that CREATE INDEX
+    # CONCURRENTLY waits for, and the two deadlocked.
+    await create_database_if_missing(throwaway_url)
+    first = await asyncpg.connect(throwaway_url, timeout=10)
+    second = await asyncpg.connect(throwaway_url, timeout=10)
+    try:
+        applied = await asyncio.wait_for(asyncio.gather(migrate(first), migrate(second)), 60)
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted(applied, key=len) == [[], [version for version, _, _ in migration_files()]]

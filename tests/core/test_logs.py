@@ -6,7 +6,7 @@ import io
 import logging
 import time
 
-from web.core.logs import BufferedStreamHandler
+from web.core.logs import BufferedStreamHandler, TextFormatter
 
 
 class CountingStream(io.StringIO):
@@ -65,3 +65,15 @@ def test_a_full_buffer_and_close_both_write_out() -> None:
     logger.info("last")
     handler.close()
     assert stream.getvalue().endswith("last\n")
+
+
+def test_a_text_line_escapes_control_characters_so_no_record_forges_another() -> None:
+    # A request path or an event name may hold a line break (%0A in a URL).
+    record = logging.LogRecord(
+        "hypercorn.access", logging.INFO, __file__, 1, '"GET %s"', ("/x\n2026 INFO forged\r",), None
+    )
+
+    line = TextFormatter().format(record)
+
+    assert "\n" not in line and "\r" not in line
+    assert line.endswith('"GET /x\\x0a2026 INFO forged\\x0d"')

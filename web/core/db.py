@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from importlib import resources
@@ -76,6 +77,8 @@ def migration_files() -> list[tuple[int, str, str]]:
 # A migration whose first line is this runs outside a transaction, statement by statement,
 # so that it can build indexes with CREATE INDEX CONCURRENTLY while events keep being stored.
 NO_TRANSACTION = "-- lvd: no-transaction"
+# How often a process waiting for another one's migrations tries the lock again.
+MIGRATION_LOCK_POLL_SECONDS = 0.2
 # The oldest server the migrations run on (0010's NULLS NOT DISTINCT came with 15).
 MIN_POSTGRES_MAJOR = 15
 
@@ -91,7 +94,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             f" this server is {version.major}.{version.minor}"
         )
     # The advisory lock lets web, worker and release start together without racing.
-    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    await _take_migration_lock(conn)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -113,6 +116,19 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied
+
+
+async def _take_migration_lock(conn: asyncpg.Connection) -> None:
+    """Wait for the migration lock between short tries, not inside one long statement.
+
+    A session waiting in `SELECT pg_advisory_lock` holds a snapshot, and CREATE INDEX
+    CONCURRENTLY in the migrating session waits for every older snapshot: two `lvd migrate`
+    started together would deadlock.
+    """
+    while True:
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _MIGRATION_LOCK):
+            return
+        await asyncio.sleep(MIGRATION_LOCK_POLL_SECONDS)
 
 
 async def _apply_statement_by_statement(

@@ -41,11 +41,20 @@ def utc_timestamp(created: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# Control characters in a message (a request path, an event name) are written escaped: a
+# line break in one must not forge a log line of its own.
+_ESCAPED_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(32), 127)}
+
+
 class TextFormatter(logging.Formatter):
-    """Readable lines, timed in UTC like the JSON ones."""
+    """Readable lines, timed in UTC like the JSON ones, one line a record."""
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_ESCAPED_CONTROLS)
+        return super().formatMessage(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return utc_timestamp(record.created)

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import Context
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +96,9 @@ class BatchingEnqueuer:
         waiting = _Waiting(events)
         self._pending.append(waiting)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_pending())
+            # A fresh context: the batch is every waiting request's, not this one's (its log
+            # lines must not carry this request's id).
+            self._flusher = asyncio.create_task(self._flush_pending(), context=Context())
         try:
             # shield: a timed-out caller must not cancel the batch other callers share.
             return await asyncio.wait_for(asyncio.shield(waiting.done), self._timeout)
