@@ -14,6 +14,7 @@ from web.core.queries.message_deliveries import delete_stale_message_deliveries
 from web.core.queries.retention import (
     delete_expired_log_entries,
     delete_expired_share_alerts,
+    select_dead_log_entries,
     select_retention_cutoffs,
     vacuum_log_entries,
 )
@@ -26,8 +27,9 @@ log = logging.getLogger("lvd.worker")
 RUN_BUDGET_SECONDS = 60.0
 # Delivery counters of messages that stopped crashing long ago (RabbitMQ brokers only).
 STALE_DELIVERIES = timedelta(days=1)
-# After a purge that deleted at least this many rows, the events table is vacuumed and
-# analysed at once (issue 18: the first read of a purged range took 11 s until a VACUUM).
+# Once a purge has finished and the events table holds at least this many deleted rows no
+# VACUUM has cleared (this run's, or earlier runs' that ran out of time), it is vacuumed
+# and analysed at once (issue 18: the first read of a purged range took 11 s until then).
 VACUUM_AFTER_ROWS = 1_000
 VACUUM_TIMEOUT_SECONDS = 300.0
 
@@ -92,7 +94,12 @@ async def purge_expired(
             await delete_expired_share_alerts(conn, app_id, cutoff)
     async with pool.acquire() as conn:
         await delete_stale_message_deliveries(conn, now - STALE_DELIVERIES)
-        if report.deleted >= VACUUM_AFTER_ROWS:
+        # This run's deletions, and earlier runs' in PostgreSQL's statistics (a backend
+        # reports its own within about a second, so some of this run's may count twice:
+        # at worst a VACUUM comes a little early).
+        if report.deleted and (
+            report.deleted + await select_dead_log_entries(conn) >= VACUUM_AFTER_ROWS
+        ):
             report.vacuumed = await vacuum_log_entries(conn, VACUUM_TIMEOUT_SECONDS)
     report.seconds = time.monotonic() - started
     if report.deleted:

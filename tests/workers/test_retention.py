@@ -27,7 +27,7 @@ from web.core.queries.events import insert_log_entries
 from web.core.queries.message_deliveries import count_message_delivery
 from web.core.queries.scheduled_jobs import claim_scheduled_job, update_scheduled_job_due
 from web.core.settings import Settings
-from workers.retention import purge_expired
+from workers.retention import VACUUM_AFTER_ROWS, purge_expired
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -155,6 +155,22 @@ async def test_purge_expired_stops_at_its_budget_and_resumes(
     rest = await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)
     assert rest.finished and first.deleted + rest.deleted == 600
     assert await remaining(retention_pool, app_id) == []
+
+
+async def test_a_purge_finishing_what_earlier_runs_began_vacuums_their_rows_too(
+    retention_pool: asyncpg.Pool, empty: None
+) -> None:
+    app_id = await add_app(retention_pool)
+    await add_events(retention_pool, app_id, [8 * DAY + timedelta(seconds=n) for n in range(1200)])
+    first = await purge_expired(
+        retention_pool, default_days=7, batch_size=100, pause=0.05, budget=0.3, now=NOW
+    )
+    assert not first.finished and not first.vacuumed
+    await asyncio.sleep(1.5)  # a backend reports its deletions to the statistics within ~1 s
+    rest = await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)
+    # Fewer than VACUUM_AFTER_ROWS this run, but the table holds the first run's too.
+    assert rest.finished and rest.deleted < VACUUM_AFTER_ROWS <= first.deleted + rest.deleted
+    assert rest.vacuumed
 
 
 async def test_purge_expired_drops_old_share_alerts_and_stale_delivery_counts(

@@ -69,6 +69,19 @@ async def delete_expired_share_alerts(conn: Connection, app_id: str, before: dat
     return int(status.rsplit(" ", 1)[1])
 
 
+async def select_dead_log_entries(conn: Connection) -> int:
+    """Rows deleted from the events table that no VACUUM has cleared yet (PostgreSQL's own
+    count, kept across purge runs and restarts)."""
+    dead = await conn.fetchval(
+        """
+        SELECT n_dead_tup
+        FROM pg_stat_user_tables
+        WHERE relid = 'log_entries'::regclass
+        """
+    )
+    return int(dead or 0)
+
+
 async def vacuum_log_entries(conn: Connection, timeout_seconds: float) -> bool:
     """VACUUM (ANALYZE) the events: purged rows' space reusable, statistics fresh, the
     first read of a purged range fast, whether or not autovacuum runs. False if it took
