@@ -183,7 +183,10 @@ def _query_schemas() -> dict[str, Schema]:
                 "searched_since": {
                     "type": "string",
                     "format": "date-time",
-                    "description": "A text search without `since` covered events from here on",
+                    "description": (
+                        "A text search without `since` covered events from here on;"
+                        " its next_cursor keeps that start for the following pages"
+                    ),
                 },
             },
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,10 +36,14 @@ blueprint.before_request(refuse_other_sites)
 @blueprint.get("/api/logs/<app_id>")
 async def list_events(app_id: str) -> Response:
     asked = EventFilter.from_args(request.args)
-    # A text search without `since` covers the last hour; the answer says from when.
-    filters = asked.bounded(datetime.now(UTC))
+    before_id, searched_since = _cursor()
+    # A text search without `since` covers the last hour; the answer says from when, and
+    # its cursor carries that start, so the next pages cover the same window.
+    if searched_since is not None and asked.text and asked.since is None:
+        filters = replace(asked, since=searched_since)
+    else:
+        filters = asked.bounded(datetime.now(UTC))
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    before_id = _cursor()
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
         # One row past the page says whether there is a next one.
@@ -46,13 +51,16 @@ async def list_events(app_id: str) -> Response:
             conn, app_id, filters=filters, before_id=before_id, limit=limit + 1
         )
     page = entries[:limit]
-    next_cursor = str(page[-1].id) if len(entries) > limit else None
+    bounded_since = filters.since if filters.since != asked.since else None
+    next_cursor = None
+    if len(entries) > limit:
+        next_cursor = _next_cursor(page[-1].id, bounded_since)
     answer: dict[str, Any] = {
         "events": [event_as_json(e) for e in page],
         "next_cursor": next_cursor,
     }
-    if filters is not asked and filters.since is not None:
-        answer["searched_since"] = filters.since.isoformat()
+    if bounded_since is not None:
+        answer["searched_since"] = bounded_since.isoformat()
     return jsonify(answer)
 
 
@@ -176,11 +184,29 @@ def _seconds_arg(name: str, default: float, high: float) -> float:
     return value
 
 
-def _cursor() -> int | None:
-    """The opaque next_cursor of the previous page: events older than it come next."""
+def _cursor() -> tuple[int | None, datetime | None]:
+    """The opaque next_cursor of the previous page: events older than its row id come next,
+    within the start a bounded text search had (`<id>` or `<id>s<start in microseconds>`)."""
     raw = request.args.get("cursor")
     if raw is None or raw == "":
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) < 1:
+        return None, None
+    row, _, start = raw.partition("s")
+    if not all(
+        part.isascii() and part.isdigit() and len(part) <= 19 for part in (row, start or "0")
+    ):
         raise Rejected(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
-    return int(raw)
+    if int(row) < 1:
+        raise Rejected(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
+    try:
+        since = datetime.fromtimestamp(int(start) / 1_000_000, UTC) if start else None
+    except (OverflowError, ValueError, OSError):
+        raise Rejected(
+            400, "invalid_cursor", "cursor must be a next_cursor this API returned"
+        ) from None
+    return int(row), since
+
+
+def _next_cursor(row_id: int, searched_since: datetime | None) -> str:
+    if searched_since is None:
+        return str(row_id)
+    return f"{row_id}s{round(searched_since.timestamp() * 1_000_000)}"

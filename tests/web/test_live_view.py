@@ -494,3 +494,33 @@ async def test_the_query_api_bounds_a_text_search_the_same_way_and_says_from_whe
     assert timedelta(minutes=59) < now - searched_since < timedelta(minutes=61)
     assert [e["event_name"] for e in explicit["events"]] == ["recent", "old"]
     assert "searched_since" not in explicit
+
+
+async def test_a_bounded_text_search_pages_through_the_window_it_began_with(
+    client: Client, app: App, pool: asyncpg.Pool
+) -> None:
+    ages = {f"e{n}": timedelta(minutes=50 - n) for n in range(5)}  # all in the last hour
+    await store_aged(pool, app.id, {"u": "u_42"}, ages)
+    args = {"q": "u_42", "limit": "2"}
+
+    first = await (await client.get(f"/api/logs/{app.id}", query_string=args)).get_json()
+    names = [e["event_name"] for e in first["events"]]
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = await (
+            await client.get(f"/api/logs/{app.id}", query_string={**args, "cursor": cursor})
+        ).get_json()
+        assert page["searched_since"] == first["searched_since"], "a page moved the window"
+        names += [e["event_name"] for e in page["events"]]
+        cursor = page["next_cursor"]
+
+    assert names == ["e4", "e3", "e2", "e1", "e0"]
+
+
+@pytest.mark.parametrize("cursor", ["s12", "12s99999999999999999999", "0", "12sx", "12s1s2"])
+async def test_a_cursor_the_api_did_not_give_is_refused(
+    client: Client, app: App, cursor: str
+) -> None:
+    answer = await client.get(f"/api/logs/{app.id}", query_string={"q": "x", "cursor": cursor})
+    assert answer.status_code == 400
+    assert (await answer.get_json())["error"]["code"] == "invalid_cursor"
