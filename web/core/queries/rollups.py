@@ -122,14 +122,17 @@ async def delete_counted(conn: Connection, where: str, app_id: str | None, *args
     return int(gone["count"])
 
 
-# The rows left in the hours ($2) of the apps ($1) a deletion touched.
+# The rows left in the hours ($2) of the apps ($1) a deletion touched: an index range per
+# hour (not one range from the first touched hour to the last, which for a session active on
+# the 1st and the 30th read the whole month), and only the columns the rollups keep.
 _LEFT = """
-    SELECT e.*, date_bin('1 hour', e.received_at, 'epoch') AS hour
-    FROM log_entries e
-    WHERE e.app_id = ANY($1::text[])
-      AND e.received_at >= (SELECT min(h) FROM unnest($2::timestamptz[]) AS h)
-      AND e.received_at < (SELECT max(h) FROM unnest($2::timestamptz[]) AS h) + interval '1 hour'
-      AND date_bin('1 hour', e.received_at, 'epoch') = ANY($2::timestamptz[])
+    SELECT e.app_id, h.hour, e.session, e.event_name, e.validation_status, e.received_at,
+           e.errors
+    FROM unnest($2::timestamptz[]) AS h (hour)
+    JOIN log_entries e
+      ON e.app_id = ANY($1::text[])
+     AND e.received_at >= h.hour
+     AND e.received_at < h.hour + interval '1 hour'
 """
 _RESEEN_HOURS = f"""
     UPDATE event_counts_hourly t
