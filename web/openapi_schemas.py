@@ -154,6 +154,16 @@ def _stored_event() -> Schema:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
+_SEARCHED_SINCE = {
+    "type": "string",
+    "format": "date-time",
+    "description": (
+        "A text search without `since` covered events from here on;"
+        " its next_cursor keeps that start for the following pages"
+    ),
+}
+
+
 def _query_schemas() -> dict[str, Schema]:
     counts: Schema = {
         "type": "object",
@@ -180,14 +190,7 @@ def _query_schemas() -> dict[str, Schema]:
                     "type": ["string", "null"],
                     "description": "Pass as ?cursor= for the next (older) page; null at the end",
                 },
-                "searched_since": {
-                    "type": "string",
-                    "format": "date-time",
-                    "description": (
-                        "A text search without `since` covered events from here on;"
-                        " its next_cursor keeps that start for the following pages"
-                    ),
-                },
+                "searched_since": _SEARCHED_SINCE,
             },
         },
         "Summary": {

@@ -93,14 +93,7 @@ async def purge_expired(
         async with pool.acquire() as conn:
             await delete_expired_share_alerts(conn, app_id, cutoff)
     async with pool.acquire() as conn:
-        await delete_stale_message_deliveries(conn, now - STALE_DELIVERIES)
-        # This run's deletions, and earlier runs' in PostgreSQL's statistics (a backend
-        # reports its own within about a second, so some of this run's may count twice:
-        # at worst a VACUUM comes a little early).
-        if report.deleted and (
-            report.deleted + await select_dead_log_entries(conn) >= VACUUM_AFTER_ROWS
-        ):
-            report.vacuumed = await vacuum_log_entries(conn, VACUUM_TIMEOUT_SECONDS)
+        await _tidy_up(conn, report, now)
     report.seconds = time.monotonic() - started
     if report.deleted:
         log.info(
@@ -112,3 +105,16 @@ async def purge_expired(
             report.per_app,
         )
     return report
+
+
+async def _tidy_up(conn: asyncpg.Connection, report: PurgeReport, now: datetime) -> None:
+    """After a finished purge: stale delivery counts go, and the table is vacuumed when
+    enough deleted rows wait for it."""
+    await delete_stale_message_deliveries(conn, now - STALE_DELIVERIES)
+    # This run's deletions, and earlier runs' in PostgreSQL's statistics (a backend reports
+    # its own within about a second, so some of this run's may count twice: at worst a
+    # VACUUM comes a little early).
+    if report.deleted and (
+        report.deleted + await select_dead_log_entries(conn) >= VACUUM_AFTER_ROWS
+    ):
+        report.vacuumed = await vacuum_log_entries(conn, VACUUM_TIMEOUT_SECONDS)
