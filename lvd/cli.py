@@ -288,7 +288,7 @@ def _web(args: argparse.Namespace) -> int:
     # Each hypercorn worker writes its metrics there; whichever answers /metrics sums them.
     # Set before the workers are spawned, so that they inherit it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(settings.metrics_dir))
-    return serve(Settings.from_env(), args.workers)
+    return serve(settings, args.workers)
 
 
 def _worker(args: argparse.Namespace) -> int:

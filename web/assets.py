@@ -11,11 +11,8 @@ _INSTALLED = _WEB / "shipped"
 _CHECKOUT = _WEB.parent
 
 
-def shipped_root() -> Path:
-    """The folder holding templates/, static/ and the Procfile."""
-    return _INSTALLED if (_INSTALLED / "Procfile").is_file() else _CHECKOUT
-
-
-TEMPLATES_DIR = shipped_root() / "templates"
-STATIC_DIR = shipped_root() / "static"
-PROCFILE = shipped_root() / "Procfile"
+# The folder holding templates/, static/ and the Procfile.
+SHIPPED = _INSTALLED if (_INSTALLED / "Procfile").is_file() else _CHECKOUT
+TEMPLATES_DIR = SHIPPED / "templates"
+STATIC_DIR = SHIPPED / "static"
+PROCFILE = SHIPPED / "Procfile"

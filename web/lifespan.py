@@ -39,7 +39,12 @@ def install_lifespan(app: Quart, settings: Settings) -> None:
     async def serving() -> AsyncGenerator[None, None]:
         async with serve_services(app, settings) as svc, serve_status_board(app, svc):
             freeze_startup_objects()
-            log.info("Serving on http://%s:%d", settings.host, settings.port)
+            log.info(
+                "Serving on http://%s:%d; forwarded headers believed from %s",
+                settings.host,
+                settings.port,
+                settings.trusted_proxies.describe(),
+            )
             yield
         log.info("Stopped: queued events flushed to the broker, database pool closed")
 

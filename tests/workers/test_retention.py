@@ -27,7 +27,7 @@ from web.core.queries.events import insert_log_entries
 from web.core.queries.message_deliveries import count_message_delivery
 from web.core.queries.scheduled_jobs import claim_scheduled_job, update_scheduled_job_due
 from web.core.settings import Settings
-from workers.retention import VACUUM_AFTER_ROWS, purge_expired
+from workers.retention import VACUUM_AFTER_ROWS, PurgeReport, purge_expired
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -142,14 +142,23 @@ async def test_purge_expired_deletes_in_chunks_of_batch_size(
     )
 
 
+async def purge_cut_short(
+    pool: asyncpg.Pool, *, expired: int, budget: float
+) -> tuple[str, PurgeReport]:
+    """An app with `expired` events past its retention, and the report of a purge run whose
+    budget (in seconds; chunks of 100 with pauses of 50 ms) ends it before it is done."""
+    app_id = await add_app(pool)
+    await add_events(pool, app_id, [8 * DAY + timedelta(seconds=n) for n in range(expired)])
+    first = await purge_expired(
+        pool, default_days=7, batch_size=100, pause=0.05, budget=budget, now=NOW
+    )
+    return app_id, first
+
+
 async def test_purge_expired_stops_at_its_budget_and_resumes(
     retention_pool: asyncpg.Pool, empty: None
 ) -> None:
-    app_id = await add_app(retention_pool)
-    await add_events(retention_pool, app_id, [8 * DAY + timedelta(seconds=n) for n in range(600)])
-    first = await purge_expired(
-        retention_pool, default_days=7, batch_size=100, pause=0.05, budget=0.08, now=NOW
-    )
+    app_id, first = await purge_cut_short(retention_pool, expired=600, budget=0.08)
     assert not first.finished
     assert 0 < first.deleted < 600
     rest = await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)
@@ -160,11 +169,7 @@ async def test_purge_expired_stops_at_its_budget_and_resumes(
 async def test_a_purge_finishing_what_earlier_runs_began_vacuums_their_rows_too(
     retention_pool: asyncpg.Pool, empty: None
 ) -> None:
-    app_id = await add_app(retention_pool)
-    await add_events(retention_pool, app_id, [8 * DAY + timedelta(seconds=n) for n in range(1200)])
-    first = await purge_expired(
-        retention_pool, default_days=7, batch_size=100, pause=0.05, budget=0.3, now=NOW
-    )
+    _, first = await purge_cut_short(retention_pool, expired=1200, budget=0.3)
     assert not first.finished and not first.vacuumed
     await asyncio.sleep(1.5)  # a backend reports its deletions to the statistics within ~1 s
     rest = await purge_expired(retention_pool, default_days=7, batch_size=100, pause=0, now=NOW)

@@ -53,17 +53,17 @@ def filter_sql(filters: EventFilter, params: Params) -> str:
     return "\n      AND ".join(clauses) or "TRUE"
 
 
-def reads_a_window(filters: EventFilter, now: datetime | None = None) -> bool:
+def reads_a_window(filters: EventFilter) -> bool:
     """Whether the filter's rows are best found through received_at, not newest id first.
 
-    A window of history (at most WINDOW_BY_TIME wide, its end `now` when open) holds a
+    A window of history (at most WINDOW_BY_TIME wide, its end now when open) holds a
     bounded number of rows that may lie anywhere: walking the ids back from the newest
     would read everything received since, and a filter matching nothing (a text search)
     would read all of history. Without a start, the newest ids come first.
     """
     if filters.since is None:
         return False
-    end = filters.until or now or datetime.now(UTC)
+    end = filters.until or datetime.now(UTC)
     return end - filters.since <= WINDOW_BY_TIME
 
 
