@@ -148,7 +148,7 @@ def test_client_wait_longer_than_the_server_maximum_asks_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr("lvd.client.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("lvd_client.calls.time.monotonic", lambda: clock[0])
 
     def wait(request: httpx.Request) -> dict[str, Any]:
         clock[0] += float(request.url.params["timeout"])  # the server waited it out
