@@ -1,4 +1,4 @@
-"""Retention: delete each app's events older than its retention, a chunk per transaction."""
+"""Retention: drop expired partitions, delete the events left past their retention in chunks."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from web.core.queries.retention import (
     vacuum_log_entries,
 )
 from web.core.queries.rollups import advance_horizon
+from workers.partitions import PARTITION_EVERY, PartitionReport, maintain_partitions
 
 log = logging.getLogger("lvd.worker")
 
@@ -42,6 +43,7 @@ class PurgeReport:
     finished: bool = True  # False: the budget ran out with expired events left
     vacuumed: bool = False  # the events table vacuumed and analysed after this purge
     per_app: dict[str, int] = field(default_factory=dict)
+    partitions: PartitionReport = field(default_factory=PartitionReport)
 
     @property
     def rows_per_second(self) -> float:
@@ -57,54 +59,76 @@ async def purge_expired(
     budget: float = RUN_BUDGET_SECONDS,
     now: datetime | None = None,
 ) -> PurgeReport:
-    """Delete events received before each app's cutoff, `batch_size` rows per transaction.
+    """Drop the events partitions whose events all expired, then delete, `batch_size` rows
+    per transaction, the events still kept more than a partition's span past their app's
+    cutoff (workers/partitions.py says when those exist).
 
-    Why chunks and not partitions: UNIQUE (app_id, event_id), which makes redelivery
-    harmless, cannot hold on a table partitioned by day (a partitioned table's unique index
-    must contain the partition key). Each chunk is a short transaction that finds its rows
-    through the (app_id, received_at) index, so its cost does not grow with the table, locks
-    are brief, and the pause between chunks leaves room for ingest and autovacuum.
+    Each chunk is a short transaction that finds its rows through the (app_id,
+    received_at) index, so its cost does not grow with the table, locks are brief, and the
+    pause between chunks leaves room for ingest and autovacuum.
     """
     now = now or datetime.now(UTC)
     report = PurgeReport()
     started = time.monotonic()
     async with pool.acquire() as conn:
         cutoffs = await select_retention_cutoffs(conn, default_days, now)
+    report.partitions = await maintain_partitions(
+        pool, dict(cutoffs), now, batch_size=batch_size, pause=pause, deadline=started + budget
+    )
     for app_id, cutoff in cutoffs:
-        # First the counts: they stop at the hour after the cutoff before any row goes, so
-        # no page ever counts a purged event (the rest of that hour is counted from rows).
-        async with pool.acquire() as conn:
-            await advance_horizon(conn, app_id, cutoff)
-        while True:
-            if time.monotonic() - started > budget:
-                report.finished = False
-                report.seconds = time.monotonic() - started
-                return report
-            async with pool.acquire() as conn:
-                deleted = await delete_expired_log_entries(conn, app_id, cutoff, batch_size)
-            if deleted:
-                report.deleted += deleted
-                report.chunks += 1
-                report.per_app[app_id] = report.per_app.get(app_id, 0) + deleted
-            if deleted < batch_size:
-                break
-            if pause:
-                await asyncio.sleep(pause)
-        async with pool.acquire() as conn:
-            await delete_expired_share_alerts(conn, app_id, cutoff)
+        if not report.partitions.finished or not await _purge_app(
+            pool, app_id, cutoff - PARTITION_EVERY, report, batch_size, pause, started + budget
+        ):
+            report.finished = False
+            report.seconds = time.monotonic() - started
+            return report
     async with pool.acquire() as conn:
         await _tidy_up(conn, report, now)
     report.seconds = time.monotonic() - started
-    if report.deleted:
+    if report.deleted or report.partitions.dropped:
         log.info(
-            "Purged %d expired events in %d chunks (%.0f rows/s)%s: %s",
+            "Purged %d expired events in %d chunks (%.0f rows/s)%s, and dropped partitions %s: %s",
             report.deleted,
             report.chunks,
             report.rows_per_second,
             ", then vacuumed and analysed the table" if report.vacuumed else "",
+            report.partitions.dropped,
             report.per_app,
         )
     return report
+
+
+async def _purge_app(
+    pool: asyncpg.Pool,
+    app_id: str,
+    cutoff: datetime,
+    report: PurgeReport,
+    batch_size: int,
+    pause: float,
+    deadline: float,
+) -> bool:
+    """Delete the app's events received before `cutoff`; False if the deadline (a
+    time.monotonic() value) came first."""
+    # First the counts: they stop at the hour after the cutoff before any row goes, so no
+    # page ever counts a purged event (the rest of that hour is counted from rows).
+    async with pool.acquire() as conn:
+        await advance_horizon(conn, app_id, cutoff)
+    while True:
+        if time.monotonic() > deadline:
+            return False
+        async with pool.acquire() as conn:
+            deleted = await delete_expired_log_entries(conn, app_id, cutoff, batch_size)
+        if deleted:
+            report.deleted += deleted
+            report.chunks += 1
+            report.per_app[app_id] = report.per_app.get(app_id, 0) + deleted
+        if deleted < batch_size:
+            break
+        if pause:
+            await asyncio.sleep(pause)
+    async with pool.acquire() as conn:
+        await delete_expired_share_alerts(conn, app_id, cutoff)
+    return True
 
 
 async def _tidy_up(conn: asyncpg.Connection, report: PurgeReport, now: datetime) -> None:

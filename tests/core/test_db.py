@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import free_port
+from web.core import db
 from web.core.db import (
     NO_TRANSACTION,
     create_database_if_missing,
@@ -225,10 +226,14 @@ async def _valid_indexes(conn: asyncpg.Connection) -> dict[str, bool]:
 
 
 async def test_a_no_transaction_migration_builds_its_indexes_concurrently_and_reruns(
-    throwaway_url: str,
+    throwaway_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [(version, _, sql)] = [m for m in migration_files() if m[1] == "history_indexes"]
     assert sql.startswith(NO_TRANSACTION)
+    # The schema as it was when 0009 was the newest (0012 made log_entries partitioned,
+    # whose indexes are never built concurrently).
+    shipped = migration_files()
+    monkeypatch.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] <= version])
     await create_database_if_missing(throwaway_url)
     conn = await asyncpg.connect(throwaway_url, timeout=10)
     try:

@@ -17,16 +17,35 @@ from web.core.queries.rollups import (
     servable,
 )
 
-# The rollups count what RETURNING gives: only the rows this statement inserted, so a
-# redelivered message, which inserts nothing, counts nothing.
+# Exactly once: a receipt per (app_id, event_id), whose insert decides whether the event is
+# new (migration 0012: the partitioned events table cannot hold that uniqueness). The first
+# of a batch's duplicates wins; ids are taken in the batch's order. The rollups count what
+# RETURNING gives: only the rows this statement inserted, so a redelivered message, which
+# inserts nothing, counts nothing. These are CTEs ending with `new`: a data-modifying WITH
+# must be at the top level of the statement.
 _INSERT_NEW = f"""
-    INSERT INTO log_entries (app_id, event_id, event_name, payload, validation_status,
-                             errors, plan_version, session, received_at)
-    SELECT app_id, event_id, event_name, payload::jsonb, status, errors::jsonb,
-           plan_version, session, received_at
-    FROM unnest($1::new_log_entry[])
-    ON CONFLICT (app_id, event_id) DO NOTHING
-    RETURNING id, {COUNTED_COLUMNS}
+    batch AS (
+        SELECT * FROM unnest($1::new_log_entry[]) WITH ORDINALITY AS b
+    ), receipts AS (
+        INSERT INTO event_receipts (app_id, event_id, entry_id)
+        SELECT app_id, event_id, nextval('log_entry_ids')
+        FROM (SELECT app_id, event_id FROM batch ORDER BY ordinality) AS ordered
+        ON CONFLICT (app_id, event_id) DO NOTHING
+        RETURNING app_id, event_id, entry_id
+    ), new AS (
+        INSERT INTO log_entries (id, app_id, event_id, event_name, payload, validation_status,
+                                 errors, plan_version, session, received_at)
+        SELECT r.entry_id, e.app_id, e.event_id, e.event_name, e.payload::jsonb, e.status,
+               e.errors::jsonb, e.plan_version, e.session, e.received_at
+        FROM receipts AS r
+        JOIN (
+            SELECT DISTINCT ON (app_id, event_id) *
+            FROM batch
+            ORDER BY app_id, event_id, ordinality
+        ) AS e USING (app_id, event_id)
+        ORDER BY r.entry_id
+        RETURNING id, {COUNTED_COLUMNS}
+    )
 """
 # pg_notify payloads must stay under 8000 bytes. The ids of {source} (a relation with an
 # `id` column), comma-separated in id order, in consecutive chunks of at most {limit} bytes:
@@ -46,11 +65,11 @@ NOTIFY_PAYLOAD_LIMIT = 7900
 # Built once: the worker runs it for every message.
 _NOTIFY_NEW_IDS = _NOTIFY_IDS.format(channel="$2", limit=NOTIFY_PAYLOAD_LIMIT, source="new")
 _INSERT_NEW_ENTRIES = f"""
-    WITH new AS ({_INSERT_NEW}), {COUNT_NEW}
+    WITH {_INSERT_NEW}, {COUNT_NEW}
     SELECT id FROM new
 """
 _INSERT_NEW_ENTRIES_AND_NOTIFY = f"""
-    WITH new AS ({_INSERT_NEW}), {COUNT_NEW}
+    WITH {_INSERT_NEW}, {COUNT_NEW}
     SELECT ARRAY(SELECT id FROM new ORDER BY id)
     FROM ({_NOTIFY_NEW_IDS}) AS notified
 """

@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from web.core.queries.base import Connection
+from web.core.queries.rollups import FORGET_RECEIPTS
 
 
 async def select_retention_cutoffs(
@@ -34,8 +35,8 @@ async def delete_expired_log_entries(
     about `limit` rows whatever the table's size; SKIP LOCKED lets two purges share the
     work instead of waiting on each other.
     """
-    status = await conn.execute(
-        """
+    deleted = await conn.fetchval(
+        f"""
         WITH doomed AS (
             SELECT id
             FROM log_entries
@@ -43,16 +44,19 @@ async def delete_expired_log_entries(
             ORDER BY received_at
             LIMIT $3
             FOR UPDATE SKIP LOCKED
-        )
-        DELETE FROM log_entries e
-        USING doomed
-        WHERE e.id = doomed.id
+        ), gone AS (
+            DELETE FROM log_entries e
+            USING doomed
+            WHERE e.id = doomed.id
+            RETURNING e.id
+        ), {FORGET_RECEIPTS}
+        SELECT count(*) FROM gone
         """,
         app_id,
         before,
         limit,
     )
-    return int(status.rsplit(" ", 1)[1])
+    return int(deleted)
 
 
 async def delete_expired_share_alerts(conn: Connection, app_id: str, before: datetime) -> int:
@@ -74,21 +78,22 @@ async def select_dead_log_entries(conn: Connection) -> int:
     count, kept across purge runs and restarts)."""
     dead = await conn.fetchval(
         """
-        SELECT n_dead_tup
+        SELECT sum(n_dead_tup)
         FROM pg_stat_user_tables
-        WHERE relid = 'log_entries'::regclass
+        WHERE relid IN (SELECT relid FROM pg_partition_tree('log_entries') WHERE isleaf)
         """
     )
     return int(dead or 0)
 
 
 async def vacuum_log_entries(conn: Connection, timeout_seconds: float) -> bool:
-    """VACUUM (ANALYZE) the events: purged rows' space reusable, statistics fresh, the
-    first read of a purged range fast, whether or not autovacuum runs. False if it took
+    """VACUUM (ANALYZE) the events (each partition) and their receipts: purged rows' space
+    reusable, statistics fresh, the first read of a purged range fast, whether or not
+    autovacuum runs. False if it took
     longer than `timeout_seconds` and was stopped (autovacuum, if on, finishes the job)."""
     await conn.execute(f"SET statement_timeout = {int(timeout_seconds * 1000)}")
     try:
-        await conn.execute("VACUUM (ANALYZE) log_entries")
+        await conn.execute("VACUUM (ANALYZE) log_entries, event_receipts")
     except asyncpg.QueryCanceledError:
         return False
     finally:

@@ -85,6 +85,12 @@ COUNTED_COLUMNS = "app_id, session, event_name, validation_status, received_at, 
 # Built once: the worker runs it for every message.
 COUNT_NEW = _upserts("new", "")
 _UNCOUNT_GONE = _upserts("gone", "-")
+# A CTE that deletes the receipts of `gone` (deleted rows' ids): the same event id may then
+# be stored again, as before it was first stored (migration 0012).
+FORGET_RECEIPTS = """
+    forgotten AS (
+        DELETE FROM event_receipts WHERE entry_id IN (SELECT id FROM gone)
+    )"""
 
 
 async def delete_counted(conn: Connection, where: str, app_id: str | None, *args: object) -> int:
@@ -100,8 +106,8 @@ async def delete_counted(conn: Connection, where: str, app_id: str | None, *args
             WITH gone AS (
                 DELETE FROM log_entries
                 WHERE {where}
-                RETURNING {COUNTED_COLUMNS}
-            ), {_UNCOUNT_GONE}
+                RETURNING id, {COUNTED_COLUMNS}
+            ), {_UNCOUNT_GONE}, {FORGET_RECEIPTS}
             SELECT count(*) AS count,
                    array_agg(DISTINCT app_id) AS apps,
                    array_agg(DISTINCT date_bin('1 hour', received_at, 'epoch')) AS hours
