@@ -99,6 +99,7 @@ def _add_plan(commands: Commands) -> None:
 def _add_loadtest(commands: Commands) -> None:
     load = commands.add_parser("loadtest", help="open-loop load, then check every 202 was stored")
     load.add_argument("--url", default=os.environ.get("LVD_URL", DEFAULT_URL))
+    _add_token_option(load, "to look the app's write key up where apps require one")
     load.add_argument("--app", required=True, help="the app id to send to")
     load.add_argument("--rate", required=True, help="requests per second or minute: 100/s, 500/min")
     load.add_argument("--duration", type=float, required=True, help="seconds")
@@ -149,6 +150,12 @@ def _add_alerts(commands: Commands) -> None:
         _add_server_url(sub)
 
 
+def _add_token(commands: Commands) -> None:
+    from lvd.token_cli import add_token_commands
+
+    add_token_commands(commands, _in_database)
+
+
 def _add_purge(commands: Commands) -> None:
     purge = commands.add_parser(
         "purge", help="delete events older than each app's retention now (cron-friendly)"
@@ -164,6 +171,20 @@ def _add_server_url(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("LVD_URL", DEFAULT_URL),
         help=f"the server (default $LVD_URL or {DEFAULT_URL})",
     )
+    _add_token_option(parser, "where the server requires sign-in")
+
+
+def _add_token_option(parser: argparse.ArgumentParser, why: str) -> None:
+    """--token of a command that calls the API: sent as `Authorization: Bearer`."""
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LVD_TOKEN") or None,
+        help=f"an API token (default $LVD_TOKEN), {why}",
+    )
+
+
+def _api_headers(args: argparse.Namespace) -> dict[str, str]:
+    return {"Authorization": f"Bearer {args.token}"} if args.token else {}
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -214,13 +235,13 @@ def _in_database(command: str, work: Callable[[asyncpg.Connection], Awaitable[No
 def _plan_push(args: argparse.Namespace) -> int:
     from lvd.plan_files import push_plan
 
-    return push_plan(args.url, args.app_id, args.file)
+    return push_plan(args.url, args.app_id, args.file, token=args.token)
 
 
 def _plan_pull(args: argparse.Namespace) -> int:
     from lvd.plan_files import pull_plan
 
-    return pull_plan(args.url, args.app_id, args.output, args.version)
+    return pull_plan(args.url, args.app_id, args.output, args.version, token=args.token)
 
 
 def _loadtest(args: argparse.Namespace) -> int:
@@ -230,6 +251,7 @@ def _loadtest(args: argparse.Namespace) -> int:
     from web.core.settings import Settings
 
     async def run() -> dict[str, object]:
+        headers = await loadtest.write_key_headers(args.url, args.app, args.token)
         report = await loadtest.send_load(
             args.url,
             args.app,
@@ -239,6 +261,7 @@ def _loadtest(args: argparse.Namespace) -> int:
             invalid_share=args.invalid_share,
             connections=args.connections,
             progress=not args.json,
+            headers=headers,
         )
         if not args.no_verify:
             await loadtest.verify_storage(report, Settings.from_env().database_url, args.app)
@@ -338,7 +361,11 @@ def _alerts_show(args: argparse.Namespace) -> int:
     import httpx
 
     try:
-        response = httpx.get(f"{args.url.rstrip('/')}/api/apps/{args.app_id}/alerts", timeout=30)
+        response = httpx.get(
+            f"{args.url.rstrip('/')}/api/apps/{args.app_id}/alerts",
+            headers=_api_headers(args),
+            timeout=30,
+        )
     except httpx.HTTPError as exc:
         print(f"lvd alerts: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1
@@ -352,7 +379,7 @@ def _alerts_set(args: argparse.Namespace) -> int:
 
     url = f"{args.url.rstrip('/')}/api/apps/{args.app_id}/alerts"
     try:
-        current = httpx.get(url, timeout=30)
+        current = httpx.get(url, headers=_api_headers(args), timeout=30)
         if current.status_code != 200:
             print(f"lvd alerts: {current.text}", file=sys.stderr)
             return 1
@@ -369,7 +396,7 @@ def _alerts_set(args: argparse.Namespace) -> int:
             share["window_seconds"] = args.window
         if args.min_events is not None:
             share["min_events"] = args.min_events
-        response = httpx.put(url, json=wanted, timeout=30)
+        response = httpx.put(url, json=wanted, headers=_api_headers(args), timeout=30)
     except httpx.HTTPError as exc:
         print(f"lvd alerts: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1
@@ -428,5 +455,6 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     _add_create_user,
     _add_create_app,
     _add_alerts,
+    _add_token,
     _add_purge,
 )

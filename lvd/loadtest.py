@@ -224,6 +224,23 @@ class ConnectionPool:
             await self._idle.get_nowait().close()
 
 
+async def write_key_headers(url: str, app_id: str, token: str | None) -> dict[str, str]:
+    """The app's write key as a header, looked up over the API with an API token (read
+    scope); none without a token. A server that requires write keys refuses events without."""
+    if not token:
+        return {}
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(
+            f"{url.rstrip('/')}/api/apps/{app_id}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    if response.status_code != 200:
+        raise SystemExit(f"lvd loadtest: cannot look the app {app_id!r} up: {response.text}")
+    return {"X-Write-Key": str(response.json()["write_key"])}
+
+
 async def send_load(
     url: str,
     app_id: str,

@@ -11,13 +11,13 @@ import orjson
 TIMEOUT_SECONDS = 30.0
 
 
-def push_plan(url: str, app_id: str, path: Path) -> int:
+def push_plan(url: str, app_id: str, path: Path, *, token: str | None = None) -> int:
     try:
         document = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         print(f"lvd plan push: cannot read {path}: {exc}", file=sys.stderr)
         return 1
-    response = _call("PUT", f"{url.rstrip('/')}/api/apps/{app_id}/plan", json=document)
+    response = _call("PUT", f"{url.rstrip('/')}/api/apps/{app_id}/plan", token, json=document)
     if response is None:
         return 1
     body = response.json()
@@ -31,9 +31,11 @@ def push_plan(url: str, app_id: str, path: Path) -> int:
     return 0
 
 
-def pull_plan(url: str, app_id: str, output: Path | None, version: int | None) -> int:
+def pull_plan(
+    url: str, app_id: str, output: Path | None, version: int | None, *, token: str | None = None
+) -> int:
     path = f"/api/apps/{app_id}/plan" + (f"/versions/{version}" if version else "")
-    response = _call("GET", url.rstrip("/") + path)
+    response = _call("GET", url.rstrip("/") + path, token)
     if response is None:
         return 1
     body = response.json()
@@ -51,9 +53,12 @@ def pull_plan(url: str, app_id: str, output: Path | None, version: int | None) -
     return 0
 
 
-def _call(method: str, url: str, **kwargs: object) -> httpx.Response | None:
+def _call(method: str, url: str, token: str | None, **kwargs: object) -> httpx.Response | None:
+    """The server's answer, or None (said on stderr) when it cannot be reached. A token goes
+    as `Authorization: Bearer`, for a server that requires sign-in."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return httpx.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)  # type: ignore[arg-type]
+        return httpx.request(method, url, headers=headers, timeout=TIMEOUT_SECONDS, **kwargs)  # type: ignore[arg-type]
     except httpx.HTTPError as exc:
         print(f"lvd plan: cannot reach {url}: {exc}", file=sys.stderr)
         return None

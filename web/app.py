@@ -23,6 +23,7 @@ from web import (
     snowplow_micro,
     status,
     stream,
+    tokens,
     violations,
 )
 from web.assets import STATIC_DIR, TEMPLATES_DIR
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         metrics,
         alerts,
         retention,
+        tokens,
     ):
         app.register_blueprint(module.blueprint)
     metrics.prepare_metrics_dir(settings)

@@ -8,6 +8,7 @@ from quart import (
     Blueprint,
     Quart,
     Response,
+    g,
     has_request_context,
     redirect,
     render_template,
@@ -21,13 +22,17 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 from web.context import services
 from web.core.errors import Rejected
 from web.core.ingest.wire import basic_credentials
-from web.core.users import authenticate
+from web.core.queries.tokens import ApiToken
+from web.core.scopes import APP_ARGUMENTS, grants, required_scope
+from web.core.tokens import find_token
+from web.core.users import authenticate_pooled
 
 blueprint = Blueprint("auth", __name__)
 
 # Reachable without signing in: health probes, the sign-in page, static files and the API
-# description. (Ingest, which has write keys, is answered before Quart: web/ingest.py.)
-_OPEN_PATHS = re.compile(r"^/(healthz|readyz|login|static/.*|openapi\.json)$")
+# description and its reference page. (Ingest, which has write keys, is answered before
+# Quart: web/ingest.py.)
+_OPEN_PATHS = re.compile(r"^/(healthz|readyz|login|static/.*|openapi\.json|docs)$")
 
 
 class SessionCookies(SecureCookieSessionInterface):
@@ -47,16 +52,28 @@ def install_auth(app: Quart) -> None:
 
     @app.before_request
     async def require_sign_in() -> Response | WerkzeugResponse | None:
-        if not services().settings.require_login or _is_open(request.path):
+        if _is_open(request.path):
             return None
-        if session.get("user") or await _basic_auth_user():
+        token = _bearer_token()
+        if token is not None:
+            # Checked even where sign-in is not required: a CI job with a wrong or revoked
+            # token fails loudly on the loopback server too, not only once exposed.
+            g.api_token = await _admit_token(token)
+            return None
+        if not services().settings.require_login:
+            return None
+        if session.get("user"):
+            return None
+        g.basic_user = await _basic_auth_user()
+        if g.basic_user:
             return None
         if request.path.startswith("/api/"):
             raise Rejected(
                 401,
                 "sign_in_required",
-                "sign in: send a user's name and password with HTTP Basic auth",
-                headers={"WWW-Authenticate": 'Basic realm="lvd"'},
+                "sign in: send a user's name and password with HTTP Basic auth,"
+                " or an API token as `Authorization: Bearer`",
+                headers={"WWW-Authenticate": 'Basic realm="lvd", Bearer realm="lvd"'},
             )
         target = url_for("auth.login_page", next=request.full_path.rstrip("?"))
         if request.headers.get("HX-Request"):
@@ -75,9 +92,78 @@ async def _basic_auth_user() -> str | None:
         return None
     if credentials is None:
         return None
-    async with services().pool.acquire() as conn:
-        user = await authenticate(conn, *credentials)
+    user = await authenticate_pooled(services().pool, *credentials)
     return user.username if user else None
+
+
+def current_actor() -> str | None:
+    """Who is making this request, as recorded beside what they create: the signed-in or
+    Basic-auth user's name, `token:<id>` for an API token, None on an open loopback server."""
+    token: ApiToken | None = g.get("api_token")
+    if token is not None:
+        return f"token:{token.id}"
+    user: str | None = session.get("user") or g.get("basic_user")
+    return user
+
+
+def _bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer` header; None when there is no such header."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def _token_refused(status: int, code: str, message: str, **details: str) -> Rejected:
+    challenge = f'Bearer error="{code}"'
+    if "required_scope" in details:
+        challenge += f' scope="{details["required_scope"]}"'
+    return Rejected(status, code, message, details, headers={"WWW-Authenticate": challenge})
+
+
+async def _admit_token(text: str) -> ApiToken:
+    """The live token, if it may make this request; Rejected (401 or 403) if not."""
+    async with services().pool.acquire() as conn:
+        token = await find_token(conn, text)
+    if token is None:
+        raise _token_refused(401, "invalid_token", "the API token is malformed, unknown or revoked")
+    rule = request.url_rule
+    if rule is None:  # no such route: the 404 or 405 follows, for any caller
+        return token
+    needed = required_scope(request.method, rule.rule)
+    if needed is None:
+        raise _token_refused(
+            403, "insufficient_scope", "API tokens do not open the dashboard's pages: sign in"
+        )
+    if not grants(token.scope, needed):
+        raise _token_refused(
+            403,
+            "insufficient_scope",
+            f"this needs a token of scope {needed}; this one's scope is {token.scope}",
+            required_scope=needed,
+            token_scope=token.scope,
+        )
+    if token.app_id is not None and not await _about_app(token.app_id):
+        raise Rejected(
+            403,
+            "token_app_forbidden",
+            f"this token is limited to the app {token.app_id!r}",
+            {"token_app_id": token.app_id},
+        )
+    return token
+
+
+async def _about_app(app_id: str) -> bool:
+    """Whether this request is about the app `app_id` alone (by its id, or its Snowplow
+    alias: id or write key). A request about no app in particular is about all of them."""
+    view_args = request.view_args or {}
+    named = [view_args[arg] for arg in APP_ARGUMENTS if arg in view_args]
+    if len(named) != 1:
+        return False
+    if named[0] == app_id:
+        return True
+    if "app" in view_args:  # a write key standing for the app
+        view = await services().apps.get_by_id_or_key(named[0])
+        return view is not None and view.app.id == app_id
+    return False
 
 
 @blueprint.get("/login")
@@ -88,8 +174,9 @@ async def login_page() -> str:
 @blueprint.post("/login")
 async def login() -> Response | WerkzeugResponse:
     form = await request.form
-    async with services().pool.acquire() as conn:
-        user = await authenticate(conn, form.get("username", ""), form.get("password", ""))
+    user = await authenticate_pooled(
+        services().pool, form.get("username", ""), form.get("password", "")
+    )
     if user is None:
         html = await render_template(
             "login.html", error="That user name and password do not match.", next=_safe_next()
