@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, NotRequired, cast
 from urllib.parse import urlsplit
 
+from pydantic import ConfigDict, Field, with_config
 from quart import Blueprint, Response, jsonify
+from typing_extensions import TypedDict
 
+from web.api_types import Count, Timestamp
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.queries.alerts import (
     AlertRecord,
-    AlertSettings,
     select_alert_settings,
     select_recent_alerts,
     upsert_alert_settings,
 )
+from web.core.queries.alerts import AlertSettings as StoredAlertSettings
 from web.requests import json_body
 
 blueprint = Blueprint("alerts", __name__)
@@ -27,7 +30,103 @@ MAX_URL_LENGTH = 2000
 # Alerts the GET answer lists, newest first.
 RECENT_ALERTS = 20
 _EMAIL = re.compile(r"^[^@\s,;<>\"]{1,64}@[^@\s,;<>\"]{1,255}$")
-DEFAULTS: dict[str, Any] = {
+_WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s@:\[\]]"
+
+
+# ---- the bodies (PUT takes any part of AlertSettings; a section left out takes its default)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EmailAlerts(TypedDict, total=False):
+    """E-mail the alerts to these addresses (the server's SMTP settings send them)."""
+
+    enabled: bool
+    recipients: Annotated[
+        list[Annotated[str, Field(pattern=_EMAIL.pattern)]], Field(max_length=MAX_RECIPIENTS)
+    ]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class WebhookAlerts(TypedDict, total=False):
+    """POST each alert as JSON to this http(s) URL."""
+
+    enabled: bool
+    url: Annotated[str, Field(pattern=_WEB_URL, max_length=MAX_URL_LENGTH)] | None
+
+
+@with_config(ConfigDict(extra="forbid"))
+class NewFailureAlerts(TypedDict, total=False):
+    """Alert on the first failure of a (event name, path, rule)."""
+
+    enabled: bool
+
+
+@with_config(ConfigDict(extra="forbid"))
+class InvalidShareAlerts(TypedDict, total=False):
+    """Alert when over `threshold` of the events in the window are invalid."""
+
+    enabled: bool
+    threshold: Annotated[float, Field(gt=0, le=1)]
+    window_seconds: Annotated[int, Field(ge=10, le=86_400)]
+    min_events: Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class AlertSettings(TypedDict, total=False):
+    """An app's alert settings; PUT replaces them, a section left out takes its default."""
+
+    email: EmailAlerts
+    webhook: WebhookAlerts
+    new_failures: NewFailureAlerts
+    invalid_share: InvalidShareAlerts
+
+
+class SavedAlertSettings(TypedDict):
+    """The settings in force: every section whole; `configured` false until the first PUT."""
+
+    app_id: str
+    configured: bool
+    email: EmailAlerts
+    webhook: WebhookAlerts
+    new_failures: NewFailureAlerts
+    invalid_share: InvalidShareAlerts
+    updated_at: NotRequired[Timestamp]
+
+
+class AlertDelivery(TypedDict):
+    """One channel's attempt at delivering an alert."""
+
+    channel: str
+    target: str | None
+    attempts: Count
+    sent_at: Timestamp | None
+    failed_at: Timestamp | None
+    last_error: str | None
+
+
+class AlertSent(TypedDict):
+    """An alert raised: a new failure (name, path, rule) or an invalid share over a window."""
+
+    id: int
+    kind: str
+    event_name: str | None
+    path: str | None
+    rule: str | None
+    message: str | None
+    invalid_count: int | None
+    total_count: int | None
+    window_start: Timestamp | None
+    created_at: Timestamp
+    deliveries: list[AlertDelivery]
+
+
+class AlertsAnswer(SavedAlertSettings):
+    """The settings in force and the app's recent alerts, newest first."""
+
+    recent: list[AlertSent]
+
+
+DEFAULTS: AlertSettings = {
     "email": {"enabled": True, "recipients": []},
     "webhook": {"enabled": True, "url": None},
     "new_failures": {"enabled": True},
@@ -35,9 +134,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def settings_as_json(app_id: str, saved: AlertSettings | None) -> dict[str, Any]:
+def settings_as_json(app_id: str, saved: StoredAlertSettings | None) -> SavedAlertSettings:
     if saved is None:
-        return {"app_id": app_id, "configured": False, **DEFAULTS}
+        return {"app_id": app_id, "configured": False, **DEFAULTS}  # type: ignore[typeddict-item]
     return {
         "app_id": app_id,
         "configured": True,
@@ -54,7 +153,7 @@ def settings_as_json(app_id: str, saved: AlertSettings | None) -> dict[str, Any]
     }
 
 
-def alert_as_json(alert: AlertRecord) -> dict[str, Any]:
+def alert_as_json(alert: AlertRecord) -> AlertSent:
     return {
         "id": alert.id,
         "kind": alert.kind,
@@ -66,7 +165,8 @@ def alert_as_json(alert: AlertRecord) -> dict[str, Any]:
         "total_count": alert.total_count,
         "window_start": alert.window_start.isoformat() if alert.window_start else None,
         "created_at": alert.created_at.isoformat(),
-        "deliveries": alert.deliveries,
+        # Built by the query as these objects (web/core/queries/alerts.py).
+        "deliveries": cast(list[AlertDelivery], alert.deliveries),
     }
 
 
@@ -76,9 +176,11 @@ async def get_alerts(app_id: str) -> Response:
         await require_app(conn, app_id)
         saved = await select_alert_settings(conn, app_id)
         recent = await select_recent_alerts(conn, app_id, RECENT_ALERTS)
-    return jsonify(
-        {**settings_as_json(app_id, saved), "recent": [alert_as_json(a) for a in recent]}
-    )
+    answer: AlertsAnswer = {
+        **settings_as_json(app_id, saved),
+        "recent": [alert_as_json(a) for a in recent],
+    }
+    return jsonify(answer)
 
 
 @blueprint.put("/api/apps/<app_id>/alerts")
@@ -136,10 +238,11 @@ def _section(body: dict[str, Any], name: str) -> dict[str, Any]:
     given = body.get(name, {})
     if not isinstance(given, dict):
         _bad(f"{name} must be an object")
-    unknown = set(given) - set(DEFAULTS[name])
+    defaults: dict[str, Any] = DEFAULTS[name]  # type: ignore[literal-required]
+    unknown = set(given) - set(defaults)
     if unknown:
         _bad(f"{name}: unknown settings: {', '.join(sorted(unknown))}")
-    section: dict[str, Any] = {**DEFAULTS[name], **given}
+    section: dict[str, Any] = {**defaults, **given}
     return section
 
 
@@ -160,8 +263,11 @@ def _whole(value: Any) -> bool:
 def _is_web_url(value: Any) -> bool:
     if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
         return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed [IPv6 host
+        return False
 
 
 def _bad(message: str) -> None:

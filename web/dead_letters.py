@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from typing_extensions import TypedDict
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
+from web.api_types import MAX_INT8, Count, Int8, Timestamp
 from web.context import services
+from web.core.errors import Rejected
 from web.core.queries.dead_letters import (
     DeadLetter,
     count_dead_letters,
@@ -24,7 +27,44 @@ SHOWN = 200
 _EVENT_FIELDS = frozenset(QueuedEvent.__dataclass_fields__)
 
 
-def as_json(letter: DeadLetter) -> dict[str, Any]:
+class DeadLetterEntry(TypedDict):
+    """An event the worker could not store, and why."""
+
+    id: Int8
+    message_id: str
+    app_id: str | None
+    event_id: str | None
+    event: dict[str, Any]
+    reason: str
+    attempts: Count
+    created_at: Timestamp
+    retried_at: Timestamp | None
+
+
+class DeadLetterList(TypedDict):
+    """How many dead letters wait, and the newest (pending only, unless ?all=1)."""
+
+    pending: Count
+    dead_letters: list[DeadLetterEntry]
+
+
+class RetryRequest(TypedDict, total=False):
+    """The ids of the dead letters to send through the queue again (an id that is not a
+    pending dead letter's is skipped)."""
+
+    ids: list[int]
+
+
+class RetryResult(TypedDict):
+    """How many were sent again, how many cannot be (an event from before the queue's
+    contract), and the queue message that carries them."""
+
+    sent: Count
+    not_retryable: Count
+    task_id: str | None
+
+
+def as_json(letter: DeadLetter) -> DeadLetterEntry:
     return {
         "id": letter.id,
         "message_id": letter.message_id,
@@ -57,6 +97,19 @@ async def retry(ids: list[int]) -> tuple[int, int, str | None]:
     return len(retryable), len(letters) - len(retryable), task_id
 
 
+def parse_retry_ids(body: dict[str, Any]) -> list[int]:
+    """The ids a RetryRequest body names; Rejected (400 invalid_ids) unless a list.
+
+    An entry that is not a whole number, or beyond bigint, names no dead letter: skipped.
+    """
+    given = body.get("ids", [])
+    if not isinstance(given, list):
+        raise Rejected(400, "invalid_ids", "ids must be a list of dead letter ids")
+    return [
+        v for v in given if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INT8
+    ]
+
+
 @blueprint.get("/dead-letters")
 async def page() -> str:
     async with services().pool.acquire() as conn:
@@ -81,12 +134,12 @@ async def list_api() -> Response:
     async with services().pool.acquire() as conn:
         letters = await select_dead_letters(conn, pending_only=pending_only, limit=SHOWN)
         pending = await count_dead_letters(conn)
-    return jsonify({"pending": pending, "dead_letters": [as_json(x) for x in letters]})
+    answer: DeadLetterList = {"pending": pending, "dead_letters": [as_json(x) for x in letters]}
+    return jsonify(answer)
 
 
 @blueprint.post("/api/dead-letters/retry")
 async def retry_api() -> Response:
-    body = await json_body()
-    ids = [value for value in body.get("ids", []) if isinstance(value, int)]
-    sent, skipped, task_id = await retry(ids)
-    return jsonify({"sent": sent, "not_retryable": skipped, "task_id": task_id})
+    sent, skipped, task_id = await retry(parse_retry_ids(await json_body()))
+    answer: RetryResult = {"sent": sent, "not_retryable": skipped, "task_id": task_id}
+    return jsonify(answer)

@@ -1,4 +1,4 @@
-"""GET /openapi.json: the ingest and query API as OpenAPI 3.1, built from the live limits."""
+"""GET /openapi.json: the whole JSON API as OpenAPI 3.1, built from the live limits and types."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from web.core.ingest.registry import SESSION_PREFIX, WIRE_FORMATS, routes_by_for
 from web.core.ingest.wire import Route, WireFormat
 from web.core.settings import Limits
 from web.openapi_components import SHARED_ERROR_SCHEMAS, components, error_refs, filter_params
+from web.openapi_manage import TAGS, management_paths
+from web.openapi_operations import READ, WRITE, answer, operation, query
 from web.openapi_refs import JSON, Schema, json_response, ref, ref_param
 from web.query_api import MAX_WAIT_COUNT, MAX_WAIT_SECONDS
 
@@ -43,10 +45,18 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
             }
             for extension, media_type in (("csv", "text/csv"), ("ndjson", "application/x-ndjson"))
         },
+        **{
+            f"/apps/{{app_id}}/coverage.{extension}": {
+                "parameters": [ref_param("AppId")],
+                "get": _coverage(extension, media_type),
+            }
+            for extension, media_type in (("csv", "text/csv"), ("md", "text/markdown"))
+        },
+        **management_paths(),
     }
     paths.update(_sdk_paths())
     for item in paths.values():
-        if not item["parameters"]:
+        if not item.get("parameters", True):
             del item["parameters"]
     return {
         "openapi": "3.1.0",
@@ -58,9 +68,12 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         },
         "paths": paths,
         "tags": [
-            {"name": fmt.title, "description": fmt.description}
-            for fmt in WIRE_FORMATS
-            if fmt.name != "native"
+            *TAGS,
+            *(
+                {"name": fmt.title, "description": fmt.description}
+                for fmt in WIRE_FORMATS
+                if fmt.name != "native"
+            ),
         ],
         "components": components(limits),
     }
@@ -120,120 +133,124 @@ def _native_ingest(limits: Limits) -> dict[str, Any]:
     }
 
 
+_QUERY_REFUSALS = {"400": ("invalid_filter",), "403": ("cross_site_request",)}
+
+
 def _list_events() -> dict[str, Any]:
-    return {
-        "operationId": "listEvents",
-        "tags": ["query"],
-        "summary": "An app's stored events matching the filters, newest first, a page at a time",
-        "security": [{}, {"dashboardUser": []}],
-        "parameters": [
-            *filter_params(),
-            ref_param("Limit"),
-            ref_param("Cursor"),
-        ],
-        "responses": {
-            "200": json_response("A page of events", "EventPage"),
-            **error_refs("400", "403", "404"),
-        },
-    }
+    return operation(
+        "get",
+        "listEvents",
+        "query",
+        "An app's stored events matching the filters, newest first, a page at a time",
+        scope=READ,
+        answer=answer("A page of events", "EventPage"),
+        refusals={**_QUERY_REFUSALS, "400": ("invalid_filter", "invalid_cursor")},
+        parameters=[*filter_params(), ref_param("Limit"), ref_param("Cursor")],
+    )
 
 
 def _summary() -> dict[str, Any]:
-    return {
-        "operationId": "summariseEvents",
-        "tags": ["query"],
-        "summary": "Counts of an app's stored events by status and by event name",
-        "security": [{}, {"dashboardUser": []}],
-        "parameters": filter_params(),
-        "responses": {
-            "200": json_response("The counts", "Summary"),
-            **error_refs("400", "403", "404"),
-        },
-    }
+    return operation(
+        "get",
+        "summariseEvents",
+        "query",
+        "Counts of an app's stored events by status and by event name",
+        scope=READ,
+        answer=answer("The counts", "Summary"),
+        refusals=_QUERY_REFUSALS,
+        parameters=filter_params(),
+    )
 
 
 def _reset() -> dict[str, Any]:
-    return {
-        "operationId": "resetEvents",
-        "tags": ["query"],
-        "summary": "Delete an app's stored events: all of them, or one session's",
-        "security": [{}, {"dashboardUser": []}],
-        "parameters": [ref_param("Session")],
-        "responses": {
-            "200": json_response("How many events were deleted", "ResetResult"),
-            **error_refs("400", "403", "404"),
-        },
-    }
+    return operation(
+        "delete",
+        "resetEvents",
+        "query",
+        "Delete an app's stored events: all of them, or one session's",
+        scope=WRITE,
+        answer=answer("How many events were deleted", "ResetResult"),
+        refusals=_QUERY_REFUSALS,
+        parameters=[ref_param("Session")],
+    )
 
 
 def _wait() -> dict[str, Any]:
-    return {
-        "operationId": "waitForEvents",
-        "tags": ["query"],
-        "summary": "Long-poll until `count` matching events are stored, or the timeout",
-        "description": (
+    return operation(
+        "get",
+        "waitForEvents",
+        "query",
+        "Long-poll until `count` matching events are stored, or the timeout",
+        scope=READ,
+        answer=answer("The matching events, newest first", "WaitResult"),
+        refusals=_QUERY_REFUSALS,
+        description=(
             "Answers as soon as `count` stored events match (those stored before the call"
             " count too), else at the timeout with what there is and `reached: false`."
         ),
-        "security": [{}, {"dashboardUser": []}],
-        "parameters": [
+        parameters=[
             *filter_params(),
-            {
-                "name": "count",
-                "in": "query",
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_WAIT_COUNT},
-                "description": "How many matching events to wait for (default 1).",
-            },
-            {
-                "name": "timeout",
-                "in": "query",
-                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
-                "description": "Seconds to wait at most (default 10).",
-            },
+            query(
+                "count",
+                {"type": "integer", "minimum": 1, "maximum": MAX_WAIT_COUNT},
+                "How many matching events to wait for (default 1).",
+            ),
+            query(
+                "timeout",
+                {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+                "Seconds to wait at most (default 10).",
+            ),
         ],
-        "responses": {
-            "200": json_response("The matching events, newest first", "WaitResult"),
-            **error_refs("400", "403", "404"),
-        },
-    }
+    )
 
 
 def _export(extension: str, media_type: str) -> dict[str, Any]:
-    return {
-        "operationId": f"exportEvents{extension.title()}",
-        "tags": ["export"],
-        "summary": f"Every stored event matching the filters, newest first, as {extension.upper()}",
-        "description": (
+    operation_id = f"exportEvents{extension.title()}"
+    return operation(
+        "get",
+        operation_id,
+        "export",
+        f"Every stored event matching the filters, newest first, as {extension.upper()}",
+        scope=READ,
+        answer={
+            "description": "The rows, newest first (CSV: a header line first)",
+            "content": {media_type: {"schema": {"type": "string"}}},
+        },
+        refusals={"400": ("invalid_filter", "invalid_limit", "invalid_before_id")},
+        description=(
             "Streamed as it is read, with no ceiling on the number of rows. Each row carries"
             " its `id` (CSV's first column, NDJSON's `id`). If the connection drops, ask again"
             " with `before_id` set to the id of the last whole row received: the answer is"
             " exactly the rest (events stored since the export began are never in it). An"
             " export cut short ends without the final chunk of its chunked encoding."
         ),
-        "security": [{}, {"dashboardUser": []}],
-        "parameters": [
+        parameters=[
             *filter_params(),
-            {
-                "name": "limit",
-                "in": "query",
-                "schema": {"type": "integer", "minimum": 1},
-                "description": "Rows at most (default: every matching row).",
-            },
-            {
-                "name": "before_id",
-                "in": "query",
-                "schema": {"type": "integer", "minimum": 1},
-                "description": "Only rows whose id is below this: where a cut export resumes.",
-            },
+            query("limit", {"type": "integer", "minimum": 1}, "Rows at most (default: all)."),
+            query(
+                "before_id",
+                {"type": "integer", "minimum": 1},
+                "Only rows whose id is below this: where a cut export resumes.",
+            ),
         ],
-        "responses": {
-            "200": {
-                "description": "The rows, newest first (CSV: a header line first)",
-                "content": {media_type: {"schema": {"type": "string"}}},
-            },
-            **error_refs("400", "403", "404"),
+    )
+
+
+def _coverage(extension: str, media_type: str) -> dict[str, Any]:
+    return operation(
+        "get",
+        f"exportCoverage{extension.title()}",
+        "export",
+        f"Which planned events were seen, and which seen events are unplanned, as"
+        f" {extension.upper()}",
+        scope=READ,
+        answer={
+            "description": "The coverage report (default: the last 24 hours)",
+            "content": {media_type: {"schema": {"type": "string"}}},
         },
-    }
+        refusals={"400": ("invalid_filter",)},
+        parameters=filter_params(),
+    )
 
 
 # Every refusal an ingest path may give, before the formats' final statuses.

@@ -7,6 +7,7 @@ from typing import Any
 from web.core.filters import MAX_NAMES, MAX_SESSION, MAX_TEXT
 from web.core.ingest.accept import SESSION_HEADER
 from web.core.settings import Limits
+from web.openapi_operations import security_schemes
 from web.openapi_refs import Schema, json_response, ref_param
 from web.openapi_schemas import schemas
 from web.query_api import DEFAULT_LIMIT, MAX_LIMIT
@@ -18,19 +19,7 @@ def components(limits: Limits) -> dict[str, Any]:
         "schemas": schemas(limits),
         "parameters": parameters(),
         "responses": error_responses(limits),
-        "securitySchemes": {
-            "writeKeyBasic": {
-                "type": "http",
-                "scheme": "basic",
-                "description": "The app's write key as the user name, an empty password.",
-            },
-            "writeKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Write-Key"},
-            "dashboardUser": {
-                "type": "http",
-                "scheme": "basic",
-                "description": "A dashboard user; needed only when sign-in is required.",
-            },
-        },
+        "securitySchemes": security_schemes(),
     }
 
 

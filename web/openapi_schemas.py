@@ -1,4 +1,4 @@
-"""The API description's payload schemas: the native API's, then each wire format's."""
+"""The API description's payload schemas: ingest's and each wire format's, then the generated."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ from web.core.ingest.formats.amplitude import MAX_EVENTS as AMPLITUDE_MAX_EVENTS
 from web.core.ingest.formats.segment import SEGMENT_CALLS
 from web.core.settings import Limits
 from web.openapi_refs import Schema, ref
+from web.openapi_types import generated_schemas
 
 
 def schemas(limits: Limits) -> dict[str, Schema]:
     """Every payload's schema: the native API's, then each wire format's."""
     return {
         **_error_schemas(),
-        "Issue": _issue(),
         "Event": _native_event(limits),
         **_verdict_schemas(),
-        "StoredEvent": _stored_event(),
-        **_query_schemas(),
+        **generated_schemas(),
         **_segment_schemas(limits),
         "AmplitudeEvent": _amplitude_event(limits),
         **_amplitude_schemas(),
@@ -73,21 +72,6 @@ def _error_schemas() -> dict[str, Schema]:
     }
 
 
-def _issue() -> Schema:
-    return {
-        "type": "object",
-        "required": ["path", "rule", "message", "severity"],
-        "properties": {
-            "path": {"type": "string", "description": "JSON Pointer into the event"},
-            "rule": {"type": "string"},
-            "message": {"type": "string"},
-            "expected": {},
-            "actual": {},
-            "severity": {"enum": ["error", "warning"]},
-        },
-    }
-
-
 def _native_event(limits: Limits) -> Schema:
     event_id = _event_id(limits)
     return {
@@ -135,87 +119,6 @@ def _verdict_schemas() -> dict[str, Schema]:
                 "success": {"const": True},
                 "results": {"type": "array", "items": ref("Verdict")},
             },
-        },
-    }
-
-
-def _stored_event() -> Schema:
-    properties: Schema = {
-        "event_id": {"type": "string"},
-        "event_name": _text_or_null(),
-        "status": _status(),
-        "errors": {"type": "array", "items": ref("Issue")},
-        "payload": {"type": "object", "description": "The event as it was sent"},
-        "plan_version": {"type": ["integer", "null"]},
-        "session": _text_or_null(),
-        "received_at": {"type": "string", "format": "date-time"},
-        "created_at": {"type": "string", "format": "date-time"},
-    }
-    return {"type": "object", "required": list(properties), "properties": properties}
-
-
-_SEARCHED_SINCE = {
-    "type": "string",
-    "format": "date-time",
-    "description": (
-        "A text search without `since` covered events from here on;"
-        " its next_cursor keeps that start for the following pages"
-    ),
-}
-
-
-def _query_schemas() -> dict[str, Schema]:
-    counts: Schema = {
-        "type": "object",
-        "required": ["valid", "invalid"],
-        "properties": {"valid": {"type": "integer"}, "invalid": {"type": "integer"}},
-    }
-    name_counts: Schema = {
-        "type": "object",
-        "required": ["event_name", "total", "valid", "invalid"],
-        "properties": {
-            "event_name": _text_or_null(),
-            "total": {"type": "integer"},
-            "valid": {"type": "integer"},
-            "invalid": {"type": "integer"},
-        },
-    }
-    return {
-        "EventPage": {
-            "type": "object",
-            "required": ["events", "next_cursor"],
-            "properties": {
-                "events": {"type": "array", "items": ref("StoredEvent")},
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "Pass as ?cursor= for the next (older) page; null at the end",
-                },
-                "searched_since": _SEARCHED_SINCE,
-            },
-        },
-        "Summary": {
-            "type": "object",
-            "required": ["total", "by_status", "by_event_name"],
-            "properties": {
-                "total": {"type": "integer"},
-                "by_status": counts,
-                "by_event_name": {"type": "array", "items": name_counts},
-            },
-        },
-        "WaitResult": {
-            "type": "object",
-            "required": ["reached", "count", "wanted", "events"],
-            "properties": {
-                "reached": {"type": "boolean"},
-                "count": {"type": "integer"},
-                "wanted": {"type": "integer"},
-                "events": {"type": "array", "items": ref("StoredEvent")},
-            },
-        },
-        "ResetResult": {
-            "type": "object",
-            "required": ["deleted", "session"],
-            "properties": {"deleted": {"type": "integer"}, "session": _text_or_null()},
         },
     }
 

@@ -7,16 +7,20 @@ import math
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, NotRequired, cast
 
+from pydantic import Field
 from quart import Blueprint, Response, jsonify, request
+from typing_extensions import TypedDict
 
+from web.api_types import Count, EventStatus, Timestamp
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.filters import STATUSES, EventFilter
 from web.core.queries.base import LogEntry
 from web.core.queries.events import delete_log_entries, select_event_counts, select_log_entries
+from web.core.validation.verdict import Issue
 from web.security import refuse_other_sites
 
 blueprint = Blueprint("query_api", __name__)
@@ -31,6 +35,79 @@ MAX_WAIT_SECONDS = 60.0
 
 
 blueprint.before_request(refuse_other_sites)
+
+
+class StoredEvent(TypedDict):
+    """An event as stored: its verdict, its payload as sent, its session and times."""
+
+    event_id: str
+    event_name: str | None
+    status: EventStatus
+    errors: list[Issue]
+    payload: Annotated[dict[str, Any], Field(description="The event as it was sent")]
+    plan_version: int | None
+    session: str | None
+    received_at: Timestamp
+    created_at: Timestamp
+
+
+class EventPage(TypedDict):
+    """A page of an app's stored events, newest first."""
+
+    events: list[StoredEvent]
+    next_cursor: Annotated[
+        str | None,
+        Field(description="Pass as ?cursor= for the next (older) page; null at the end"),
+    ]
+    searched_since: NotRequired[
+        Annotated[
+            Timestamp,
+            Field(
+                description="A text search without `since` covered events from here on;"
+                " its next_cursor keeps that start for the following pages"
+            ),
+        ]
+    ]
+
+
+class StatusCounts(TypedDict):
+    """Events by verdict."""
+
+    valid: Count
+    invalid: Count
+
+
+class NameCounts(TypedDict):
+    """One event name's events by verdict."""
+
+    event_name: str | None
+    total: Count
+    valid: Count
+    invalid: Count
+
+
+class Summary(TypedDict):
+    """Counts of the matching events by verdict and by event name (most first)."""
+
+    total: Count
+    by_status: StatusCounts
+    by_event_name: list[NameCounts]
+
+
+class WaitResult(TypedDict):
+    """The matching events, newest first; `reached` says whether `wanted` were found."""
+
+    reached: bool
+    count: Count
+    wanted: Count
+    events: list[StoredEvent]
+
+
+class ResetResult(TypedDict):
+    """How many events were deleted, and whose session (null: all the app's)."""
+
+    deleted: Count
+    session: str | None
 
 
 @blueprint.get("/api/logs/<app_id>")
@@ -55,7 +132,7 @@ async def list_events(app_id: str) -> Response:
     next_cursor = None
     if len(entries) > limit:
         next_cursor = _next_cursor(page[-1].id, bounded_since)
-    answer: dict[str, Any] = {
+    answer: EventPage = {
         "events": [event_as_json(e) for e in page],
         "next_cursor": next_cursor,
     }
@@ -77,18 +154,17 @@ async def summary(app_id: str) -> Response:
         named = by_name.setdefault(row.event_name, {"total": 0, **dict.fromkeys(STATUSES, 0)})
         named["total"] += row.count
         named[row.status] += row.count
-    return jsonify(
-        {
-            "total": sum(by_status.values()),
-            "by_status": dict(by_status),
-            "by_event_name": [
-                {"event_name": name, **numbers}
-                for name, numbers in sorted(
-                    by_name.items(), key=lambda item: (-item[1]["total"], item[0] or "")
-                )
-            ],
-        }
-    )
+    answer: Summary = {
+        "total": sum(by_status.values()),
+        "by_status": {"valid": by_status["valid"], "invalid": by_status["invalid"]},
+        "by_event_name": [
+            {"event_name": name, **numbers}  # type: ignore[typeddict-item]
+            for name, numbers in sorted(
+                by_name.items(), key=lambda item: (-item[1]["total"], item[0] or "")
+            )
+        ],
+    }
+    return jsonify(answer)
 
 
 @blueprint.delete("/api/logs/<app_id>")
@@ -97,7 +173,8 @@ async def reset(app_id: str) -> Response:
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)
         deleted = await delete_log_entries(conn, app_id, session)
-    return jsonify({"deleted": deleted, "session": session})
+    answer: ResetResult = {"deleted": deleted, "session": session}
+    return jsonify(answer)
 
 
 @blueprint.get("/api/logs/<app_id>/wait")
@@ -131,22 +208,21 @@ async def wait(app_id: str) -> Response:
                 break
             found[entry.id] = entry
     events = sorted(found.values(), key=lambda e: e.id, reverse=True)[:count]
-    return jsonify(
-        {
-            "reached": len(events) >= count,
-            "count": len(events),
-            "wanted": count,
-            "events": [event_as_json(e) for e in events],
-        }
-    )
+    answer: WaitResult = {
+        "reached": len(events) >= count,
+        "count": len(events),
+        "wanted": count,
+        "events": [event_as_json(e) for e in events],
+    }
+    return jsonify(answer)
 
 
-def event_as_json(entry: LogEntry) -> dict[str, Any]:
+def event_as_json(entry: LogEntry) -> StoredEvent:
     return {
         "event_id": entry.event_id,
         "event_name": entry.event_name,
-        "status": entry.status,
-        "errors": entry.errors,
+        "status": cast(EventStatus, entry.status),  # the column allows these two only
+        "errors": cast(list[Issue], entry.errors),  # stored as each Issue's fields
         "payload": entry.payload,
         "plan_version": entry.plan_version,
         "session": entry.session,

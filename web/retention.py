@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, cast
 
+from pydantic import ConfigDict, Field, with_config
 from quart import Blueprint, Response, jsonify
+from typing_extensions import TypedDict
 
+from web.api_types import Count
 from web.context import services
 from web.core.apps import require_app, unknown_app
 from web.core.errors import Rejected
@@ -15,6 +18,23 @@ from web.requests import json_body
 blueprint = Blueprint("retention", __name__)
 
 MAX_RETENTION_DAYS = 3650
+Days = Annotated[int, Field(ge=1, le=MAX_RETENTION_DAYS)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RetentionChange(TypedDict):
+    """Keep the app's events this many days; null: the server's default."""
+
+    days: Days | None
+
+
+class Retention(TypedDict):
+    """How long the app's events are kept: its own setting, the default, the one in force."""
+
+    app_id: str
+    days: Days | None
+    default_days: Count
+    effective_days: Count
 
 
 @blueprint.get("/api/apps/<app_id>/retention")
@@ -29,14 +49,7 @@ async def get_retention(app_id: str) -> Response:
 @blueprint.put("/api/apps/<app_id>/retention")
 async def put_retention(app_id: str) -> Response:
     """{"days": N} keeps the app's events N days (1 to 3650); {"days": null}: the default."""
-    body = await json_body()
-    days = body.get("days")
-    if set(body) != {"days"} or not (days is None or _is_day_count(days)):
-        raise Rejected(
-            400,
-            "invalid_retention",
-            f'the body is {{"days": N}} with N from 1 to {MAX_RETENTION_DAYS}, or null',
-        )
+    days = parse_retention(await json_body())
     svc = services()
     async with svc.pool.acquire() as conn:
         if not await update_app_retention_days(conn, app_id, days):
@@ -44,7 +57,19 @@ async def put_retention(app_id: str) -> Response:
     return jsonify(retention_as_json(app_id, days, svc.settings.retention_days))
 
 
-def retention_as_json(app_id: str, days: int | None, default_days: int) -> dict[str, Any]:
+def parse_retention(body: dict[str, Any]) -> int | None:
+    """The days a RetentionChange body asks for; Rejected (400 invalid_retention) when bad."""
+    days = body.get("days")
+    if set(body) != {"days"} or not (days is None or _is_day_count(days)):
+        raise Rejected(
+            400,
+            "invalid_retention",
+            f'the body is {{"days": N}} with N from 1 to {MAX_RETENTION_DAYS}, or null',
+        )
+    return cast(int | None, days)
+
+
+def retention_as_json(app_id: str, days: int | None, default_days: int) -> Retention:
     return {
         "app_id": app_id,
         "days": days,

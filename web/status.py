@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 from quart import (
     Blueprint,
@@ -20,7 +21,9 @@ from quart import (
     stream_with_context,
 )
 from redis.exceptions import RedisError
+from typing_extensions import TypedDict
 
+from web.api_types import Count, Timestamp
 from web.context import Services
 from web.core.outage_log import OutageLog
 from web.core.status.formatting import FORMAT, status_as_dict
@@ -46,6 +49,56 @@ READING_MAX_AGE = 1.0
 # A status read may wait this long on Redis per call.
 REDIS_TIMEOUT_SECONDS = 1.0
 _BOARD = "lvd.status"
+
+
+class QueueReading(TypedDict):
+    """The broker's queue: messages waiting, being worked on, delayed, and given up on."""
+
+    waiting: Count
+    in_flight: Count
+    delayed: Count
+    dramatiq_dead: Count
+    oldest_waiting_seconds: float
+
+
+class WorkerReading(TypedDict):
+    """One worker process, from its heartbeat."""
+
+    worker_id: str
+    hostname: str
+    pid: int
+    state: str
+    started_at: Timestamp
+    last_seen: Timestamp
+    silent_seconds: float
+    messages: Count
+    events: Count
+    failed: Count
+    events_per_second: float
+
+
+class IngestReading(TypedDict):
+    """Events stored over the last minute."""
+
+    events_last_minute: Count
+    invalid_last_minute: Count
+    events_per_second: float
+    invalid_share: float | None
+    store_delay_seconds: float | None
+
+
+class PipelineReading(TypedDict):
+    """The pipeline at one moment; a part that could not be read is null, and a problem."""
+
+    taken_at: Timestamp
+    queue: QueueReading | None
+    dead_letters_pending: Count | None
+    workers: list[WorkerReading]
+    ingest: IngestReading | None
+    database_bytes: Count | None
+    open_streams: Count | None
+    web_processes: Count | None
+    problems: list[str]
 
 
 class StatusBoard:
@@ -160,4 +213,6 @@ async def stream() -> Response:
 @blueprint.get("/api/status")
 async def api_status() -> Response:
     """The same reading as the page and `lvd status --json`."""
-    return jsonify(status_as_dict(await board().status()))
+    # web/core/status/formatting.py writes this shape (for `lvd status --json` too).
+    reading = cast(PipelineReading, status_as_dict(await board().status()))
+    return jsonify(reading)
