@@ -27,8 +27,15 @@ from web.requests import json_body
 from web.security import refuse_other_sites
 
 blueprint = Blueprint("tokens", __name__)
-# Even the list, which holds no token, is nobody else's business: no other site reads it.
-blueprint.before_request(refuse_other_sites)
+
+
+@blueprint.before_request
+async def refuse_other_sites_api() -> None:
+    """The JSON API answers no page of another site, even the list, which holds no token.
+    The page itself may be reached by a link from anywhere; its forms are same-origin only
+    (web/security.py), like every form's."""
+    if request.path.startswith("/api/"):
+        await refuse_other_sites()
 
 
 @blueprint.post("/api/tokens")

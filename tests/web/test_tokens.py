@@ -450,3 +450,36 @@ async def test_tokens_basic_auth_check_does_not_hold_up_ingest(
     release.set()
     assert (await pending).status_code == 200
     users.recent_passwords.forget_all()
+
+
+@pytest.mark.parametrize("token_id", ["99999999999999999999", "0", "-1"])
+async def test_tokens_api_out_of_range_ids_are_404(client: Client, token_id: str) -> None:
+    response = await client.delete(f"/api/tokens/{token_id}")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"name": "a\\u0000b"}', "invalid_token_name"),
+        (b'{"name": "two\\nlines"}', "invalid_token_name"),
+        (b'{"name": "ci", "app_id": "a\\u0000b"}', "unknown_app"),
+        (b'{"name": "\\ud800"}', "invalid_json"),
+    ],
+    ids=["nul-name", "newline-name", "nul-app", "lone-surrogate"],
+)
+async def test_tokens_api_text_postgresql_cannot_hold_is_400(
+    client: Client, body: bytes, code: str
+) -> None:
+    response = await client.post(
+        "/api/tokens", data=body, headers={"Content-Type": "application/json"}
+    )
+    await assert_error(response, 400, code)
+
+
+async def test_tokens_api_refuses_other_sites_but_the_page_opens_from_a_link(
+    client: Client,
+) -> None:
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    await assert_error(await client.get("/api/tokens", headers=cross), 403, "cross_site_request")
+    assert (await client.get("/tokens", headers=cross)).status_code == 200

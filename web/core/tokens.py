@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from web.core.apps import APP_ID_PATTERN
 from web.core.errors import Rejected
 from web.core.queries.apps import select_app
 from web.core.queries.base import Connection
@@ -33,6 +34,8 @@ DEFAULT_SCOPE = "write"
 # last_used_at is written at most this often per token: a busy CI job is one write a minute,
 # not one per request.
 TOUCH_INTERVAL_SECONDS = 60.0
+# Ids are bigint: a larger number in a URL names no token (and must not reach the query).
+MAX_TOKEN_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,9 @@ async def create_token(
             400, "invalid_scope", f"a scope is one of {', '.join(SCOPES)}; got {scope!r}"
         )
     if app_id is not None and (
-        not isinstance(app_id, str) or await select_app(conn, app_id) is None
+        not isinstance(app_id, str)
+        or not APP_ID_PATTERN.fullmatch(app_id)
+        or await select_app(conn, app_id) is None
     ):
         raise Rejected(400, "unknown_app", f"no app with id {app_id!r}")
     token = new_token_text()
@@ -87,6 +92,10 @@ def _checked_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise Rejected(400, "invalid_token_name", "a token needs a name, such as ci or nightly")
     name = name.strip()
+    if not name.isprintable():
+        raise Rejected(
+            400, "invalid_token_name", "a token's name is one line of printable characters"
+        )
     if len(name) > MAX_NAME_LENGTH:
         raise Rejected(
             400, "token_name_too_long", f"a token's name is at most {MAX_NAME_LENGTH} characters"
@@ -116,7 +125,7 @@ async def list_tokens(conn: Connection) -> list[ApiToken]:
 
 async def revoke(conn: Connection, token_id: int) -> None:
     """Revoke the token; Rejected (404 unknown_token) when there is no such token."""
-    if not await revoke_token(conn, token_id):
+    if not 0 < token_id <= MAX_TOKEN_ID or not await revoke_token(conn, token_id):
         raise Rejected(404, "unknown_token", f"no token with id {token_id}")
 
 
