@@ -5,30 +5,5 @@ ships too and which installs on its own as `lvd-client`. Code written against th
 keeps working.
 """
 
-from lvd_client import (
-    DEFAULT_BASE_URL,
-    SESSION_HEADER,
-    AsyncLvdClient,
-    Event,
-    EventFilters,
-    Issue,
-    LvdClient,
-    LvdError,
-    WaitFilters,
-    WaitResult,
-    new_session_id,
-)
-
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "SESSION_HEADER",
-    "AsyncLvdClient",
-    "Event",
-    "EventFilters",
-    "Issue",
-    "LvdClient",
-    "LvdError",
-    "WaitFilters",
-    "WaitResult",
-    "new_session_id",
-]
+from lvd_client import *  # noqa: F403  (the whole public API, under its old name)
+from lvd_client import __all__ as __all__

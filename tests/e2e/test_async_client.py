@@ -6,35 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from lvd_client import AsyncLvdClient, LvdError, new_session_id
 
 from tests.conftest import LiveServer
 
 from .helpers import unique
+from .test_pytest_plugin import app_with_plan
 
 pytestmark = pytest.mark.e2e
-
-PLAN = {
-    "events": {
-        "checkout": {
-            "type": "object",
-            "required": ["total"],
-            "properties": {"total": {"type": "number"}},
-        },
-        "signup": {"type": "object"},
-    }
-}
 
 
 @pytest.fixture(scope="module")
 def shop(live_server: LiveServer) -> str:
     """An app with a plan, shared by this module's tests: sessions keep them apart."""
-    with httpx.Client(base_url=live_server.base_url) as http:
-        app: dict[str, Any] = http.post("/api/apps", json={"id": unique("async")}).json()
-        assert http.put(f"/api/apps/{app['id']}/plan", json=PLAN).status_code == 200
-    return str(app["id"])
+    return app_with_plan(live_server.base_url, "async")
 
 
 @pytest.fixture

@@ -45,13 +45,17 @@ def show(client):
 SHOWN = re.compile(r"LVD url=(\S+) app=(\S+) token=(\S+) session=(\S+) header=(.*)$")
 
 
-@pytest.fixture
-def app_id(live_server: LiveServer) -> str:
-    """A fresh app with a plan: `checkout` needs a numeric total."""
-    with httpx.Client(base_url=live_server.base_url) as http:
-        app: dict[str, Any] = http.post("/api/apps", json={"id": unique("plugin")}).json()
+def app_with_plan(base_url: str, prefix: str) -> str:
+    """A fresh app with PLAN (`checkout` needs a numeric total); its id."""
+    with httpx.Client(base_url=base_url) as http:
+        app: dict[str, Any] = http.post("/api/apps", json={"id": unique(prefix)}).json()
         assert http.put(f"/api/apps/{app['id']}/plan", json=PLAN).status_code == 200
     return str(app["id"])
+
+
+@pytest.fixture
+def app_id(live_server: LiveServer) -> str:
+    return app_with_plan(live_server.base_url, "plugin")
 
 
 @pytest.fixture

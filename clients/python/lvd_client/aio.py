@@ -91,8 +91,7 @@ class AsyncLvdClient(ClientBase[httpx.AsyncClient]):
         timeout: float | None = None,
     ) -> list[Event]:
         """At least `count` events of this name (and status) arrive; returns them."""
-        filters = {"status": status, "event_name": event_name}
-        return await self._run(self._wait_for_plan(count, timeout, filters))
+        return await self._run(self._assert_seen_plan(event_name, count, status, timeout))
 
     async def assert_no_invalid(self, **filters: Unpack[EventFilters]) -> None:
         """No stored event (matching the filters) is invalid; else every one is listed."""

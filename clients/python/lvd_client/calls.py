@@ -212,6 +212,12 @@ class ClientBase(Generic[H]):
             )
         return result.events
 
+    def _assert_seen_plan(
+        self, event_name: str, count: int, status: str | None, timeout: float | None
+    ) -> Plan[list[Event]]:
+        filters = {"status": status, "event_name": event_name}
+        return (yield from self._wait_for_plan(count, timeout, filters))
+
     def _assert_no_invalid_plan(self, filters: Mapping[str, Any]) -> Plan[None]:
         invalid = yield from self._events_plan(
             SHOWN_IN_MESSAGES + 1, {**filters, "status": "invalid"}

@@ -90,8 +90,7 @@ class LvdClient(ClientBase[httpx.Client]):
         timeout: float | None = None,
     ) -> list[Event]:
         """At least `count` events of this name (and status) arrive; returns them."""
-        filters = {"status": status, "event_name": event_name}
-        return self._run(self._wait_for_plan(count, timeout, filters))
+        return self._run(self._assert_seen_plan(event_name, count, status, timeout))
 
     def assert_no_invalid(self, **filters: Unpack[EventFilters]) -> None:
         """No stored event (matching the filters) is invalid; else every one is listed.
