@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lvd.client import Event, LvdClient, LvdError, new_session_id
+from lvd.client import AsyncLvdClient, Event, LvdClient, LvdError, new_session_id
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -331,3 +331,67 @@ def test_event_from_json_reads_every_field() -> None:
     assert event.received_at.year == 2025
     assert event.plan_version == 1
     assert str(event.errors[0]) == "/ [required] missing eventName"
+
+
+def test_client_token_goes_with_every_query_and_never_with_ingest() -> None:
+    server = FakeServer(
+        {
+            "POST /api/logs/shop": {"status": "valid"},
+            "GET /api/logs/shop": {"events": [], "next_cursor": None},
+            "GET /api/logs/shop/summary": SUMMARY,
+            "GET /api/logs/shop/wait": wait_answer(1, stored()),
+            "DELETE /api/logs/shop": {"deleted": 0, "session": "s-1"},
+        }
+    )
+    client = client_for(server)
+    client.token = "lvd_t0ken"
+
+    client.send({"eventName": "x"})
+    client.events()
+    client.summary()
+    client.wait()
+    client.reset()
+
+    sent = {r.method + " " + r.url.path: r.headers.get("Authorization") for r in server.requests}
+    assert sent.pop("POST /api/logs/shop") is None
+    assert sent == dict.fromkeys(sent, "Bearer lvd_t0ken") and len(sent) == 4
+
+
+async def test_async_client_makes_the_same_requests_as_the_sync_one() -> None:
+    def routes() -> FakeServer:
+        return FakeServer(
+            {
+                "GET /api/logs/shop/wait": wait_answer(2, stored(event_id="a")),
+                "GET /api/logs/shop": {"events": [stored(event_id="a")], "next_cursor": None},
+                "GET /api/logs/shop/summary": SUMMARY,
+            }
+        )
+
+    sync_server, async_server = routes(), routes()
+    transport = httpx.MockTransport(async_server)
+    http = httpx.AsyncClient(base_url="http://lvd.test", transport=transport)
+    async with AsyncLvdClient("http://lvd.test", "shop", session="s-1", http=http) as alvd:
+        with pytest.raises(AssertionError) as async_raised:
+            await alvd.expect_events(["checkout", "checkout"], timeout=0)
+        async_events = await alvd.events(status="invalid")
+    with pytest.raises(AssertionError) as sync_raised:
+        client_for(sync_server).expect_events(["checkout", "checkout"], timeout=0)
+    sync_events = client_for(sync_server).events(status="invalid")
+
+    assert str(async_raised.value) == str(sync_raised.value)
+    assert str(sync_raised.value).startswith("expected 2 'checkout' events within 0 s")
+    assert async_events == sync_events
+    assert [(r.method, str(r.url)) for r in async_server.requests] == [
+        (r.method, str(r.url)) for r in sync_server.requests
+    ]
+    assert not http.is_closed  # a client given its connection leaves it open
+    await http.aclose()
+
+
+def test_client_expect_events_takes_a_list_of_names() -> None:
+    server = FakeServer({})
+
+    with pytest.raises(TypeError, match="non-empty list"):
+        client_for(server).expect_events("checkout")
+
+    assert server.requests == []

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT, LiveServer
 
 from .helpers import unique
-from .test_install import NOT_SOURCE, _bare_env, _run
+from .test_install import NOT_SOURCE, _bare_env, _run, wheel  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -103,3 +103,18 @@ def test_client_installed_alone_runs_a_suite_with_its_plugin(
     assert where["found"] == [], "none of the server's packages is installed"
     assert f"lvd: {live_server.base_url} app {app_id}" in ran
     assert "1 passed" in ran
+
+
+def test_server_wheel_ships_the_same_client_typed_with_its_plugin(wheel: Path) -> None:
+    server = zipfile.ZipFile(wheel)
+    names = set(server.namelist())
+    [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    client = {
+        path.relative_to(PROJECT_ROOT / "clients" / "python").as_posix()
+        for path in (PROJECT_ROOT / "clients" / "python" / "lvd_client").iterdir()
+        if path.suffix in (".py", ".typed")
+    }
+
+    assert client <= names
+    assert {"lvd/client.py", "lvd/py.typed"} <= names
+    assert "[pytest11]\nlvd = lvd_client.plugin" in server.read(entry_points).decode()
