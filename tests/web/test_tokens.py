@@ -483,3 +483,10 @@ async def test_tokens_api_refuses_other_sites_but_the_page_opens_from_a_link(
     cross = {"Sec-Fetch-Site": "cross-site"}
     await assert_error(await client.get("/api/tokens", headers=cross), 403, "cross_site_request")
     assert (await client.get("/tokens", headers=cross)).status_code == 200
+
+
+async def test_tokens_api_name_is_stripped_and_its_length_counted_as_sent(client: Client) -> None:
+    body = await json_of(await client.post("/api/tokens", json={"name": "  ci  "}))
+    assert body["name"] == "ci"
+    padded = await client.post("/api/tokens", json={"name": " " + "x" * 100})
+    await assert_error(padded, 400, "token_name_too_long")

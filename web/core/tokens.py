@@ -30,6 +30,7 @@ TOKEN_PREFIX = "lvd_"  # noqa: S105  (what every token starts with, not a secret
 TOKEN_PATTERN = re.compile(r"^lvd_[A-Za-z0-9_-]{43}$")
 DISPLAY_PREFIX_LENGTH = 8
 MAX_NAME_LENGTH = 100
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 DEFAULT_SCOPE = "write"
 # last_used_at is written at most this often per token: a busy CI job is one write a minute,
 # not one per request.
@@ -89,18 +90,17 @@ async def create_token(
 
 
 def _checked_name(name: object) -> str:
+    """The name, stripped; 1 to 100 characters as sent, not all spaces, no control characters
+    (what PostgreSQL's text cannot hold, NUL, among them; and a name is one line)."""
     if not isinstance(name, str) or not name.strip():
         raise Rejected(400, "invalid_token_name", "a token needs a name, such as ci or nightly")
-    name = name.strip()
-    if not name.isprintable():
-        raise Rejected(
-            400, "invalid_token_name", "a token's name is one line of printable characters"
-        )
     if len(name) > MAX_NAME_LENGTH:
         raise Rejected(
             400, "token_name_too_long", f"a token's name is at most {MAX_NAME_LENGTH} characters"
         )
-    return name
+    if CONTROL_CHARACTERS.search(name):
+        raise Rejected(400, "invalid_token_name", "a token's name holds no control characters")
+    return name.strip()
 
 
 async def find_token(conn: Connection, token: str) -> ApiToken | None:
