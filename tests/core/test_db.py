@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.conftest import free_port
 from web.core import db
+from web.core.apps import add_app
 from web.core.db import (
     NO_TRANSACTION,
     create_database_if_missing,
@@ -26,6 +28,8 @@ from web.core.db import (
     prepare_database,
     with_database,
 )
+from web.core.queries.base import NewLogEntry
+from web.core.queries.events import insert_log_entries
 from web.core.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "web" / "core" / "migrations"
@@ -278,3 +282,49 @@ async def test_two_migrators_started_together_both_finish(throwaway_url: str) ->
         await first.close()
         await second.close()
     assert sorted(applied, key=len) == [[], [version for version, _, _ in migration_files()]]
+
+
+async def test_partitioning_keeps_the_events_stored_before_it_as_they_are(
+    throwaway_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [(version, _, _)] = [m for m in migration_files() if m[1] == "partitioned_log_entries"]
+    shipped = migration_files()
+    monkeypatch.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < version])
+    await create_database_if_missing(throwaway_url)
+    conn = await asyncpg.connect(throwaway_url, timeout=10)
+    try:
+        await migrate(conn)
+        await add_app(conn, "shop", None)
+        await conn.execute(
+            "INSERT INTO log_entries (app_id, event_id, payload, validation_status, received_at)"
+            " SELECT 'shop', 'old-' || i, '{}', 'valid', now() FROM generate_series(1, 50) i"
+        )
+        monkeypatch.setattr(db, "migration_files", lambda: shipped)
+        assert await migrate(conn) == [m[0] for m in shipped if m[0] >= version]
+
+        parts = await conn.fetch("SELECT name, end_id FROM log_entry_partitions ORDER BY first_id")
+        assert [p["name"] for p in parts][:1] == ["log_entries_before_partitions"]
+        assert await conn.fetchval("SELECT count(*) FROM log_entries_before_partitions") == 50
+        assert await conn.fetchval("SELECT count(*) FROM event_receipts") == 50
+        # Its indexes were attached to the new table's, not built a second time.
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_index"
+                " WHERE indrelid = 'log_entries_before_partitions'::regclass"
+            )
+            == 7
+        )
+        retry = NewLogEntry(
+            "shop", "old-7", None, "{}", "valid", "[]", None, None, datetime.now(UTC)
+        )
+        assert await insert_log_entries(conn, [retry]) == []  # stored before: stored once
+        [new_id] = await insert_log_entries(conn, [retry._replace(event_id="new-1")])
+        assert new_id >= parts[0]["end_id"]
+        assert (
+            await conn.fetchval(
+                "SELECT tableoid::regclass::text FROM log_entries WHERE id = $1", new_id
+            )
+            == parts[1]["name"]
+        )
+    finally:
+        await conn.close()
