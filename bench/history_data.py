@@ -5,9 +5,10 @@ others; 20 % invalid with errors the validation engine wrote; 17 event names, on
 rare (0.01 %); 60 test sessions of two hours each (about 3 % of the events); ~700-byte
 payloads; received_at spread evenly over the 30 days before the build, ids rising with it.
 Rows are made by PostgreSQL itself (from generate_series, 100 000 a statement) and stored
-by the worker's own insert statement, with the indexes no constraint needs dropped while
-the table fills and built again afterwards from their own definitions: the schema, and
-whatever the insert keeps up to date, are what the product makes. Event ids begin with
+by the worker's own insert statement, a partition a day as the worker opens them, with the
+indexes no constraint needs dropped while the table fills and built again afterwards from
+their own definitions: the schema, and whatever the insert keeps up to date, are what the
+product makes. Event ids begin with
 their time in milliseconds (as UUIDv7s do), and created_at is the time of the build.
 """
 
@@ -37,7 +38,7 @@ DAYS = 30
 RETENTION_DAYS = 90
 CHUNK_ROWS = 100_000
 # Raised whenever the rows made change: a history made the old way is then made again.
-GENERATION = 2
+GENERATION = 3
 SESSIONS = 60
 # Event names and how many of every million events carry each: skewed, and one rare.
 NAMES = (
@@ -298,7 +299,9 @@ async def _add_apps(conn: asyncpg.Connection) -> None:
 # unique one), as the statements that drop them and the ones that make them again.
 _INDEXES = """
     SELECT format('DROP INDEX %s', i.indexrelid::regclass) AS drop_statement,
-           pg_get_indexdef(i.indexrelid) AS create_statement
+           -- The definition of a partitioned index says ON ONLY (this table alone, no
+           -- partition's index built): built again, it is built for every partition.
+           replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ') AS create_statement
     FROM pg_index i
     WHERE i.indrelid = 'log_entries'::regclass
       AND NOT EXISTS (SELECT FROM pg_constraint con WHERE con.conindid = i.indexrelid)
@@ -350,12 +353,18 @@ async def _fill(conn: asyncpg.Connection, events: int, start: datetime) -> None:
     for index in indexes:
         await conn.execute(index["drop_statement"])
     began = time.monotonic()
-    for first in range(1, events + 1, CHUNK_ROWS):
-        last = min(first + CHUNK_ROWS - 1, events)
-        await conn.execute(_STORE, *_arguments(first, last, events, start, errors))
-        if last % 1_000_000 == 0 or last == events:
-            rate = last / (time.monotonic() - began)
-            print(f"  {last:,} of {events:,} events stored ({rate:,.0f}/s)", flush=True)
+    # A partition a day, as the worker's daily job opens them (workers/partitions.py).
+    await conn.execute("UPDATE log_entry_partitions SET opened_at = $1", start)
+    for day in range(DAYS):
+        if day:
+            await conn.execute("SELECT open_log_entries_partition($1)", start + timedelta(days=day))
+        day_last = (day + 1) * events // DAYS
+        for first in range(day * events // DAYS + 1, day_last + 1, CHUNK_ROWS):
+            last = min(first + CHUNK_ROWS - 1, day_last)
+            await conn.execute(_STORE, *_arguments(first, last, events, start, errors))
+            if last // 1_000_000 > (first - 1) // 1_000_000 or last == events:
+                rate = last / (time.monotonic() - began)
+                print(f"  {last:,} of {events:,} events stored ({rate:,.0f}/s)", flush=True)
     # With autovacuum off (as here), nothing else would set the visibility map and the
     # hint bits, and the first queries to read each page would write it.
     await conn.execute("VACUUM log_entries")
