@@ -35,14 +35,14 @@ DROP TRIGGER log_entries_require_apps_on_update ON log_entries_before_partitions
 DROP TRIGGER log_entries_truncate_rollups ON log_entries_before_partitions;
 ALTER TABLE log_entries_before_partitions ALTER COLUMN id DROP IDENTITY;
 ALTER TABLE log_entries_before_partitions
-    RENAME CONSTRAINT log_entries_pkey TO log_entries_before_partitions_pkey;
+    RENAME CONSTRAINT log_entries_pkey TO log_entries_pkey_before_partitions;
 ALTER TABLE log_entries_before_partitions
-    RENAME CONSTRAINT log_entries_app_id_event_id_key TO log_entries_before_partitions_event;
-ALTER INDEX log_entries_app_recent RENAME TO log_entries_before_partitions_recent;
-ALTER INDEX log_entries_app_status_recent RENAME TO log_entries_before_partitions_status;
-ALTER INDEX log_entries_app_session RENAME TO log_entries_before_partitions_session;
-ALTER INDEX log_entries_app_name_recent RENAME TO log_entries_before_partitions_name;
-ALTER INDEX log_entries_app_received_ids RENAME TO log_entries_before_partitions_received;
+    RENAME CONSTRAINT log_entries_app_id_event_id_key TO log_entries_event_before_partitions;
+ALTER INDEX log_entries_app_recent RENAME TO log_entries_app_recent_before_partitions;
+ALTER INDEX log_entries_app_status_recent RENAME TO log_entries_app_status_recent_before_partitions;
+ALTER INDEX log_entries_app_session RENAME TO log_entries_app_session_before_partitions;
+ALTER INDEX log_entries_app_name_recent RENAME TO log_entries_app_name_recent_before_partitions;
+ALTER INDEX log_entries_app_received_ids RENAME TO log_entries_app_received_ids_before_partitions;
 
 CREATE TABLE log_entries (
     id bigint NOT NULL DEFAULT nextval('log_entry_ids'),
@@ -81,12 +81,31 @@ DECLARE
     span constant bigint := 68719476736;  -- 2^36 ids
     first bigint;
     partition text;
+    index_name text;
+    definition text;
 BEGIN
     SELECT coalesce(max(end_id), 1) INTO first FROM log_entry_partitions;
     partition := format('log_entries_from_%s', first);
     EXECUTE format(
         'CREATE TABLE %I (LIKE log_entries INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', partition
     );
+    -- The primary key and each of the parent's indexes, named after it (log_entries_app_recent_<first id>), so
+    -- that a plan says which one it reads; ATTACH then adopts them instead of building its own.
+    EXECUTE format(
+        'ALTER TABLE %I ADD CONSTRAINT %I PRIMARY KEY (id)', partition, 'log_entries_pkey_' || first
+    );
+    FOR index_name, definition IN
+        SELECT c.relname, pg_get_indexdef(i.indexrelid)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = 'log_entries'::regclass
+          AND NOT EXISTS (SELECT FROM pg_constraint con WHERE con.conindid = i.indexrelid)
+    LOOP
+        EXECUTE regexp_replace(
+            definition,
+            '^(CREATE (UNIQUE )?INDEX )\S+ ON ONLY \S+',
+            '\1' || quote_ident(index_name || '_' || first) || ' ON ' || quote_ident(partition)
+        );
+    END LOOP;
     EXECUTE format(
         'ALTER TABLE log_entries ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
         partition, first, first + span
