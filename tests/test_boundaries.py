@@ -209,6 +209,7 @@ LAUNCHER_VARIABLES = {
     "PORT",
     "PATH",  # lvd run: this environment's console scripts first
     "LVD_URL",  # lvd plan / lvd loadtest: the server a client command talks to
+    "LVD_TOKEN",  # lvd plan / alerts / loadtest: the API token a client command sends
     "LVD_ENV_FILE",  # the .env file to read instead of ./.env
     "PROMETHEUS_MULTIPROC_DIR",  # lvd web: the metrics folder its spawned workers share
 }

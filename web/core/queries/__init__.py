@@ -12,9 +12,11 @@ One module per subject; callers import the subject module or its names, never th
   snowplow            the Snowplow Micro API's events
   alerts              alert settings, the failure and invalid-share scans, alert deliveries
   retention           when each app's events expire, and purging them
+  partitions          the events table's daily partitions: open the next, drop old ones
   message_deliveries  RabbitMQ's redeliveries of a message, counted
   scheduled_jobs      the scheduler's claims on periodic jobs
   dead_letters        events that could not be stored, parked and retried
   status              the pipeline status page's and metrics' figures
   users               dashboard users and the secrets web processes share
+  tokens              API tokens: create, look up by digest, list, revoke, last used
 """
