@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, with_config
 from quart import Blueprint, Response, jsonify
 from typing_extensions import TypedDict
 
-from web.api_types import Count, Timestamp
+from web.api_types import Count, Timestamp, refuse_null_characters
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
@@ -187,6 +187,7 @@ async def get_alerts(app_id: str) -> Response:
 async def put_alerts(app_id: str) -> Response:
     """Replace the app's alert settings; a section left out takes its default."""
     body = await json_body()
+    refuse_null_characters(body)
     fields = parse_alert_settings(body)
     async with services().pool.acquire() as conn:
         await require_app(conn, app_id)

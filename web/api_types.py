@@ -1,12 +1,13 @@
-"""Shapes the JSON API's bodies share (times, ids, counts); /openapi.json is generated from them."""
+"""Shapes the JSON API's bodies share (times, ids, counts; text without U+0000), as types."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
 from web.core.apps import APP_ID_PATTERN
+from web.core.errors import Rejected
 
 # An ISO 8601 time with its offset, as datetime.isoformat() writes it.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -19,3 +20,18 @@ Int4 = Annotated[int, Field(ge=1, le=MAX_INT4)]
 Int8 = Annotated[int, Field(ge=1, le=MAX_INT8)]
 Count = Annotated[int, Field(ge=0)]
 EventStatus = Literal["valid", "invalid"]
+
+
+def refuse_null_characters(value: Any) -> None:
+    """Rejected (400 null_character) if any string or key in `value` holds U+0000, which
+    PostgreSQL's text and jsonb cannot store (ingest refuses it with the same code)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and "\x00" in item:
+            raise Rejected(400, "null_character", "strings must not contain the character U+0000")

@@ -6,6 +6,7 @@ from quart import Quart
 
 from web import (
     alerts,
+    api_docs,
     apps,
     auth,
     coverage,
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         auth,
         query_api,
         openapi,
+        api_docs,
         apps,
         plans,
         plan_pages,

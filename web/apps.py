@@ -9,7 +9,7 @@ from quart import Blueprint, Response, jsonify, redirect, request, url_for
 from typing_extensions import TypedDict
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
-from web.api_types import AppId, Timestamp
+from web.api_types import AppId, Timestamp, refuse_null_characters
 from web.context import services
 from web.core.apps import MAX_APP_NAME_LENGTH, add_app, app_as_json, require_app
 from web.core.queries.apps import select_apps
@@ -49,6 +49,7 @@ def app_entry(app: App) -> AppEntry:
 @blueprint.post("/api/apps")
 async def add_app_api() -> tuple[Response, int]:
     body = await json_body()
+    refuse_null_characters(body)
     async with services().pool.acquire() as conn:
         app = await add_app(conn, body.get("id"), body.get("name"))
     return jsonify(app_entry(app)), 201
@@ -72,6 +73,7 @@ async def get_app_api(app_id: str) -> Response:
 @blueprint.post("/apps")
 async def add_app_form() -> WerkzeugResponse:
     form = await request.form
+    refuse_null_characters(form.to_dict())
     async with services().pool.acquire() as conn:
         app = await add_app(conn, form.get("id", ""), form.get("name"))
     return redirect(url_for("dashboard.app_page", app_id=app.id), 303)

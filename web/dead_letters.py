@@ -98,16 +98,18 @@ async def retry(ids: list[int]) -> tuple[int, int, str | None]:
 
 
 def parse_retry_ids(body: dict[str, Any]) -> list[int]:
-    """The ids a RetryRequest body names; Rejected (400 invalid_ids) unless a list.
+    """The ids a RetryRequest body names; Rejected (400 invalid_ids) unless whole numbers.
 
-    An entry that is not a whole number, or beyond bigint, names no dead letter: skipped.
+    An id beyond bigint names no dead letter: skipped, as any id that is not pending is.
     """
     given = body.get("ids", [])
-    if not isinstance(given, list):
+    if not isinstance(given, list) or not all(_whole(value) for value in given):
         raise Rejected(400, "invalid_ids", "ids must be a list of dead letter ids")
-    return [
-        v for v in given if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INT8
-    ]
+    return [value for value in given if 1 <= value <= MAX_INT8]
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @blueprint.get("/dead-letters")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from web.api_types import MAX_INT4
 from web.openapi_operations import READ, WRITE, answer, operation, query
 from web.openapi_refs import Schema, ref_param
+from web.openapi_tokens import token_paths
 
 _VERSION: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT4}
 _NO_VERSION = {"404": ("unknown_plan_version",)}
@@ -28,7 +29,13 @@ TAGS: tuple[Schema, ...] = (
 
 def management_paths() -> dict[str, Schema]:
     """Every management operation, by path."""
-    return {**_app_paths(), **_plan_paths(), **_settings_paths(), **_pipeline_paths()}
+    return {
+        **_app_paths(),
+        **_plan_paths(),
+        **_settings_paths(),
+        **_pipeline_paths(),
+        **token_paths(),
+    }
 
 
 def _app_paths() -> dict[str, Schema]:
@@ -53,7 +60,10 @@ def _app_paths() -> dict[str, Schema]:
                 status="201",
                 body="NewApp",
                 about_app=False,
-                refusals={"400": ("invalid_app_id", "invalid_app_name"), "409": ("app_exists",)},
+                refusals={
+                    "400": ("invalid_app_id", "invalid_app_name", "null_character"),
+                    "409": ("app_exists",),
+                },
             ),
         },
         _APP: {
@@ -87,7 +97,7 @@ def _plan_paths() -> dict[str, Schema]:
                 scope=WRITE,
                 answer=answer("The version saved", "SavedPlan"),
                 body="TrackingPlan",
-                refusals={"400": ("invalid_plan",)},
+                refusals={"400": ("invalid_plan", "null_character")},
                 description="Ingest judges against it at once. A refused plan's problems are"
                 " in the error's `details.problems`, each located by a JSON Pointer.",
             ),
@@ -195,7 +205,7 @@ def _settings_paths() -> dict[str, Schema]:
                 scope=WRITE,
                 answer=answer("The settings saved", "SavedAlertSettings"),
                 body="AlertSettings",
-                refusals={"400": ("invalid_alert_settings",)},
+                refusals={"400": ("invalid_alert_settings", "null_character")},
             ),
         },
         f"{_APP}/retention": {

@@ -11,12 +11,14 @@ from web.openapi_refs import JSON, Schema, ref
 READ, WRITE, ADMIN = "read", "write", "admin"
 _UNSAFE = frozenset({"post", "put", "patch", "delete"})
 # What every operation behind sign-in may answer, and what reading a JSON body may.
+# A token limited to one app reaches nothing else, not even what is about no app.
 _AUTH_REFUSALS = {
     "401": ("sign_in_required", "invalid_token"),
-    "403": ("insufficient_scope",),
+    "403": ("insufficient_scope", "token_app_forbidden"),
 }
 _BODY_REFUSALS = {"400": ("invalid_json", "invalid_top_level"), "413": ("request_too_large",)}
-_APP_REFUSALS = {"403": ("token_app_forbidden",), "404": ("unknown_app",)}
+# A path whose parameters match no route (an id that is not a number) is 404 not_found.
+_APP_REFUSALS = {"404": ("unknown_app", "not_found")}
 _STATUS_TEXT = {
     "400": "Bad input",
     "401": "Not signed in, or a token that is unknown, revoked or malformed",

@@ -11,6 +11,7 @@ from pydantic_core import CoreSchema
 
 from web import alerts, apps, dead_letters, plans, query_api, retention, status
 from web.openapi_refs import Schema
+from web.openapi_tokens import NewToken, NewTokenRequest, TokenList
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 Mode = Literal["validation", "serialization"]
@@ -23,6 +24,7 @@ REQUESTS: tuple[Any, ...] = (
     plans.RevalidateOptions,
     retention.RetentionChange,
     dead_letters.RetryRequest,
+    NewTokenRequest,
 )
 # The answers, written as the routes build them.
 ANSWERS: tuple[Any, ...] = (
@@ -45,6 +47,8 @@ ANSWERS: tuple[Any, ...] = (
     query_api.Summary,
     query_api.WaitResult,
     query_api.ResetResult,
+    NewToken,
+    TokenList,
 )
 
 

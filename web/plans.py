@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, with_config
 from quart import Blueprint, Response, jsonify, request
 from typing_extensions import TypedDict
 
-from web.api_types import MAX_INT4, Count, EventStatus, Int4, Timestamp
+from web.api_types import MAX_INT4, Count, EventStatus, Int4, Timestamp, refuse_null_characters
 from web.context import services
 from web.core import plans
 from web.core.apps import require_app
@@ -104,9 +104,10 @@ class PlanDraft(TypedDict):
 
 
 class RevalidateOptions(TypedDict, total=False):
-    """Which plan version to judge with (default: the current one), and which events."""
+    """Which plan version to judge with (default: the current one; one the app does not have
+    is 404 unknown_plan_version), and which events."""
 
-    version: Int4 | None
+    version: int | None
     status: EventStatus | None
 
 
@@ -159,6 +160,7 @@ async def require_version(conn: Connection, app_id: str, version: int | None) ->
 @blueprint.put("/api/apps/<app_id>/plan")
 async def put_plan(app_id: str) -> Response:
     document = await json_body()
+    refuse_null_characters(document)
     svc = services()
     async with svc.pool.acquire() as conn:
         saved = await plans.save_plan(conn, app_id, document)
