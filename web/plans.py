@@ -149,8 +149,9 @@ def version_as_json(saved: PlanVersion) -> SavedPlan:
 
 async def require_version(conn: Connection, app_id: str, version: int | None) -> PlanVersion:
     await require_app(conn, app_id)
-    # A number beyond PostgreSQL's integer names no version (and would not bind).
-    saved = None if (version or 0) > MAX_INT4 else await select_plan_version(conn, app_id, version)
+    # A number outside PostgreSQL's integer names no version (and would not bind).
+    beyond = version is not None and not -MAX_INT4 <= version <= MAX_INT4
+    saved = None if beyond else await select_plan_version(conn, app_id, version)
     if saved is None:
         which = f"version {version}" if version else "plan yet"
         raise Rejected(404, "unknown_plan_version", f"app {app_id!r} has no {which}")

@@ -185,6 +185,8 @@ async def test_apps_and_plans_answer_as_documented(checker: Checker, pool: async
     assert judged["judged"] == 1
     await checker.call("POST", f"/api/apps/{app_id}/revalidate", 200, again)
     await checker.call("POST", f"/api/apps/{app_id}/revalidate", 400, again, json={"version": "1"})
+    beyond = {"version": -(2**40)}
+    await checker.call("POST", f"/api/apps/{app_id}/revalidate", 404, again, json=beyond)
     await checker.call("GET", "/api/apps/no-such-app/plan/draft", 404, f"{app}/plan/draft")
 
 
