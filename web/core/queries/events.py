@@ -18,32 +18,29 @@ from web.core.queries.rollups import (
 )
 
 # Exactly once: a receipt per (app_id, event_id), whose insert decides whether the event is
-# new (migration 0012: the partitioned events table cannot hold that uniqueness). The first
-# of a batch's duplicates wins; ids are taken in the batch's order. The rollups count what
+# new (migration 0012: the partitioned events table cannot hold that uniqueness). Every
+# event of the batch is given an id first, in the batch's order; the receipts are inserted
+# in that order, so of a batch's duplicates the first wins, and only the events whose
+# receipts went in are stored, under the ids their receipts name. The rollups count what
 # RETURNING gives: only the rows this statement inserted, so a redelivered message, which
 # inserts nothing, counts nothing. These are CTEs ending with `new`: a data-modifying WITH
 # must be at the top level of the statement.
 _INSERT_NEW = f"""
     batch AS (
-        SELECT * FROM unnest($1::new_log_entry[]) WITH ORDINALITY AS b
+        SELECT *, nextval('log_entry_ids') AS entry_id
+        FROM unnest($1::new_log_entry[])
     ), receipts AS (
         INSERT INTO event_receipts (app_id, event_id, entry_id)
-        SELECT app_id, event_id, nextval('log_entry_ids')
-        FROM (SELECT app_id, event_id FROM batch ORDER BY ordinality) AS ordered
+        SELECT app_id, event_id, entry_id FROM batch ORDER BY entry_id
         ON CONFLICT (app_id, event_id) DO NOTHING
-        RETURNING app_id, event_id, entry_id
+        RETURNING entry_id
     ), new AS (
         INSERT INTO log_entries (id, app_id, event_id, event_name, payload, validation_status,
                                  errors, plan_version, session, received_at)
-        SELECT r.entry_id, e.app_id, e.event_id, e.event_name, e.payload::jsonb, e.status,
-               e.errors::jsonb, e.plan_version, e.session, e.received_at
-        FROM receipts AS r
-        JOIN (
-            SELECT DISTINCT ON (app_id, event_id) *
-            FROM batch
-            ORDER BY app_id, event_id, ordinality
-        ) AS e USING (app_id, event_id)
-        ORDER BY r.entry_id
+        SELECT entry_id, app_id, event_id, event_name, payload::jsonb, status, errors::jsonb,
+               plan_version, session, received_at
+        FROM batch
+        WHERE entry_id IN (SELECT entry_id FROM receipts)
         RETURNING id, {COUNTED_COLUMNS}
     )
 """
