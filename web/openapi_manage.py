@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from web.api_types import MAX_INT4
+from web.openapi_micro import TAG as MICRO_TAG
+from web.openapi_micro import micro_paths
 from web.openapi_operations import READ, WRITE, answer, operation, query
 from web.openapi_refs import Schema, ref_param
 from web.openapi_tokens import token_paths
@@ -24,6 +26,7 @@ TAGS: tuple[Schema, ...] = (
     {"name": "retention", "description": "How long each app's events are kept."},
     {"name": "pipeline", "description": "Dead letters and the pipeline's status."},
     {"name": "tokens", "description": "API tokens for scripts and CI (admin)."},
+    MICRO_TAG,
 )
 
 
@@ -35,6 +38,7 @@ def management_paths() -> dict[str, Schema]:
         **_settings_paths(),
         **_pipeline_paths(),
         **token_paths(),
+        **micro_paths(),
     }
 
 

@@ -10,6 +10,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import CoreSchema
 
 from web import alerts, apps, dead_letters, plans, query_api, retention, status
+from web.openapi_micro import MicroCounts, MicroFilter
 from web.openapi_refs import Schema
 from web.openapi_tokens import NewToken, NewTokenRequest, TokenList
 
@@ -25,6 +26,7 @@ REQUESTS: tuple[Any, ...] = (
     retention.RetentionChange,
     dead_letters.RetryRequest,
     NewTokenRequest,
+    MicroFilter,
 )
 # The answers, written as the routes build them.
 ANSWERS: tuple[Any, ...] = (
@@ -49,6 +51,7 @@ ANSWERS: tuple[Any, ...] = (
     query_api.ResetResult,
     NewToken,
     TokenList,
+    MicroCounts,
 )
 
 

@@ -28,7 +28,7 @@ from web.core.tokens import create_token
 pytestmark = pytest.mark.e2e
 
 # Cases per operation and run: enough to reach each operation's refusals, few enough that
-# the three runs over ~115 operations stay near a minute and a half.
+# the three runs over ~130 operations stay near a minute and a half.
 RUNS = {  # modes, whether with a token, cases per operation and mode
     "positive": ([GenerationMode.POSITIVE], False, 2),
     "negative": ([GenerationMode.NEGATIVE], False, 2),

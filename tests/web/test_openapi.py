@@ -75,17 +75,19 @@ async def test_openapi_every_documented_operation_exists_on_the_app(
 
     missing = {(path, method) for path, method in documented - routes}
     assert {op for op in missing if not served_by_ingest(*op)} == set()
-    # The native API's five, the four exports, the management API's, then each SDK route at
-    # the root and under a session; PostHog and Amplitude share /batch.
+    # The native API's five, the four exports, the management API's (tokens and Snowplow
+    # Micro's too), then each SDK route at the root and under a session; PostHog and
+    # Amplitude share /batch.
     sdk_operations = {
         (route.path, method) for fmt, route in routes_by_format() for method in route.methods
     } - {("/api/logs/<app_id>", "POST")}
     managed = {
         (p, m)
         for p, m in documented
-        if p.startswith(("/api/apps", "/api/dead-", "/api/status", "/api/tokens"))
+        if p.startswith(("/api/apps", "/api/dead-", "/api/status", "/api/tokens", "/micro/"))
+        or p.startswith("/snowplow/{app}/micro/")
     }
-    assert len(managed) >= 18
+    assert len(managed) >= 18 + 3 + 16
     assert len(documented) == 5 + 4 + len(managed) + 2 * len(sdk_operations)
 
 

@@ -20,8 +20,9 @@ from web.core.scopes import required_scope
 from workers.store import store_events
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-# JSON routes: the APIs, and the exports (the files a script downloads).
-_JSON_ROUTE = re.compile(r"^/api/|\.(csv|ndjson|md)$")
+# JSON routes: the APIs (Snowplow Micro's too), and the exports (the files a script
+# downloads).
+_JSON_ROUTE = re.compile(r"^/api/|/micro/|\.(csv|ndjson|md)$")
 
 
 def openapi_path(rule: str) -> str:
@@ -83,7 +84,7 @@ def test_each_operation_states_the_scope_a_token_needs(
         assert {"dashboardUser": []} in operation["security"]
         assert {"sessionCookie": []} in operation["security"]
         checked += 1
-    assert checked >= 29
+    assert checked >= 29 + 16
 
 
 def test_the_security_schemes_are_bearer_basic_and_the_session_cookie(
@@ -244,3 +245,16 @@ async def test_tokens_and_their_refusals_answer_as_documented(checker: Checker, 
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+async def test_snowplow_micro_answers_as_documented(checker: Checker, app: App) -> None:
+    in_app = "/snowplow/{app}/micro/"
+    await checker.call("GET", "/micro/all", 200)
+    await checker.call("GET", "/micro/good?limit=5&event_type=page_view", 200, "/micro/good")
+    await checker.call("POST", "/micro/good", 200, json={"contexts": ["iglu:x/y/jsonschema/1-0-0"]})
+    await checker.call("POST", "/micro/bad", 200)
+    await checker.call("POST", "/micro/good", 400, json=[1])
+    await checker.call("GET", "/micro/bad?limit=x", 400, "/micro/bad")
+    await checker.call("GET", f"/snowplow/{app.id}/micro/good", 200, f"{in_app}good")
+    await checker.call("POST", f"/snowplow/{app.write_key}/micro/reset", 200, f"{in_app}reset")
+    await checker.call("GET", "/snowplow/no-such-app/micro/all", 404, f"{in_app}all")
