@@ -17,6 +17,7 @@ from web import (
     health,
     metrics,
     openapi,
+    pairing,
     plan_pages,
     plans,
     query_api,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         alerts,
         retention,
         tokens,
+        pairing,
     ):
         app.register_blueprint(module.blueprint)
     metrics.prepare_metrics_dir(settings)
