@@ -26,7 +26,9 @@ from web.core.settings import DEFAULT_PUBLIC_URL
 
 NOW = datetime(2026, 12, 7, 3, 4, 5, tzinfo=UTC)
 APP = App("shop-ios", "Shop iOS", "wk_abc", False, NOW)
-PAIRED = Pairing("abcdefgh23", "shop-ios", "qa-20261207-k3m9xq", NOW, NOW + timedelta(days=7))
+# Stored to the microsecond; the payload says the second (a smaller QR code).
+EXPIRES = NOW + timedelta(days=7, microseconds=123456)
+PAIRED = Pairing("abcdefgh23", "shop-ios", "qa-20261207-k3m9xq", NOW, EXPIRES)
 
 
 def test_payload_is_the_documented_json_form() -> None:

@@ -57,7 +57,8 @@ def textarea_text(page: str, element_id: str) -> str:
 async def test_app_page_has_a_start_a_qa_session_button(client: Client, app: App) -> None:
     page = await page_of(client, f"/apps/{app.id}")
 
-    [form] = [f.attrs for f in elements(page, "form") if f.attrs.get("class") == "start-qa-session"]
+    form = by_id(page, "form", "start-qa-session-form")
+    assert by_id(page, "button", "start-qa-session")["form"] == "start-qa-session-form"
     assert (form["method"], form["action"]) == ("post", f"/apps/{app.id}/pairings")
     assert "Start a QA session" in page
 

@@ -104,7 +104,7 @@ def payload(pairing: Pairing, app: App, base: str) -> dict[str, Any]:
         "ingest_url": ingest_url(base, pairing.session),
         "write_key": app.write_key,
         "live_url": live_url(base, pairing.code),
-        "expires_at": pairing.expires_at.isoformat(),
+        "expires_at": pairing.expires_at.replace(microsecond=0).isoformat(),
     }
 
 
