@@ -35,6 +35,7 @@ def management_paths() -> dict[str, Schema]:
     return {
         **_app_paths(),
         **_plan_paths(),
+        **_plan_tool_paths(),
         **_settings_paths(),
         **_pipeline_paths(),
         **token_paths(),
@@ -148,6 +149,12 @@ def _plan_paths() -> dict[str, Schema]:
                 ],
             ),
         },
+    }
+
+
+def _plan_tool_paths() -> dict[str, Schema]:
+    app = [ref_param("AppId")]
+    return {
         f"{_APP}/plan/check": {
             "parameters": app,
             "post": operation(
