@@ -35,6 +35,7 @@ def management_paths() -> dict[str, Schema]:
     return {
         **_app_paths(),
         **_plan_paths(),
+        **_plan_history_paths(),
         **_plan_tool_paths(),
         **_settings_paths(),
         **_pipeline_paths(),
@@ -107,6 +108,12 @@ def _plan_paths() -> dict[str, Schema]:
                 " in the error's `details.problems`, each located by a JSON Pointer.",
             ),
         },
+    }
+
+
+def _plan_history_paths() -> dict[str, Schema]:
+    app = [ref_param("AppId")]
+    return {
         f"{_APP}/plan/versions": {
             "parameters": app,
             "get": operation(
