@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from html import unescape
@@ -21,8 +22,10 @@ from web.app import create_app
 from web.core import pairing as pairing_core
 from web.core.queries.base import App
 from web.core.settings import Settings
+from web.core.users import create_user
 
 LAN_HOST = {"Host": "192.168.1.20:5001"}
+PASSWORD = "correct horse battery staple"
 
 
 async def start(client: Client, app_id: str) -> str:
@@ -247,7 +250,7 @@ async def locked_app(web_settings: Settings) -> AsyncIterator[Quart]:
 
 
 async def test_pairing_pages_need_sign_in_when_it_is_on(
-    locked_app: Quart, client: Client, app: App
+    locked_app: Quart, client: Client, app: App, pool: asyncpg.Pool
 ) -> None:
     code = await start(client, app.id)
     locked = locked_app.test_client()
@@ -255,6 +258,18 @@ async def test_pairing_pages_need_sign_in_when_it_is_on(
     for path in (f"/p/{code}", f"/pairing/{code}", f"/pairing/{code}/qr.png"):
         response = await locked.get(path)
         assert response.status_code == 303, path
-        assert response.headers["Location"].startswith("/login?next="), path
+        assert response.headers["Location"] == f"/login?next={path}", path
     refused = await locked.post(f"/apps/{app.id}/pairings")
-    assert refused.status_code in (303, 401)
+    assert refused.status_code == 303
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM pairings WHERE app_id = $1", app.id) == 1
+
+    # The phone signs in and lands on the session's live view.
+    user = f"qa-{secrets.token_hex(4)}"
+    async with pool.acquire() as conn:
+        await create_user(conn, user, PASSWORD)
+    signed_in = await locked.post(
+        f"/login?next=/p/{code}", form={"username": user, "password": PASSWORD}
+    )
+    assert (signed_in.status_code, signed_in.headers["Location"]) == (303, f"/p/{code}")
+    assert (await locked.get(f"/p/{code}")).status_code == 200
