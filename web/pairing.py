@@ -20,10 +20,18 @@ from web.core.errors import Rejected
 from web.core.filters import EventFilter
 from web.core.queries.base import App, LogEntry
 from web.core.queries.events import select_log_entries
-from web.core.queries.pairings import Pairing, delete_expired_pairings, select_live_pairing
+from web.core.queries.pairings import (
+    Pairing,
+    delete_expired_pairings,
+    select_live_pairing,
+    select_live_pairings,
+)
 from web.dashboard import ROW_CAP_PAGES
 
 blueprint = Blueprint("pairing", __name__)
+
+# The app's other live QA sessions listed on a pairing page, at most.
+OTHER_SESSIONS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +66,11 @@ async def pairing_page(code: str) -> str:
     paired = await _load(code, with_entries=True)
     base = _base()
     document = pairing_core.payload(paired.pairing, paired.app, base)
+    async with services().pool.acquire() as conn:
+        recent = await select_live_pairings(conn, paired.app.id, OTHER_SESSIONS + 1)
     return await render_template(
         "pairing.html",
+        others=[other for other in recent if other.code != code][:OTHER_SESSIONS],
         payload=document,
         payload_pretty=pairing_core.payload_pretty(document),
         reachable=pairing_core.reachable_from_a_phone(base),

@@ -16,6 +16,7 @@ from PIL import Image
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from tests.web.conftest import MakeApp
 from tests.web.dashboard_support import elements, store, stored
 from tests.web.support import event_rows
 from web.app import create_app
@@ -115,6 +116,36 @@ async def test_pairing_page_shows_the_qr_payload_and_ingest_url(
     assert live["sse-connect"] == f"/apps/{app.id}/stream?after=0&session={session}"
     assert "pairing-warning" not in page
     assert "<script>" not in page.split("</head>", 1)[1]
+
+
+async def test_pairing_page_links_coverage_and_the_apps_other_live_sessions(
+    client: Client, app: App, make_app: MakeApp, pool: asyncpg.Pool
+) -> None:
+    first, expired, other_app = (
+        await start(client, app.id),
+        await start(client, app.id),
+        await start(client, (await make_app()).id),
+    )
+    current = await start(client, app.id)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE pairings SET created_at = now() - interval '8 days',"
+            " expires_at = now() - interval '1 second' WHERE code = $1",
+            expired,
+        )
+        session = await conn.fetchval("SELECT session FROM pairings WHERE code = $1", current)
+
+    page = await page_of(client, f"/pairing/{current}")
+
+    assert by_id(page, "a", "session-coverage")["href"] == (
+        f"/apps/{app.id}/coverage?session={session}"
+    )
+    listed = page[
+        page.index('id="other-sessions"') : page.index("</ul>", page.index('id="other-sessions"'))
+    ]
+    links = [a.attrs["href"] for a in elements(listed, "a")]
+    assert links == [f"/pairing/{first}"]
+    assert other_app not in page
 
 
 async def test_qr_images_decode_to_the_pages_payload(client: Client, app: App) -> None:

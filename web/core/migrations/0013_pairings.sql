@@ -11,4 +11,4 @@ CREATE TABLE pairings (
     CHECK (expires_at > created_at)
 );
 CREATE INDEX pairings_expires ON pairings (expires_at);
-CREATE INDEX pairings_app_session ON pairings (app_id, session);
+CREATE INDEX pairings_app_created ON pairings (app_id, created_at DESC);

@@ -58,3 +58,19 @@ async def delete_expired_pairings(conn: Connection) -> int:
     """Forget pairings that have expired; how many went."""
     status = await conn.execute("DELETE FROM pairings WHERE expires_at <= now()")
     return int(status.split()[-1])
+
+
+async def select_live_pairings(conn: Connection, app_id: str, limit: int) -> list[Pairing]:
+    """An app's pairings that have not expired, newest first."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS}
+        FROM pairings
+        WHERE app_id = $1 AND expires_at > now()
+        ORDER BY created_at DESC, code
+        LIMIT $2
+        """,
+        app_id,
+        limit,
+    )
+    return [Pairing(**dict(row)) for row in rows]
