@@ -108,7 +108,12 @@ async def test_phone_pairs_by_qr_and_sees_only_its_sessions_events(
     assert created.status_code == 201, created.text
     app = created.json()
     console: list[str] = []
-    desk = await new_page(browser, console, viewport={"width": 1200, "height": 900})
+    desk = await new_page(
+        browser,
+        console,
+        viewport={"width": 1200, "height": 900},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
     try:
         # A QA lead starts a session from the app's live view.
         await desk.goto(f"{live_server.base_url}/apps/{app['id']}")
@@ -131,6 +136,16 @@ async def test_phone_pairs_by_qr_and_sees_only_its_sessions_events(
         shown = orjson.loads(await desk.locator("#pairing-payload").input_value())
         assert shown == payload
         assert await desk.locator("#ingest-url").input_value() == payload["ingest_url"]
+        # The texts are one click from the clipboard (for a simulator, or a chat to the tester).
+        for button, expected in (
+            ("Copy ingest URL", payload["ingest_url"]),
+            ("Copy JSON", await desk.locator("#pairing-payload").input_value()),
+        ):
+            await desk.get_by_role("button", name=button).click()
+            await expect(
+                desk.get_by_role("button", name=button).locator("xpath=..")
+            ).to_contain_text("Copied")
+            assert await desk.evaluate("navigator.clipboard.readText()") == expected
         await desk.screenshot(path=SCREENSHOTS / "pairing-page.png", full_page=True)
 
         # The tester's phone opens the short URL from the payload.
