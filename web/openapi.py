@@ -15,7 +15,7 @@ from web.core.ingest.wire import Route, WireFormat
 from web.core.settings import Limits
 from web.openapi_components import SHARED_ERROR_SCHEMAS, components, error_refs, filter_params
 from web.openapi_manage import TAGS, management_paths
-from web.openapi_operations import READ, WRITE, answer, operation, query
+from web.openapi_operations import READ, WRITE, answer, operation, query, refusal
 from web.openapi_refs import JSON, Schema, json_response, ref, ref_param
 from web.query_api import MAX_WAIT_COUNT, MAX_WAIT_SECONDS
 
@@ -128,9 +128,34 @@ def _native_ingest(limits: Limits) -> dict[str, Any]:
                 "description": "Accepted: the verdict (one event) or one verdict per event",
                 "content": {JSON: {"schema": {"oneOf": [ref("Verdict"), ref("VerdictList")]}}},
             },
-            **error_refs("400", "401", "404", "413", "415", "429", "503"),
+            **{status: refusal(status, codes) for status, codes in INGEST_REFUSALS.items()},
         },
     }
+
+
+# The native ingest's refusals, each with every code it may carry (README: "Errors").
+INGEST_REFUSALS = {
+    "400": (
+        "empty_body",
+        "invalid_json",
+        "invalid_utf8",
+        "too_deep",
+        "invalid_number",
+        "null_character",
+        "invalid_top_level",
+        "empty_batch",
+        "invalid_event",
+        "invalid_event_id",
+        "invalid_encoding",
+        "invalid_session",
+    ),
+    "401": ("write_key_required", "invalid_write_key"),
+    "404": ("unknown_app",),
+    "413": ("request_too_large", "event_too_large", "too_many_events"),
+    "415": ("unsupported_media_type", "unsupported_encoding"),
+    "429": ("rate_limited",),
+    "503": ("queue_unavailable",),
+}
 
 
 _QUERY_REFUSALS = {"400": ("invalid_filter",), "403": ("cross_site_request",)}

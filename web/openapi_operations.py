@@ -25,7 +25,9 @@ _STATUS_TEXT = {
     "403": "Not allowed",
     "404": "Not found",
     "409": "Conflict",
-    "413": "The body is over the size limit",
+    "413": "Over a size limit",
+    "415": "Unsupported media type or encoding",
+    "429": "Too many requests (with Retry-After)",
     "503": "The queue is unavailable (with Retry-After); retry",
 }
 Refusals = Mapping[str, tuple[str, ...]]
@@ -82,6 +84,10 @@ def refusal(status: str, codes: Iterable[str]) -> Schema:
             }
         },
     }
+    if status in ("429", "503"):
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}
+        }
     if status == "401":
         response["headers"] = {
             "WWW-Authenticate": {

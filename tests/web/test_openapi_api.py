@@ -258,3 +258,12 @@ async def test_snowplow_micro_answers_as_documented(checker: Checker, app: App) 
     await checker.call("GET", f"/snowplow/{app.id}/micro/good", 200, f"{in_app}good")
     await checker.call("POST", f"/snowplow/{app.write_key}/micro/reset", 200, f"{in_app}reset")
     await checker.call("GET", "/snowplow/no-such-app/micro/all", 404, f"{in_app}all")
+
+
+async def test_native_ingest_refusals_carry_documented_codes(checker: Checker, app: App) -> None:
+    logs = "/api/logs/{app_id}"
+    await checker.call("POST", f"/api/logs/{app.id}", 202, logs, json={"eventName": "x"})
+    await checker.call("POST", f"/api/logs/{app.id}", 400, logs, data=b"", headers=_JSON)
+    await checker.call("POST", f"/api/logs/{app.id}", 400, logs, json=[])
+    await checker.call("POST", f"/api/logs/{app.id}", 415, logs, data=b"{}")
+    await checker.call("POST", "/api/logs/no-such-app", 404, logs, json={"eventName": "x"})
