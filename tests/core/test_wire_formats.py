@@ -1362,3 +1362,15 @@ def test_micro_good_filter_becomes_query_conditions(
 )
 def test_micro_good_filter_no_event_can_match_is_none(filters: dict[str, Any]) -> None:
     assert MicroFilter.parse(filters).good_conditions() is None
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"contexts": 5}, {"contexts": True}, {"contexts": {"a": 1}}, {"schema": "iglu:a\x00b"}],
+)
+def test_micro_filter_refuses_contexts_of_the_wrong_type_and_nul_characters(
+    filters: dict[str, object],
+) -> None:
+    with pytest.raises(Rejected) as caught:
+        MicroFilter.parse(filters)
+    assert (caught.value.status, caught.value.code) == (400, "invalid_filter")

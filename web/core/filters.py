@@ -48,6 +48,8 @@ class EventFilter:
         )
         if len(names) > MAX_NAMES:
             raise Rejected(400, "invalid_filter", f"at most {MAX_NAMES} event names")
+        if any("\x00" in name for name in names):  # PostgreSQL's text cannot hold one
+            raise Rejected(400, "invalid_filter", "event names cannot contain U+0000")
         text = _bounded(args.get("q"), "q", MAX_TEXT)
         rule = _bounded(args.get("rule"), "rule", 100)
         session = _bounded(args.get("session"), "session", MAX_SESSION)

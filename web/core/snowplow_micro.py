@@ -86,6 +86,8 @@ class MicroFilter:
         contexts = values.get("contexts") or ()
         if isinstance(contexts, str):
             contexts = (contexts,)
+        if not isinstance(contexts, list | tuple):
+            raise Rejected(400, "invalid_filter", "contexts is a string or a list of them")
         limit = values.get("limit", DEFAULT_LIMIT)
         try:
             limit = int(limit)
@@ -96,6 +98,8 @@ class MicroFilter:
             isinstance(context, str) for context in contexts
         ):
             raise Rejected(400, "invalid_filter", "filters are strings (contexts a list of them)")
+        if any("\x00" in text for text in (*contexts, *filter(None, texts.values()))):
+            raise Rejected(400, "invalid_filter", "filters cannot contain U+0000")
         return cls(
             schema=texts["schema"],
             event_type=texts["event_type"],
