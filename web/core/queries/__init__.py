@@ -19,4 +19,5 @@ One module per subject; callers import the subject module or its names, never th
   status              the pipeline status page's and metrics' figures
   users               dashboard users and the secrets web processes share
   tokens              API tokens: create, look up by digest, list, revoke, last used
+  pairings            QA sessions paired with a device: their short codes and expiry
 """

@@ -46,7 +46,8 @@ async def open_partition_if_due(
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _OPEN_LOCK)
         due = await conn.fetchval(
             """
-            SELECT coalesce(max(opened_at), '-infinity') <= $1::timestamptz - make_interval(secs => $2)
+            SELECT coalesce(max(opened_at), '-infinity')
+                   <= $1::timestamptz - make_interval(secs => $2)
             FROM log_entry_partitions
             WHERE dropped_at IS NULL
             """,
