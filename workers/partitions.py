@@ -71,6 +71,10 @@ async def maintain_partitions(
             if await _drop_if_expired(conn, partition, cutoffs, now):
                 report.dropped.append(partition.name)
     for partition in await _dropped(pool):
+        # A drop that failed half-way (a crash, a cancelled DETACH) is finished first: the
+        # receipts of events still stored must never go.
+        async with pool.acquire() as conn:
+            await drop_partition(conn, partition, now)
         if not await _delete_receipts(pool, partition, report, batch_size, pause, deadline):
             report.finished = False
             break

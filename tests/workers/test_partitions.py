@@ -206,3 +206,25 @@ async def test_a_drop_cut_short_is_finished_by_the_next_run(db: asyncpg.Pool) ->
     assert report.receipts_deleted == 30 and report.finished
     assert await _receipts(db, app_id) == 0
     assert old.name not in [p.name for p in await _partitions(db)]
+
+
+async def test_receipts_stay_while_a_dropped_partition_is_still_attached(
+    db: asyncpg.Pool,
+) -> None:
+    # The drop was recorded, then its DETACH failed (cancelled, say): the next run finishes
+    # the drop before it deletes the receipts, never the other way round.
+    app_id = await add_app(db)
+    await add_events(db, app_id, [20 * DAY + timedelta(seconds=n) for n in range(5)])
+    old = (await _partitions(db))[0]
+    await _rotate(db, opened_ago=19 * DAY)
+    async with db.acquire() as conn:
+        await conn.execute(
+            "UPDATE log_entry_partitions SET dropped_at = $2 WHERE name = $1", old.name, NOW
+        )
+    report = await maintain_partitions(
+        db, {}, NOW, batch_size=100, pause=0, deadline=time.monotonic() + 60
+    )
+    assert report.receipts_deleted == 5
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT to_regclass($1)", old.name) is None
+    assert await remaining(db, app_id) == [] and await _receipts(db, app_id) == 0
