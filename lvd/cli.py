@@ -432,6 +432,11 @@ def _purge(args: argparse.Namespace) -> int:
         )
         for app_id, deleted in sorted(report.per_app.items()):
             print(f"  {app_id}: {deleted}")
+        partitions = report.partitions
+        if partitions.opened:
+            print(f"Opened the events partition {partitions.opened}")
+        for name in partitions.dropped:
+            print(f"Dropped the events partition {name}: its events had all expired")
         return 0
 
     return asyncio.run(purge())

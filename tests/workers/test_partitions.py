@@ -7,15 +7,18 @@ Each test has a database of its own: they move the partitions' clock.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.conftest import private_pool
+from tests.conftest import env_for, private_database, run_in_project
 from tests.workers.test_retention import DAY, NOW, add_app, add_events, remaining
+from web.core.db import create_pool
 from web.core.queries.base import NewLogEntry
 from web.core.queries.events import delete_log_entries, insert_log_entries, select_event_counts
 from web.core.queries.partitions import (
@@ -24,14 +27,22 @@ from web.core.queries.partitions import (
     open_partition_if_due,
     select_partitions,
 )
+from web.core.settings import Settings
 from workers.partitions import PARTITION_EVERY, maintain_partitions
 from workers.retention import purge_expired
 
 
 @pytest.fixture
-async def db(service_urls: tuple[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    async with private_pool(service_urls[0], "partitions", max_size=4) as pool:
-        yield pool
+async def db_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
+    async with private_database(service_urls[0], "partitions") as url:
+        yield url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
 
 
 async def _partitions(pool: asyncpg.Pool) -> list[Partition]:
@@ -228,3 +239,21 @@ async def test_receipts_stay_while_a_dropped_partition_is_still_attached(
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT to_regclass($1)", old.name) is None
     assert await remaining(db, app_id) == [] and await _receipts(db, app_id) == 0
+
+
+async def test_lvd_purge_opens_todays_partition_and_drops_expired_ones(
+    db: asyncpg.Pool, db_url: str
+) -> None:
+    app_id = await add_app(db)
+    await add_events(db, app_id, [20 * DAY])
+    old = (await _partitions(db))[0]
+    await _rotate(db, opened_ago=19 * DAY)
+    result = await asyncio.to_thread(
+        run_in_project,
+        [str(Path(sys.executable).parent / "lvd"), "purge"],
+        env_for(Settings(database_url=db_url)),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Opened the events partition log_entries_from_" in result.stdout
+    assert f"Dropped the events partition {old.name}: its events had all expired" in result.stdout
+    assert await remaining(db, app_id) == []
