@@ -134,7 +134,7 @@ async def _load(code: str, *, with_entries: bool) -> Paired:
 
 
 def _live_context(paired: Paired) -> dict[str, Any]:
-    """What templates/_session_live.html needs: the rows, and where the stream starts."""
+    """What templates/_live_events.html needs: the rows, and where the stream starts."""
     page_size = services().settings.page_size
     return {
         "pairing": paired.pairing,

@@ -3,28 +3,19 @@ its own stylesheet, readable without script, and no CSP violation in the console
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from bench.chromium import CHROMIUM, launch_chromium
-from tests.conftest import PROJECT_ROOT, LiveServer, skip_or_fail
+from tests.conftest import PROJECT_ROOT, LiveServer
+from tests.e2e.test_browser import browser, chromium_executable  # noqa: F401 (fixtures)
 from web.security import CONTENT_SECURITY_POLICY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
-
-
-@pytest.fixture
-def chromium_executable() -> str:
-    if not Path(CHROMIUM).exists():
-        skip_or_fail("chromium is not installed")
-    return CHROMIUM
 
 
 @pytest.fixture
@@ -36,16 +27,6 @@ def operation_ids(live_server: LiveServer) -> list[str]:
         for method, op in item.items()
         if method in ("get", "post", "put", "patch", "delete")
     ]
-
-
-@pytest.fixture
-async def browser(chromium_executable: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await launch_chromium(playwright, chromium_executable)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_docs_page_shows_every_operation_under_the_csp(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -15,11 +14,15 @@ import orjson
 import pytest
 import zxingcpp
 from PIL import Image
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from segment.analytics.client import Client as SegmentClient
 
-from bench.chromium import CHROMIUM, launch_chromium
-from tests.conftest import PROJECT_ROOT, LiveServer, skip_or_fail
+from tests.conftest import PROJECT_ROOT, LiveServer
+from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
+    UI_TIMEOUT_MS,
+    browser,
+    chromium_executable,
+)
 from web.core import pairing as pairing_core
 
 from .helpers import unique, wait_for_event_ids
@@ -27,32 +30,12 @@ from .helpers import unique, wait_for_event_ids
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
-UI_TIMEOUT_MS = 10_000
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 2,
     "is_mobile": True,
     "has_touch": True,
 }
-
-
-@pytest.fixture(scope="module")
-def chromium_executable() -> str:
-    if not Path(CHROMIUM).exists():
-        skip_or_fail("chromium is not installed")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium_executable: str) -> AsyncIterator[Browser]:
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    async with async_playwright() as playwright:
-        chromium = await launch_chromium(playwright, chromium_executable)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture
