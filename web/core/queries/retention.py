@@ -89,8 +89,8 @@ async def select_dead_log_entries(conn: Connection) -> int:
 async def vacuum_log_entries(conn: Connection, timeout_seconds: float) -> bool:
     """VACUUM (ANALYZE) the events (each partition) and their receipts: purged rows' space
     reusable, statistics fresh, the first read of a purged range fast, whether or not
-    autovacuum runs. False if it took
-    longer than `timeout_seconds` and was stopped (autovacuum, if on, finishes the job)."""
+    autovacuum runs. False if it took longer than `timeout_seconds` and was stopped
+    (autovacuum, if on, finishes the job)."""
     await conn.execute(f"SET statement_timeout = {int(timeout_seconds * 1000)}")
     try:
         await conn.execute("VACUUM (ANALYZE) log_entries, event_receipts")
