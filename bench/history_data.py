@@ -8,8 +8,8 @@ Rows are made by PostgreSQL itself (from generate_series, 100 000 a statement) a
 by the worker's own insert statement, a partition a day as the worker opens them, with the
 indexes no constraint needs dropped while the table fills and built again afterwards from
 their own definitions: the schema, and whatever the insert keeps up to date, are what the
-product makes. Event ids begin with
-their time in milliseconds (as UUIDv7s do), and created_at is the time of the build.
+product makes. Event ids begin with their time in milliseconds (as UUIDv7s do), and
+created_at is the time of the build.
 """
 
 from __future__ import annotations
