@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from web.openapi_refs import JSON, Schema, ref
 
@@ -153,9 +152,3 @@ def answer(description: str, schema: str) -> Schema:
 
 def query(name: str, schema: Schema, description: str) -> Schema:
     return {"name": name, "in": "query", "schema": schema, "description": description}
-
-
-def operation_ids(paths: dict[str, Any]) -> list[str]:
-    return [
-        op["operationId"] for item in paths.values() for m, op in item.items() if m != "parameters"
-    ]

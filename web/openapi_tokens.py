@@ -49,7 +49,6 @@ class TokenList(TypedDict):
     tokens: list[TokenEntry]
 
 
-TOKEN_TYPES = (NewTokenRequest, TokenEntry, NewToken, TokenList)
 _TOKEN_ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT8}
 _SAME_SITE = {"403": ("cross_site_request",)}
 
