@@ -267,18 +267,16 @@ def _cursor() -> tuple[int | None, datetime | None]:
     if raw is None or raw == "":
         return None, None
     row, _, start = raw.partition("s")
-    if not all(
-        part.isascii() and part.isdigit() and len(part) <= 19 for part in (row, start or "0")
-    ):
-        raise Rejected(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
-    if int(row) < 1:
-        raise Rejected(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
+    refused = Rejected(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
+    parts = (row, start or "0")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 19 for part in parts):
+        raise refused
+    if int(row) < 1:  # row 0 names nothing older
+        raise refused
     try:
         since = datetime.fromtimestamp(int(start) / 1_000_000, UTC) if start else None
     except (OverflowError, ValueError, OSError):
-        raise Rejected(
-            400, "invalid_cursor", "cursor must be a next_cursor this API returned"
-        ) from None
+        raise refused from None
     return int(row), since
 
 
