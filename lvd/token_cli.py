@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
+
+from web.core.scopes import DEFAULT_SCOPE, READ, SCOPES
 
 if TYPE_CHECKING:  # the commands import what they use when they run
     import asyncpg
@@ -32,10 +35,10 @@ def add_token_commands(commands: Commands, in_database: InDatabase) -> None:
     create.add_argument("--app", default=None, help="limit the token to this app's id")
     scope = create.add_mutually_exclusive_group()
     scope.add_argument(
-        "--scope", choices=("read", "write", "admin"), default="write", help="default: write"
+        "--scope", choices=SCOPES, default=DEFAULT_SCOPE, help=f"default: {DEFAULT_SCOPE}"
     )
     scope.add_argument(
-        "--read-only", dest="scope", action="store_const", const="read", help="--scope read"
+        "--read-only", dest="scope", action="store_const", const=READ, help=f"--scope {READ}"
     )
     create.set_defaults(command=lambda args: in_database("token create", _create(args)))
     listing = token_commands.add_parser("list", help="every token, without the tokens")
@@ -116,9 +119,7 @@ def format_tokens(tokens: list[ApiToken]) -> str:
     )
 
 
-def _when(moment: object) -> str:
-    from datetime import UTC, datetime
-
-    if not isinstance(moment, datetime):
+def _when(moment: datetime | None) -> str:
+    if moment is None:
         return ""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

@@ -13,9 +13,8 @@ from web.auth import current_actor
 from web.context import services
 from web.core.errors import Rejected
 from web.core.queries.apps import select_apps
-from web.core.scopes import SCOPES
+from web.core.scopes import DEFAULT_SCOPE, SCOPES
 from web.core.tokens import (
-    DEFAULT_SCOPE,
     MAX_NAME_LENGTH,
     NewToken,
     create_token,

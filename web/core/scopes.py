@@ -12,6 +12,8 @@ WRITE = "write"
 ADMIN = "admin"
 # In order: each scope grants everything the ones before it grant.
 SCOPES = (READ, WRITE, ADMIN)
+# What a new token gets when its maker names no scope (API, page and `lvd token create`).
+DEFAULT_SCOPE = WRITE
 # The view arguments that name the app a request is about: an app-limited token may reach
 # only routes that name its own app. `app` is Snowplow's alias (the app's id or write key).
 APP_ARGUMENTS = ("app_id", "app")

@@ -24,14 +24,13 @@ from web.core.queries.tokens import (
     select_tokens,
     touch_token,
 )
-from web.core.scopes import SCOPES
+from web.core.scopes import DEFAULT_SCOPE, SCOPES
 
 TOKEN_PREFIX = "lvd_"  # noqa: S105  (what every token starts with, not a secret)
 TOKEN_PATTERN = re.compile(r"^lvd_[A-Za-z0-9_-]{43}$")
 DISPLAY_PREFIX_LENGTH = 8
 MAX_NAME_LENGTH = 100
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-DEFAULT_SCOPE = "write"
 # last_used_at is written at most this often per token: a busy CI job is one write a minute,
 # not one per request.
 TOUCH_INTERVAL_SECONDS = 60.0
