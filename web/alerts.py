@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, with_config
 from quart import Blueprint, Response, jsonify
 from typing_extensions import TypedDict
 
-from web.api_types import Count, Timestamp, refuse_null_characters
+from web.api_types import Count, Timestamp, refuse_null_characters, whole_number
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
@@ -217,10 +217,10 @@ def parse_alert_settings(body: dict[str, Any]) -> dict[str, Any]:
     if not _number(threshold) or not 0 < threshold <= 1:
         _bad("invalid_share.threshold must be a number above 0 and at most 1")
     window = share["window_seconds"]
-    if not _whole(window) or not 10 <= window <= 86_400:
+    if not whole_number(window) or not 10 <= window <= 86_400:
         _bad("invalid_share.window_seconds must be a whole number from 10 to 86400")
     min_events = share["min_events"]
-    if not _whole(min_events) or not 1 <= min_events <= 1_000_000:
+    if not whole_number(min_events) or not 1 <= min_events <= 1_000_000:
         _bad("invalid_share.min_events must be a whole number from 1 to 1000000")
     return {
         "email_enabled": _flag(email, "email"),
@@ -255,10 +255,6 @@ def _flag(section: dict[str, Any], name: str) -> bool:
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_web_url(value: Any) -> bool:

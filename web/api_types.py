@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import Field, WithJsonSchema
 
@@ -20,6 +20,11 @@ Int4 = Annotated[int, Field(ge=1, le=MAX_INT4)]
 Int8 = Annotated[int, Field(ge=1, le=MAX_INT8)]
 Count = Annotated[int, Field(ge=0)]
 EventStatus = Literal["valid", "invalid"]
+
+
+def whole_number(value: Any) -> TypeGuard[int]:
+    """Whether a JSON value is a whole number (a bool is an int in Python, but not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def refuse_null_characters(value: Any) -> None:

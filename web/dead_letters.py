@@ -8,7 +8,7 @@ from quart import Blueprint, Response, jsonify, redirect, render_template, reque
 from typing_extensions import TypedDict
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
-from web.api_types import MAX_INT8, Count, Int8, Timestamp
+from web.api_types import MAX_INT8, Count, Int8, Timestamp, whole_number
 from web.context import services
 from web.core.errors import Rejected
 from web.core.queries.dead_letters import (
@@ -103,13 +103,9 @@ def parse_retry_ids(body: dict[str, Any]) -> list[int]:
     An id beyond bigint names no dead letter: skipped, as any id that is not pending is.
     """
     given = body.get("ids", [])
-    if not isinstance(given, list) or not all(_whole(value) for value in given):
+    if not isinstance(given, list) or not all(whole_number(value) for value in given):
         raise Rejected(400, "invalid_ids", "ids must be a list of dead letter ids")
     return [value for value in given if 1 <= value <= MAX_INT8]
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @blueprint.get("/dead-letters")

@@ -8,7 +8,15 @@ from pydantic import ConfigDict, Field, with_config
 from quart import Blueprint, Response, jsonify, request
 from typing_extensions import TypedDict
 
-from web.api_types import MAX_INT4, Count, EventStatus, Int4, Timestamp, refuse_null_characters
+from web.api_types import (
+    MAX_INT4,
+    Count,
+    EventStatus,
+    Int4,
+    Timestamp,
+    refuse_null_characters,
+    whole_number,
+)
 from web.context import services
 from web.core import plans
 from web.core.apps import require_app
@@ -261,7 +269,7 @@ async def revalidate(app_id: str) -> Response:
 def parse_revalidate_options(options: dict[str, Any]) -> tuple[int | None, str | None]:
     """The version and status a RevalidateOptions body asks for; Rejected (400) when bad."""
     version = options.get("version")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+    if version is not None and not whole_number(version):
         raise Rejected(400, "invalid_version", "version must be a whole number")
     status = options.get("status")
     if status is not None and status not in STATUSES:

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, with_config
 from quart import Blueprint, Response, jsonify
 from typing_extensions import TypedDict
 
-from web.api_types import Count
+from web.api_types import Count, whole_number
 from web.context import services
 from web.core.apps import require_app, unknown_app
 from web.core.errors import Rejected
@@ -79,7 +79,4 @@ def retention_as_json(app_id: str, days: int | None, default_days: int) -> Reten
 
 
 def _is_day_count(value: Any) -> bool:
-    # bool is an int in Python; true is not a number of days.
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_RETENTION_DAYS
-    )
+    return whole_number(value) and 1 <= value <= MAX_RETENTION_DAYS
