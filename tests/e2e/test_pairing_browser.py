@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -23,6 +22,7 @@ from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
     browser,
     chromium_executable,
 )
+from tests.e2e.test_sdks import segment_clients  # noqa: F401 (fixture)
 from web.core import pairing as pairing_core
 
 from .helpers import unique, wait_for_event_ids
@@ -36,15 +36,6 @@ PHONE = {
     "is_mobile": True,
     "has_touch": True,
 }
-
-
-@pytest.fixture
-def segment_clients() -> Iterator[list[SegmentClient]]:
-    made: list[SegmentClient] = []
-    yield made
-    for client in made:
-        if client.consumers:
-            client.join()
 
 
 async def new_page(browser: Browser, console: list[str], **options: Any) -> Page:
