@@ -1,0 +1,176 @@
+"""Scenario pages: the list, the editor (htmx), a run's live view with its stream, its Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from quart import (
+    Blueprint,
+    Response,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+
+from web.context import services
+from web.core.apps import require_app
+from web.core.errors import Rejected
+from web.core.queries.base import App
+from web.core.queries.scenarios import StoredScenario, select_scenario, select_scenarios
+from web.core.scenario_reports import run_markdown
+from web.core.scenarios import NAME_PATTERN, Run
+from web.scenario_form import Draft
+from web.scenario_runs import checked_session, read_run, require_scenario, watch_run
+from web.scenarios_api import save_scenario
+from web.sse import RETRY_FRAME, sse_frame, sse_response
+
+blueprint = Blueprint("scenario_pages", __name__)
+
+KEEPALIVE_SECONDS = 15.0
+_SCENARIO = "/apps/<app_id>/scenarios/<name>"
+_RUN = f"{_SCENARIO}/runs/<session>"
+
+
+@blueprint.get("/apps/<app_id>/scenarios")
+async def list_page(app_id: str) -> str:
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        found = await select_scenarios(conn, app_id)
+    return await render_template("scenarios.html", app=app, scenarios=found, name_error=None)
+
+
+@blueprint.post("/apps/<app_id>/scenarios")
+async def new_scenario(app_id: str) -> Any:
+    """Open the editor for a new name (nothing is stored until it is saved)."""
+    name = (await request.form).get("name", "").strip()
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        taken = await select_scenario(conn, app_id, name) if NAME_PATTERN.match(name) else None
+        found = await select_scenarios(conn, app_id)
+    if not NAME_PATTERN.match(name) or taken is not None:
+        why = "is taken" if taken else "must be 1 to 64 of a-z, 0-9, _ and -"
+        page = await render_template(
+            "scenarios.html", app=app, scenarios=found, name_error=f"The name {why}."
+        )
+        return page, 400
+    return redirect(url_for("scenario_pages.editor", app_id=app_id, name=name))
+
+
+@blueprint.get(_SCENARIO)
+async def editor(app_id: str, name: str) -> str:
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        stored = await select_scenario(conn, app_id, name) if NAME_PATTERN.match(name) else None
+    if stored is None and not NAME_PATTERN.match(name):
+        raise Rejected(404, "unknown_scenario", f"app {app_id!r} has no scenario {name!r}")
+    draft = Draft.from_document(name, stored.document) if stored else Draft(name)
+    return await _render_editor(app, draft, stored, saved=False, partial=False)
+
+
+@blueprint.post(_SCENARIO)
+async def edit(app_id: str, name: str) -> str:
+    """One edit of the form (htmx: the editor alone comes back), checked as it is made;
+    the Save button stores it."""
+    form = await request.form
+    draft = Draft.from_form(name, form)
+    action = form.get("action", "check")
+    draft.apply(action)
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        stored = await select_scenario(conn, app_id, name) if NAME_PATTERN.match(name) else None
+        document, problems = draft.document()
+        saved = action == "save" and not problems
+        if saved:
+            stored, _ = await save_scenario(conn, app_id, name, document)
+    partial = request.headers.get("HX-Request") == "true"
+    return await _render_editor(app, draft, stored, saved=saved, partial=partial)
+
+
+async def _render_editor(
+    app: App, draft: Draft, stored: StoredScenario | None, *, saved: bool, partial: bool
+) -> str:
+    document, problems = draft.document()
+    context = {
+        "app": app,
+        "draft": draft,
+        "stored": stored,
+        "saved": saved,
+        "problems": problems,
+        "document_json": orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(),
+    }
+    return await render_template("_scenario_editor.html" if partial else "scenario.html", **context)
+
+
+@blueprint.get(f"{_SCENARIO}/run")
+async def open_run(app_id: str, name: str) -> Any:
+    """The editor's "run against a session" form: to the run's own address."""
+    session = checked_session(request.args.get("session", "").strip())
+    return redirect(url_for("scenario_pages.run_page", app_id=app_id, name=name, session=session))
+
+
+@blueprint.get(_RUN)
+async def run_page(app_id: str, name: str, session: str) -> str:
+    session = checked_session(session)
+    async with services().pool.acquire() as conn:
+        app = await require_app(conn, app_id)
+        stored = await require_scenario(conn, app_id, name)
+        run = await read_run(conn, stored, session)
+    return await render_template("scenario_run.html", app=app, stored=stored, run=run)
+
+
+@blueprint.get(f"{_RUN}.md")
+async def run_markdown_file(app_id: str, name: str, session: str) -> Response:
+    session = checked_session(session)
+    async with services().pool.acquire() as conn:
+        stored = await require_scenario(conn, app_id, name)
+        run = await read_run(conn, stored, session)
+    now = datetime.now(UTC)
+    text = run_markdown(
+        run,
+        app_id=app_id,
+        revision=stored.revision,
+        generated_at=now,
+        base_url=request.host_url.rstrip("/"),
+    )
+    response = Response(text, content_type="text/markdown; charset=utf-8")
+    # Names and app ids are [a-z0-9_-]; the session may be anything, so it is left out.
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{app_id}-{name}-run-{stamp}.md"'
+    )
+    return response
+
+
+@blueprint.get(f"{_RUN}/stream")
+async def run_stream(app_id: str, name: str, session: str) -> Response:
+    """The run's steps over SSE: rendered again each time an event of the session is stored."""
+    session = checked_session(session)
+    svc = services()
+    async with svc.pool.acquire() as conn:
+        stored = await require_scenario(conn, app_id, name)
+
+    @stream_with_context
+    async def frames() -> AsyncIterator[bytes]:
+        yield RETRY_FRAME
+        sent = 0
+        async with watch_run(svc, stored, session) as watch:
+            run: Run | None = await watch.current()
+            while True:
+                if run is None:
+                    yield b": keepalive\n\n"
+                else:
+                    sent += 1
+                    yield await _run_frame(app_id, run, sent)
+                run = await watch.changed(KEEPALIVE_SECONDS)
+
+    return sse_response(frames())
+
+
+async def _run_frame(app_id: str, run: Run, number: int) -> bytes:
+    html = await render_template("_scenario_run.html", app_id=app_id, run=run)
+    return sse_frame(html, event="run", event_id=number)
