@@ -22,6 +22,8 @@ PLANS_CHANNEL = "lvd_plans"
 # Stored events one re-validation reads at most, newest first.
 REVALIDATE_LIMIT = 10_000
 EXAMPLES_PER_OUTCOME = 20
+# Example events kept for each (outcome, event name, rule) of a report's breakdown.
+EXAMPLES_PER_RULE = 3
 
 
 async def save_plan(conn: Connection, app_id: str, document: Any) -> PlanVersion:
@@ -30,6 +32,17 @@ async def save_plan(conn: Connection, app_id: str, document: Any) -> PlanVersion
     The caller owns no transaction here: this function opens one, so the version number,
     the app's current version and the notification commit together or not at all.
     """
+    refuse_problems(document)
+    async with conn.transaction():
+        if await lock_app(conn, app_id) is None:
+            raise unknown_app(app_id)
+        saved = await insert_plan_version(conn, app_id, document)
+        await notify(conn, PLANS_CHANNEL, app_id)
+    return saved
+
+
+def refuse_problems(document: Any) -> None:
+    """Rejected (400 invalid_plan, the problems in its details) unless the plan checks."""
     problems = check_plan(document)
     if problems:
         raise Rejected(
@@ -39,12 +52,6 @@ async def save_plan(conn: Connection, app_id: str, document: Any) -> PlanVersion
             f"{problems[0].path or '/'}: {problems[0].message}",
             {"problems": [problem.as_dict() for problem in problems]},
         )
-    async with conn.transaction():
-        if await lock_app(conn, app_id) is None:
-            raise unknown_app(app_id)
-        saved = await insert_plan_version(conn, app_id, document)
-        await notify(conn, PLANS_CHANNEL, app_id)
-    return saved
 
 
 # ---- diff ----------------------------------------------------------------------------------
@@ -135,7 +142,8 @@ def _escape(key: str) -> str:
 
 # ---- draft from traffic ---------------------------------------------------------------------
 
-_ENVELOPE_KEYS = frozenset({"eventName", "event", "event_name", "event_id", "messageId", "uuid"})
+# The keys that name and identify an event: not properties a plan describes.
+ENVELOPE_KEYS = frozenset({"eventName", "event", "event_name", "event_id", "messageId", "uuid"})
 
 
 def draft_plan(payloads_by_event: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -143,7 +151,7 @@ def draft_plan(payloads_by_event: dict[str, list[dict[str, Any]]]) -> dict[str, 
     events = {}
     for name in sorted(payloads_by_event):
         samples = [
-            {k: v for k, v in payload.items() if k not in _ENVELOPE_KEYS}
+            {k: v for k, v in payload.items() if k not in ENVELOPE_KEYS}
             for payload in payloads_by_event[name]
         ]
         events[name] = _object_schema(samples)
@@ -204,28 +212,74 @@ class Rejudged:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """How many events of one name changed outcome through one rule, with a few of them."""
+
+    outcome: Outcome
+    event_name: str | None
+    rule: str
+    count: int
+    examples: tuple[Rejudged, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "event_name": self.event_name,
+            "rule": self.rule,
+            "count": self.count,
+            "examples": [example.as_dict() for example in self.examples],
+        }
+
+
+RuleKey = tuple[Outcome, str | None, str]
+
+
 @dataclass
 class RevalidationReport:
     version: int
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[Rejudged]] = field(default_factory=dict)
+    rule_counts: Counter[RuleKey] = field(default_factory=Counter)
+    rule_examples: dict[RuleKey, list[Rejudged]] = field(default_factory=dict)
 
     def add(self, entry: LogEntry, verdict: Verdict) -> None:
         outcome = _outcome(entry.status, verdict.status)
         self.counts[outcome] += 1
+        errors = [issue for issue in verdict.issues if issue.severity == "error"]
+        judged = Rejudged(
+            entry.id,
+            entry.event_id,
+            entry.event_name,
+            entry.status,
+            verdict.status,
+            errors[0] if errors else None,
+        )
         shown = self.examples.setdefault(outcome, [])
         if len(shown) < EXAMPLES_PER_OUTCOME:
-            errors = [issue for issue in verdict.issues if issue.severity == "error"]
-            shown.append(
-                Rejudged(
-                    entry.id,
-                    entry.event_id,
-                    entry.event_name,
-                    entry.status,
-                    verdict.status,
-                    errors[0] if errors else None,
-                )
+            shown.append(judged)
+        if outcome == "newly_failing":
+            rules = [issue.rule for issue in errors]
+        elif outcome == "fixed":
+            rules = [str(e.get("rule")) for e in entry.errors if e.get("severity") != "warning"]
+        else:
+            return
+        for rule in dict.fromkeys(rules or ["(none)"]):
+            key: RuleKey = (outcome, entry.event_name, rule)
+            self.rule_counts[key] += 1
+            kept = self.rule_examples.setdefault(key, [])
+            if len(kept) < EXAMPLES_PER_RULE:
+                kept.append(judged)
+
+    def changes(self) -> list[RuleChange]:
+        """Newly failing and fixed events by event name and rule, the most first (an event
+        that breaks two rules counts under each)."""
+        return [
+            RuleChange(*key, count, tuple(self.rule_examples[key]))
+            for key, count in sorted(
+                self.rule_counts.items(), key=lambda item: (-item[1], str(item[0]))
             )
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         outcomes: tuple[Outcome, ...] = ("fixed", "newly_failing", "still_invalid", "still_valid")
