@@ -11,13 +11,14 @@ from quart import Blueprint, Response, render_template, request, url_for
 
 from web.context import services
 from web.core.apps import require_app
-from web.core.exports import coverage_csv_rows, coverage_markdown, csv_lines
+from web.core.exports import ScenarioRunLine, coverage_csv_rows, coverage_markdown, csv_lines
 from web.core.filters import EventFilter
 from web.core.insights import Coverage, build_coverage
 from web.core.queries.base import App
 from web.core.queries.dashboard import select_name_activity
 from web.core.queries.plans import select_plan_version
 from web.dashboard import iso_utc
+from web.scenario_runs import session_runs
 
 blueprint = Blueprint("coverage", __name__)
 
@@ -41,6 +42,7 @@ class Report:
     coverage: Coverage
     plan_version: int | None
     generated_at: datetime
+    runs: list[ScenarioRunLine]  # the session's scenario runs (none without a session)
 
 
 def read_scope(args: Mapping[str, Any], now: datetime) -> Scope:
@@ -67,10 +69,12 @@ async def build_report(app_id: str) -> Report:
         app = await require_app(conn, app_id)
         plan = await select_plan_version(conn, app_id) if app.plan_version else None
         activity = await select_name_activity(conn, app_id, scope.filters, NAMES_READ)
+        session = scope.filters.session
+        runs = await session_runs(conn, app_id, session) if session else []
     events = plan.document.get("events") if plan and isinstance(plan.document, dict) else None
     planned = list(events) if isinstance(events, dict) else []
     coverage = build_coverage(planned, activity)
-    return Report(app, scope, coverage, plan.version if plan else None, now)
+    return Report(app, scope, coverage, plan.version if plan else None, now, runs)
 
 
 @blueprint.get("/apps/<app_id>/coverage")
@@ -100,6 +104,7 @@ async def coverage_markdown_file(app_id: str) -> Response:
         plan_version=report.plan_version,
         generated_at=report.generated_at,
         view_url=_view_url(report),
+        runs=report.runs,
     )
     return _download(text, "text/markdown", report, "md")
 
@@ -107,7 +112,9 @@ async def coverage_markdown_file(app_id: str) -> Response:
 @blueprint.get("/apps/<app_id>/coverage.csv")
 async def coverage_csv_file(app_id: str) -> Response:
     report = await build_report(app_id)
-    return _download(csv_lines(coverage_csv_rows(report.coverage)), "text/csv", report, "csv")
+    return _download(
+        csv_lines(coverage_csv_rows(report.coverage, report.runs)), "text/csv", report, "csv"
+    )
 
 
 def _download(text: str, mimetype: str, report: Report, extension: str) -> Response:

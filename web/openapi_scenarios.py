@@ -162,6 +162,10 @@ _UNKNOWN = {"404": ("unknown_scenario",)}
 def scenario_paths() -> dict[str, Schema]:
     """List, get, save, delete a scenario; a run's report (long-polled with ?wait=)."""
     base = "/api/apps/{app_id}/scenarios"
+    run_parameters = [
+        *_PARAMETERS,
+        {"name": "session", "in": "path", "required": True, "schema": {"type": "string"}},
+    ]
     return {
         base: {
             "parameters": [ref_param("AppId")],
@@ -194,7 +198,7 @@ def scenario_paths() -> dict[str, Schema]:
                 answer=answer("The scenario as saved", "SavedScenario"),
                 body="ScenarioDocument",
                 description="A refused scenario's problems are in the error's"
-                " `details.problems`, each located by a JSON Pointer. 201 when it is new.",
+                " `problems`, each located by a JSON Pointer. 201 when it is new.",
                 refusals={
                     "400": ("invalid_scenario", "invalid_scenario_name", "null_character"),
                 },
@@ -211,10 +215,7 @@ def scenario_paths() -> dict[str, Schema]:
             ),
         },
         f"{base}/{{name}}/runs/{{session}}": {
-            "parameters": [
-                *_PARAMETERS,
-                {"name": "session", "in": "path", "required": True, "schema": {"type": "string"}},
-            ],
+            "parameters": run_parameters,
             "get": operation(
                 "get",
                 "getScenarioRun",
@@ -231,6 +232,21 @@ def scenario_paths() -> dict[str, Schema]:
                     )
                 ],
                 refusals={**_UNKNOWN, "400": ("invalid_session", "invalid_wait")},
+            ),
+        },
+        "/apps/{app_id}/scenarios/{name}/runs/{session}.md": {
+            "parameters": run_parameters,
+            "get": operation(
+                "get",
+                "exportScenarioRunMd",
+                "export",
+                "A scenario run's report as Markdown: verdict, steps, findings with links",
+                scope=READ,
+                answer={
+                    "description": "The run's report",
+                    "content": {"text/markdown": {"schema": {"type": "string"}}},
+                },
+                refusals={**_UNKNOWN, "400": ("invalid_session",)},
             ),
         },
     }

@@ -10,9 +10,16 @@ from dataclasses import dataclass, field
 from web.context import Services
 from web.core.apps import require_app
 from web.core.errors import Rejected
+from web.core.exports import ScenarioRunLine
 from web.core.filters import MAX_SESSION, EventFilter
 from web.core.queries.base import Connection, LogEntry
-from web.core.queries.scenarios import StoredScenario, select_scenario, select_session_events
+from web.core.queries.scenarios import (
+    StoredScenario,
+    select_scenario,
+    select_scenarios,
+    select_session_events,
+)
+from web.core.scenario_reports import summary_line
 from web.core.scenarios import NAME_PATTERN, Run, Scenario, compile_scenario, judge_run
 from web.hub import Subscription
 
@@ -103,3 +110,21 @@ async def watch_run(svc: Services, stored: StoredScenario, session: str) -> Asyn
     """Subscribe first, then read: an event stored in between is in both, and counted once."""
     async with svc.hub.subscribe(stored.app_id, EventFilter(session=session)) as subscription:
         yield RunWatch(svc, stored, session, subscription)
+
+
+async def session_runs(conn: Connection, app_id: str, session: str) -> list[ScenarioRunLine]:
+    """Every scenario of the app judged against the session's events, by name."""
+    scenarios = await select_scenarios(conn, app_id)
+    if not scenarios:
+        return []
+    events = await select_session_events(conn, app_id, session, MAX_RUN_EVENTS)
+    truncated = len(events) >= MAX_RUN_EVENTS
+    lines = []
+    for stored in scenarios:
+        run = judge_run(compiled(stored), session, events, truncated=truncated)
+        lines.append(
+            ScenarioRunLine(
+                stored.name, run.verdict, run.passed_steps, len(run.steps), summary_line(run)
+            )
+        )
+    return lines

@@ -10,6 +10,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -111,6 +112,7 @@ COVERAGE_COLUMNS = (
     "first_seen",
     "last_seen",
 )
+SCENARIO_RUN_COLUMNS = ("scenario", "verdict", "steps_passed", "steps", "summary")
 # Inline specials; cells never start a line, so list and heading markers need no escape,
 # and brackets escaped make a link impossible.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#!|~])")
@@ -123,7 +125,23 @@ def md_text(value: Any) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
-def coverage_csv_rows(report: Coverage) -> list[list[Any]]:
+@dataclass(frozen=True, slots=True)
+class ScenarioRunLine:
+    """A scenario run of the session, as the coverage sign-off lists it."""
+
+    name: str
+    verdict: str  # passed, failed or in_progress
+    passed_steps: int
+    steps: int
+    summary: str
+
+    @property
+    def verdict_label(self) -> str:
+        return {"passed": "PASSED", "failed": "FAILED"}.get(self.verdict, "IN PROGRESS")
+
+
+def coverage_csv_rows(report: Coverage, runs: Sequence[ScenarioRunLine] = ()) -> list[list[Any]]:
+    """The coverage table; a session's scenario runs follow as a second table after a blank row."""
     rows: list[list[Any]] = [list(COVERAGE_COLUMNS)]
     for row in [*report.planned, *report.unplanned]:
         rows.append(
@@ -137,6 +155,9 @@ def coverage_csv_rows(report: Coverage) -> list[list[Any]]:
                 row.last_seen,
             ]
         )
+    if runs:
+        rows += [[], list(SCENARIO_RUN_COLUMNS)]
+        rows += [[r.name, r.verdict, r.passed_steps, r.steps, r.summary] for r in runs]
     return rows
 
 
@@ -149,8 +170,10 @@ def coverage_markdown(
     plan_version: int | None,
     generated_at: datetime,
     view_url: str,
+    runs: Sequence[ScenarioRunLine] = (),
 ) -> str:
-    """The QA sign-off: scope, verdict, each planned event's state, the unplanned ones."""
+    """The QA sign-off: scope, verdict, each planned event's state, the unplanned ones, and
+    a session's scenario runs."""
     plan = f"version {plan_version}" if plan_version else "none"
     percent = f"{report.percent:.0f} %" if report.percent is not None else "n/a"
     verdict = "READY TO SIGN OFF" if report.signed_off else "NOT READY"
@@ -172,6 +195,14 @@ def coverage_markdown(
     lines += _md_table(report.planned) if report.planned else ["No events in the plan."]
     lines += ["", "## Unplanned events", ""]
     lines += _md_table(report.unplanned) if report.unplanned else ["None."]
+    if runs:
+        lines += ["", "## Scenario runs", "", "| Scenario | Verdict | Steps passed | Report |"]
+        lines.append("|---|---|---:|---|")
+        lines += [
+            f"| {md_text(r.name)} | {r.verdict_label} | {r.passed_steps} of {r.steps} |"
+            f" {md_text(r.summary)} |"
+            for r in runs
+        ]
     lines += ["", "---", "", "Signed off by: ____________________  Date: ____________", ""]
     return "\n".join(lines)
 
