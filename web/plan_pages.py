@@ -18,6 +18,9 @@ from web.plans import DRAFT_SAMPLES_PER_EVENT, require_version
 
 blueprint = Blueprint("plan_pages", __name__)
 
+# The windows "what would break" offers, in hours (web/plan_editor.py judges them).
+IMPACT_HOURS = (1, 6, 24)
+
 EMPTY_PLAN: dict[str, Any] = {"events": {}, "allow_unplanned": False, "naming": None}
 
 
@@ -46,6 +49,7 @@ async def plan_page(app_id: str) -> str:
         draft=draft,
         versions=versions,
         problems=[],
+        impact_hours=IMPACT_HOURS,
     )
 
 
@@ -72,6 +76,7 @@ async def save_plan_form(app_id: str) -> Response | WerkzeugResponse:
         draft=False,
         versions=versions,
         problems=problems,
+        impact_hours=IMPACT_HOURS,
     )
     return Response(html, status=400, mimetype="text/html")
 
