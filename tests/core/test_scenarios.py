@@ -56,7 +56,7 @@ def run_of(names: list[tuple[str | None, dict[str, Any]]], document: Any = CHECK
     return judge_run(compile_scenario(document), "s1", events)
 
 
-GOOD = [
+GOOD: list[tuple[str | None, dict[str, Any]]] = [
     ("product_viewed", {}),
     ("product_added", {"sku": "A1"}),
     ("checkout_started", {}),

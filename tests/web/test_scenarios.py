@@ -1,4 +1,4 @@
-"""Scenario API and pages: CRUD, refusals, run reports (JSON, Markdown, page), coverage, long poll."""
+"""Scenario API and pages: CRUD, refusals, run reports (JSON, Markdown, page), coverage."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ async def test_scenario_crud_round_trips_the_document(client: Client, app: App) 
     assert (await json_of(again))["revision"] == 2
 
     got = await json_of(await client.get(f"/api/apps/{app.id}/scenarios/checkout"))
-    assert got["scenario"]["strict"] is True and list(got["scenario"])[0] == "name"
+    assert got["scenario"]["strict"] is True and next(iter(got["scenario"])) == "name"
     listed = await json_of(await client.get(f"/api/apps/{app.id}/scenarios"))
     assert listed["scenarios"][0]["steps"] == [
         "product_viewed",

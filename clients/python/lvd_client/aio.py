@@ -103,3 +103,10 @@ class AsyncLvdClient(ClientBase[httpx.AsyncClient]):
         """Each name arrives as many times as listed (in this order when `ordered`); returns
         every event of those names, oldest first. One wait budget covers them all."""
         return await self._run(self._expect_events_plan(names, ordered, timeout))
+
+    async def expect_scenario(
+        self, name: str, *, session: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The scenario `name` passes in the session (default: this client's); see
+        LvdClient.expect_scenario."""
+        return await self._run(self._expect_scenario_plan(name, session, timeout))

@@ -255,7 +255,37 @@ class ClientBase(Generic[H]):
             )
         return arrived
 
+    def _expect_scenario_plan(
+        self, name: str, session: str | None, timeout: float | None
+    ) -> Plan[dict[str, Any]]:
+        """The run's report once it passed; AssertionError with the report's words when it
+        failed, or when no verdict came within the wait (the server long-polls)."""
+        session = session or self.session
+        if not session:
+            raise TypeError("expect_scenario needs a session: session=, or a client with one")
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        app, scenario = quote(self.app_id, safe=""), quote(name, safe="")
+        path = f"/api/apps/{app}/scenarios/{scenario}/runs/{quote(session, safe='')}"
+        while True:
+            chunk = max(0.0, min(deadline - time.monotonic(), SERVER_MAX_WAIT))
+            params = {"wait": f"{chunk:.3f}"}
+            report: dict[str, Any] = yield Call(
+                "GET", path, params, None, self._auth_headers, read_timeout=chunk + 10.0
+            )
+            if report["verdict"] == "passed":
+                return report
+            if report["verdict"] == "failed":
+                raise AssertionError(report["text"])
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{report['text']}\n- no verdict within {budget:g} s")
+
     # ---- plumbing
+
+    @property
+    def _auth_headers(self) -> dict[str, str]:
+        """The token for the query API, when there is one (ingest takes write keys)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def _logs(self) -> str:
@@ -270,8 +300,7 @@ class ClientBase(Generic[H]):
         read_timeout: float | None = None,
     ) -> Call:
         """A call to the query API, with the token when there is one."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return Call(method, self._logs + tail, params, None, headers, read_timeout)
+        return Call(method, self._logs + tail, params, None, self._auth_headers, read_timeout)
 
     def _filters(
         self, filters: Mapping[str, Any], known: frozenset[str] = EventFilters.__optional_keys__

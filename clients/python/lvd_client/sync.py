@@ -105,3 +105,11 @@ class LvdClient(ClientBase[httpx.Client]):
         """Each name arrives as many times as listed (in this order when `ordered`); returns
         every event of those names, oldest first. One wait budget covers them all."""
         return self._run(self._expect_events_plan(names, ordered, timeout))
+
+    def expect_scenario(
+        self, name: str, *, session: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The scenario `name` passes in the session (default: this client's) within `timeout`
+        seconds; returns the run's report. AssertionError with the report's words when it
+        fails or has no verdict in time. The server long-polls: no polling loop here."""
+        return self._run(self._expect_scenario_plan(name, session, timeout))
