@@ -1,4 +1,5 @@
-"""Violations: an app's failures grouped by fingerprint (event name, path, rule) over a window."""
+"""Violations: an app's failures, and apart its warnings, grouped by fingerprint (event name,
+path, rule) over a window."""
 
 from __future__ import annotations
 
@@ -44,13 +45,17 @@ async def violations_page(app_id: str) -> str:
             scan_limit=SCAN_LIMIT,
             limit=GROUPS_SHOWN,
         )
-    violations = fold_violations(groups, window, now=now)
+    folded = fold_violations(groups, window, now=now)
+    violations = [v for v in folded if v.group.severity == "error"]
+    warnings = [v for v in folded if v.group.severity == "warning"]
     return await render_template(
         "violations.html",
         app=app,
         window=window,
         windows=WINDOWS.values(),
         violations=violations,
+        warnings=warnings,
+        warning_total=sum(v.group.count for v in warnings),
         new_count=sum(1 for v in violations if v.is_new),
         total=sum(v.group.count for v in violations),
         new_within_minutes=int(NEW_WITHIN.total_seconds() // 60),

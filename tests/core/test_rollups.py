@@ -150,32 +150,33 @@ RAW_VIOLATIONS = """
         SELECT r.event_name,
                coalesce(e ->> 'path', '') AS path,
                coalesce(e ->> 'rule', '') AS rule,
+               CASE WHEN e ->> 'severity' = 'warning' THEN 'warning' ELSE 'error' END
+                   AS severity,
                coalesce(e ->> 'message', '') AS message,
                r.received_at
         FROM log_entries r
         CROSS JOIN LATERAL jsonb_array_elements(r.errors) AS e
-        WHERE r.app_id = $1 AND r.validation_status = 'invalid' AND r.received_at >= $2
-          AND coalesce(e ->> 'severity', 'error') = 'error'
+        WHERE r.app_id = $1 AND r.received_at >= $2
     ), bucketed AS (
-        SELECT event_name, path, rule,
+        SELECT event_name, path, rule, severity,
                floor(extract(epoch FROM received_at - $3)::float8 / $4::float8)::integer AS bucket,
                count(*) AS n
         FROM failures
         WHERE received_at >= $3
-        GROUP BY 1, 2, 3, 4
+        GROUP BY 1, 2, 3, 4, 5
     )
-    SELECT f.event_name, f.path, f.rule,
+    SELECT f.event_name, f.path, f.rule, f.severity,
            count(*) FILTER (WHERE received_at >= $3) AS count,
            min(received_at) AS first_seen,
            max(received_at) AS last_seen,
            (array_agg(message ORDER BY received_at DESC))[1] AS message,
            (SELECT jsonb_object_agg(bucket, n) FROM bucketed b
             WHERE b.event_name IS NOT DISTINCT FROM f.event_name
-              AND b.path = f.path AND b.rule = f.rule) AS buckets
+              AND b.path = f.path AND b.rule = f.rule AND b.severity = f.severity) AS buckets
     FROM failures f
-    GROUP BY 1, 2, 3
+    GROUP BY 1, 2, 3, 4
     HAVING count(*) FILTER (WHERE received_at >= $3) > 0
-    ORDER BY count DESC, last_seen DESC, 1, 2, 3
+    ORDER BY severity, count DESC, last_seen DESC, 1, 2, 3
 """
 
 
@@ -244,9 +245,9 @@ async def assert_violations_match_rows(
     )
     expected = await conn.fetch(RAW_VIOLATIONS, app_id, horizon, window, seconds)
     assert [
-        (g.event_name, g.path, g.rule, g.count, g.first_seen, g.last_seen, g.message)
+        (g.event_name, g.path, g.rule, g.severity, g.count, g.first_seen, g.last_seen, g.message)
         for g in groups
-    ] == [tuple(row)[:7] for row in expected]
+    ] == [tuple(row)[:8] for row in expected]
     for group, row in zip(groups, expected, strict=True):
         counts = {int(k): int(v) for k, v in group.buckets.items()}
         assert sum(counts.values()) == group.count
@@ -379,13 +380,20 @@ async def test_migration_backfill_counts_the_rows_already_stored(
 
 
 async def assert_rollups_as_rebuilt(pool: asyncpg.Pool, app_id: str) -> None:
-    """The app's rollup rows, to the last column, are what migration 0010's backfill makes of
-    the rows stored (rebuilt in a transaction that is rolled back)."""
+    """The app's rollup rows, to the last column, are what the backfills of migrations 0010
+    (events, failures) and 0014 (warnings) make of the rows stored (rebuilt in a transaction
+    that is rolled back)."""
     [sql] = [text for version, _, text in migration_files() if version == 10]
-    backfill = sql[sql.index("-- The events stored so far.") :]
+    [warnings_sql] = [text for version, _, text in migration_files() if version == 14]
+    backfill = sql[sql.index("-- The events stored so far.") :] + warnings_sql[
+        warnings_sql.index("-- The warnings stored so far") : warnings_sql.index(
+            "-- The rows with any issue"
+        )
+    ]
     hours = f"SELECT * FROM event_counts_hourly WHERE app_id = '{app_id}' ORDER BY 2, 3, 4, 5"
     failures = (
-        f"SELECT * FROM failure_counts_hourly WHERE app_id = '{app_id}' ORDER BY 2, 3, 4, 5, 6"
+        f"SELECT * FROM failure_counts_hourly WHERE app_id = '{app_id}'"
+        " ORDER BY 2, 3, 4, 5, 6, severity"
     )
     async with pool.acquire() as conn:
         transaction = conn.transaction()

@@ -21,6 +21,7 @@ from web.core.ratelimit import RateLimiter
 from web.core.settings import Limits, Settings
 from web.core.validation import CompiledPlan, validate
 from web.core.validation.envelope import event_name_of
+from web.core.validation.hygiene import add_hygiene, json_size
 
 log = logging.getLogger("lvd.ingest")
 
@@ -113,8 +114,10 @@ async def judge_and_enqueue(
 ) -> list[dict[str, Any]]:
     """Judge events by the app's plan and enqueue them in one message: one result per event."""
     received_at = datetime.now(UTC).isoformat()
+    hygiene = view.app.hygiene_checks
     judged = [
-        _judge(view.app.id, view.plan, parsed, received_at, session, judged_as) for parsed in events
+        _judge(view.app.id, view.plan, parsed, received_at, session, judged_as, hygiene)
+        for parsed in events
     ]
     _log_verdicts(view.app.id, judged)
     task_id = await svc.enqueuer.enqueue([queued for queued, _ in judged])
@@ -128,11 +131,15 @@ def _judge(
     received_at: str,
     session: str | None,
     judged_as: JudgedAs | None,
+    hygiene: bool = False,
 ) -> Judged:
     event = parsed.event
     judged = judged_as(event) if judged_as else event
     name = event_name_of(judged)
     verdict = validate(judged, plan)
+    if hygiene:
+        # The event as sent (its paths are the stored payload's), sized as it is stored.
+        add_hygiene(verdict, event, json_size(parsed.json) if parsed.json else None)
     shown_name = name if isinstance(name, str) else None
     issues = verdict.issues_as_dicts()
     queued = QueuedEvent(

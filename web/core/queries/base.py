@@ -25,6 +25,8 @@ class App:
     require_write_key: bool
     created_at: datetime
     plan_version: int | None = None
+    # Hygiene checks (personal data, sizes) add warnings to its events' verdicts (0014).
+    hygiene_checks: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,9 @@ class LogEntry:
     created_at: datetime
 
 
-_APP_COLUMNS = "id, name, write_key, require_write_key, created_at, plan_version"
+_APP_COLUMNS = (
+    "id, name, write_key, require_write_key, created_at, plan_version, hygiene_checks"
+)
 
 
 _ENTRY_COLUMNS = (

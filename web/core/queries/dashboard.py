@@ -63,7 +63,7 @@ async def select_top_failing_events(
 
 @dataclass(frozen=True, slots=True)
 class ViolationGroup:
-    """Failures sharing a fingerprint (event name, path, rule)."""
+    """Failures, or warnings, sharing a fingerprint (event name, path, rule)."""
 
     event_name: str | None
     path: str
@@ -73,6 +73,7 @@ class ViolationGroup:
     first_seen: datetime  # within the horizon scanned
     last_seen: datetime
     buckets: dict[str, int]  # bucket number within the window (as text) -> failures
+    severity: str = "error"  # or warning (migration 0014): counted and shown apart
 
 
 # $1 app, $2 horizon, $3 window, $4 bucket seconds, $5 scan limit, $6 groups, $7 the first
@@ -86,14 +87,14 @@ _VIOLATION_GROUPS = f"""
     WITH recent AS (
         (SELECT event_name, errors, received_at
          FROM log_entries
-         WHERE app_id = $1 AND validation_status = 'invalid'
+         WHERE app_id = $1 AND errors <> '[]'::jsonb
            AND received_at >= $2 AND received_at < (SELECT {_HOURS_FROM})
          ORDER BY received_at DESC
          LIMIT $5)
         UNION ALL
         (SELECT event_name, errors, received_at
          FROM log_entries
-         WHERE app_id = $1 AND validation_status = 'invalid'
+         WHERE app_id = $1 AND errors <> '[]'::jsonb
            AND received_at >= (SELECT greatest($3, {_HOURS_FROM}))
            AND received_at < coalesce($8::timestamptz, 'infinity')
          ORDER BY received_at DESC
@@ -102,49 +103,60 @@ _VIOLATION_GROUPS = f"""
         SELECT r.event_name,
                coalesce(e ->> 'path', '') AS path,
                coalesce(e ->> 'rule', '') AS rule,
+               CASE WHEN e ->> 'severity' = 'warning' THEN 'warning' ELSE 'error' END
+                   AS severity,
                coalesce(e ->> 'message', '') AS message,
                CASE WHEN r.received_at >= $3 THEN 1 ELSE 0 END AS n,
                r.received_at AS at, r.received_at AS first_seen, r.received_at AS last_seen
         FROM recent r
         CROSS JOIN LATERAL jsonb_array_elements(r.errors) AS e
-        WHERE coalesce(e ->> 'severity', 'error') = 'error'
         UNION ALL
-        SELECT event_name, path, rule, message,
+        SELECT event_name, path, rule, severity, message,
                CASE WHEN hour >= coalesce($8::timestamptz, 'infinity') THEN n ELSE 0 END,
                hour, first_seen, last_seen
         FROM failure_counts_hourly
         WHERE app_id = $1 AND hour >= (SELECT {_HOURS_FROM})
-    ), groups AS (
-        SELECT event_name, path, rule,
+    ), counted AS (
+        SELECT event_name, path, rule, severity,
                sum(n)::bigint AS count,
                min(first_seen) AS first_seen,
                max(last_seen) AS last_seen,
                (array_agg(message ORDER BY last_seen DESC))[1] AS message
         FROM pieces
-        GROUP BY event_name, path, rule
+        GROUP BY event_name, path, rule, severity
         HAVING sum(n) > 0
-        ORDER BY count DESC, last_seen DESC
-        LIMIT $6
+    ), groups AS (
+        -- At most $6 groups of each severity: warnings never crowd failures out.
+        SELECT *
+        FROM (
+            SELECT counted.*,
+                   row_number() OVER (
+                       PARTITION BY severity ORDER BY count DESC, last_seen DESC
+                   ) AS place
+            FROM counted
+        ) AS ranked
+        WHERE place <= $6
     ), bucketed AS (
-        SELECT event_name, path, rule,
+        SELECT event_name, path, rule, severity,
                floor(extract(epoch FROM at - $3)::float8 / $4::float8)::integer AS bucket,
                sum(n)::bigint AS n
         FROM pieces
         WHERE n > 0
-        GROUP BY 1, 2, 3, 4
+        GROUP BY 1, 2, 3, 4, 5
     ), buckets AS (
-        SELECT event_name, path, rule, jsonb_object_agg(bucket, n) AS buckets
+        SELECT event_name, path, rule, severity, jsonb_object_agg(bucket, n) AS buckets
         FROM bucketed
-        GROUP BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4
     )
-    SELECT g.event_name, g.path, g.rule, g.message, g.count, g.first_seen, g.last_seen,
-           b.buckets
+    SELECT g.event_name, g.path, g.rule, g.severity, g.message, g.count, g.first_seen,
+           g.last_seen, b.buckets
     FROM groups g
     JOIN buckets b
       ON b.event_name IS NOT DISTINCT FROM g.event_name
      AND b.path = g.path
      AND b.rule = g.rule
-    ORDER BY g.count DESC, g.last_seen DESC, g.event_name, g.path, g.rule
+     AND b.severity = g.severity
+    ORDER BY g.severity, g.count DESC, g.last_seen DESC, g.event_name, g.path, g.rule
     """
 
 
@@ -158,7 +170,8 @@ async def select_violation_groups(
     scan_limit: int,
     limit: int,
 ) -> list[ViolationGroup]:
-    """The most frequent failure fingerprints since `window`, first seen judged since `horizon`.
+    """The most frequent failure (and warning) fingerprints since `window`, at most `limit`
+    of each severity; first seen judged since `horizon`.
 
     Whole hours come from the failure rollups; the rows read are those of the horizon's
     partial hour and the window's (its first partial hour when buckets are whole hours, as

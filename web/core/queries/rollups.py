@@ -30,6 +30,10 @@ def ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + HOUR
 
 
+# An issue's severity as the failure rollups count it: errors, and (migration 0014) warnings.
+_SEVERITY = "CASE WHEN f ->> 'severity' = 'warning' THEN 'warning' ELSE 'error' END"
+
+
 def _upserts(source: str, sign: str) -> str:
     """CTEs adding (sign "") or taking away (sign "-") the rows of `source` to the rollups.
 
@@ -54,24 +58,24 @@ def _upserts(source: str, sign: str) -> str:
             last_seen = greatest(t.last_seen, excluded.last_seen)
     ), counted_failures AS (
         INSERT INTO failure_counts_hourly AS t
-            (app_id, hour, session, event_name, path, rule, n, first_seen, last_seen, message)
-        SELECT app_id, {hour}, session, event_name, path, rule, {sign}count(*),
+            (app_id, hour, session, event_name, path, rule, severity, n, first_seen, last_seen,
+             message)
+        SELECT app_id, {hour}, session, event_name, path, rule, severity, {sign}count(*),
                min(received_at), max(received_at),
                (array_agg(message ORDER BY received_at DESC))[1]
         FROM (
             SELECT s.app_id, s.session, s.event_name, s.received_at,
                    coalesce(f ->> 'path', '') AS path, coalesce(f ->> 'rule', '') AS rule,
-                   coalesce(f ->> 'message', '') AS message
+                   {_SEVERITY} AS severity, coalesce(f ->> 'message', '') AS message
             FROM {source} AS s
             CROSS JOIN LATERAL jsonb_array_elements(
                 CASE WHEN jsonb_typeof(s.errors) = 'array' THEN s.errors ELSE '[]' END
             ) AS f
-            WHERE s.validation_status = 'invalid'
-              AND coalesce(f ->> 'severity', 'error') = 'error'
+            WHERE s.errors <> '[]'::jsonb
         ) AS failures
-        GROUP BY 1, 2, 3, 4, 5, 6
-        ORDER BY 1, 2, 3, 4, 5, 6
-        ON CONFLICT (app_id, hour, session, event_name, path, rule) DO UPDATE
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (app_id, hour, session, event_name, path, rule, severity) DO UPDATE
         SET n = t.n + excluded.n,
             first_seen = least(t.first_seen, excluded.first_seen),
             last_seen = greatest(t.last_seen, excluded.last_seen),
@@ -160,16 +164,18 @@ _RESEEN_FAILURES = f"""
     FROM (
         SELECT app_id, hour, session, event_name,
                coalesce(f ->> 'path', '') AS path, coalesce(f ->> 'rule', '') AS rule,
+               {_SEVERITY} AS severity,
                min(received_at) AS first_seen, max(received_at) AS last_seen,
                (array_agg(coalesce(f ->> 'message', '') ORDER BY received_at DESC))[1] AS message
         FROM ({_LEFT}) AS left_rows
         CROSS JOIN LATERAL jsonb_array_elements(
             CASE WHEN jsonb_typeof(errors) = 'array' THEN errors ELSE '[]' END
         ) AS f
-        WHERE validation_status = 'invalid' AND coalesce(f ->> 'severity', 'error') = 'error'
-        GROUP BY 1, 2, 3, 4, 5, 6
+        WHERE errors <> '[]'::jsonb
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
     ) AS r
     WHERE t.app_id = r.app_id AND t.hour = r.hour AND t.path = r.path AND t.rule = r.rule
+      AND t.severity = r.severity
       AND t.session IS NOT DISTINCT FROM r.session
       AND t.event_name IS NOT DISTINCT FROM r.event_name
       AND (t.first_seen, t.last_seen, t.message)
