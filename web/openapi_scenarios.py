@@ -156,18 +156,22 @@ _PARAMETERS = [
     ref_param("AppId"),
     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
 ]
-_UNKNOWN = {"404": ("unknown_scenario",)}
+# Like the query API, the scenario API answers no other site's page (web/security.py).
+_SAME_SITE = {"403": ("cross_site_request",)}
+_UNKNOWN = {"404": ("unknown_scenario",), **_SAME_SITE}
+
+
+_BASE = "/api/apps/{app_id}/scenarios"
+_RUN_PARAMETERS = [
+    *_PARAMETERS,
+    {"name": "session", "in": "path", "required": True, "schema": {"type": "string"}},
+]
 
 
 def scenario_paths() -> dict[str, Schema]:
     """List, get, save, delete a scenario; a run's report (long-polled with ?wait=)."""
-    base = "/api/apps/{app_id}/scenarios"
-    run_parameters = [
-        *_PARAMETERS,
-        {"name": "session", "in": "path", "required": True, "schema": {"type": "string"}},
-    ]
     return {
-        base: {
+        _BASE: {
             "parameters": [ref_param("AppId")],
             "get": operation(
                 "get",
@@ -176,46 +180,65 @@ def scenario_paths() -> dict[str, Schema]:
                 "The app's scenarios",
                 scope=READ,
                 answer=answer("The scenarios", "ScenarioList"),
+                refusals=_SAME_SITE,
             ),
         },
-        f"{base}/{{name}}": {
-            "parameters": _PARAMETERS,
-            "get": operation(
-                "get",
-                "getScenario",
-                "scenarios",
-                "One scenario",
-                scope=READ,
-                answer=answer("The scenario", "SavedScenario"),
-                refusals=_UNKNOWN,
-            ),
-            "put": operation(
-                "put",
-                "putScenario",
-                "scenarios",
-                "Save a scenario (201 when new); it is checked first",
-                scope=WRITE,
-                answer=answer("The scenario as saved", "SavedScenario"),
-                body="ScenarioDocument",
-                description="A refused scenario's problems are in the error's"
-                " `problems`, each located by a JSON Pointer. 201 when it is new.",
-                refusals={
-                    "400": ("invalid_scenario", "invalid_scenario_name", "null_character"),
-                },
-            ),
-            "delete": operation(
-                "delete",
-                "deleteScenario",
-                "scenarios",
-                "Delete a scenario",
-                scope=WRITE,
-                answer=None,
-                status="204",
-                refusals=_UNKNOWN,
-            ),
-        },
-        f"{base}/{{name}}/runs/{{session}}": {
-            "parameters": run_parameters,
+        f"{_BASE}/{{name}}": {"parameters": _PARAMETERS, **_scenario_operations()},
+        **_run_paths(),
+    }
+
+
+def _scenario_operations() -> dict[str, Schema]:
+    return {
+        "get": operation(
+            "get",
+            "getScenario",
+            "scenarios",
+            "One scenario",
+            scope=READ,
+            answer=answer("The scenario", "SavedScenario"),
+            refusals=_UNKNOWN,
+        ),
+        "put": operation(
+            "put",
+            "putScenario",
+            "scenarios",
+            "Save a scenario (201 when new); it is checked first",
+            scope=WRITE,
+            answer=answer("The scenario as saved", "SavedScenario"),
+            body="ScenarioDocument",
+            description="A refused scenario's problems are in the error's"
+            " `problems`, each located by a JSON Pointer. 201 when it is new.",
+            refusals={
+                "400": ("invalid_scenario", "invalid_scenario_name", "null_character"),
+                **_SAME_SITE,
+            },
+        ),
+        "delete": operation(
+            "delete",
+            "deleteScenario",
+            "scenarios",
+            "Delete a scenario",
+            scope=WRITE,
+            answer=None,
+            status="204",
+            refusals=_UNKNOWN,
+        ),
+    }
+
+
+def _run_paths() -> dict[str, Schema]:
+    """A run's report as JSON (long-polled with ?wait=) and as Markdown."""
+    wait = query(
+        "wait",
+        {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+        "Seconds to wait for the run to be decided (passed or failed); the"
+        " answer comes at once when it is, else when the wait is over.",
+    )
+    markdown = {"text/markdown": {"schema": {"type": "string"}}}
+    return {
+        f"{_BASE}/{{name}}/runs/{{session}}": {
+            "parameters": _RUN_PARAMETERS,
             "get": operation(
                 "get",
                 "getScenarioRun",
@@ -223,30 +246,20 @@ def scenario_paths() -> dict[str, Schema]:
                 "The scenario judged against a test session's events: verdict and report",
                 scope=READ,
                 answer=answer("The run's report", "RunReport"),
-                parameters=[
-                    query(
-                        "wait",
-                        {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
-                        "Seconds to wait for the run to be decided (passed or failed); the"
-                        " answer comes at once when it is, else when the wait is over.",
-                    )
-                ],
+                parameters=[wait],
                 refusals={**_UNKNOWN, "400": ("invalid_session", "invalid_wait")},
             ),
         },
         "/apps/{app_id}/scenarios/{name}/runs/{session}.md": {
-            "parameters": run_parameters,
+            "parameters": _RUN_PARAMETERS,
             "get": operation(
                 "get",
                 "exportScenarioRunMd",
                 "export",
                 "A scenario run's report as Markdown: verdict, steps, findings with links",
                 scope=READ,
-                answer={
-                    "description": "The run's report",
-                    "content": {"text/markdown": {"schema": {"type": "string"}}},
-                },
-                refusals={**_UNKNOWN, "400": ("invalid_session",)},
+                answer={"description": "The run's report", "content": markdown},
+                refusals={"404": ("unknown_scenario",), "400": ("invalid_session",)},
             ),
         },
     }

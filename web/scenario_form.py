@@ -82,7 +82,7 @@ class Draft:
     def apply(self, action: str) -> None:
         """An edit the form's buttons ask for: add, remove or move a step; add or remove an
         assertion. Unknown actions and numbers out of range do nothing."""
-        match = _ACTION.match(action)
+        match = _ACTION.fullmatch(action)
         if match is None:
             return
         verb, first, second = match[1], _number(match[2]), _number(match[3])

@@ -21,7 +21,12 @@ from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
 from web.core.queries.base import App
-from web.core.queries.scenarios import StoredScenario, select_scenario, select_scenarios
+from web.core.queries.scenarios import (
+    StoredScenario,
+    delete_scenario,
+    select_scenario,
+    select_scenarios,
+)
 from web.core.scenario_reports import run_markdown
 from web.core.scenarios import NAME_PATTERN, Run
 from web.scenario_form import Draft
@@ -50,9 +55,9 @@ async def new_scenario(app_id: str) -> Any:
     name = (await request.form).get("name", "").strip()
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        taken = await select_scenario(conn, app_id, name) if NAME_PATTERN.match(name) else None
+        taken = await select_scenario(conn, app_id, name) if NAME_PATTERN.fullmatch(name) else None
         found = await select_scenarios(conn, app_id)
-    if not NAME_PATTERN.match(name) or taken is not None:
+    if not NAME_PATTERN.fullmatch(name) or taken is not None:
         why = "is taken" if taken else "must be 1 to 64 of a-z, 0-9, _ and -"
         page = await render_template(
             "scenarios.html", app=app, scenarios=found, name_error=f"The name {why}."
@@ -65,8 +70,8 @@ async def new_scenario(app_id: str) -> Any:
 async def editor(app_id: str, name: str) -> str:
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        stored = await select_scenario(conn, app_id, name) if NAME_PATTERN.match(name) else None
-    if stored is None and not NAME_PATTERN.match(name):
+        stored = await select_scenario(conn, app_id, name) if NAME_PATTERN.fullmatch(name) else None
+    if stored is None and not NAME_PATTERN.fullmatch(name):
         raise Rejected(404, "unknown_scenario", f"app {app_id!r} has no scenario {name!r}")
     draft = Draft.from_document(name, stored.document) if stored else Draft(name)
     return await _render_editor(app, draft, stored, saved=False, partial=False)
@@ -82,7 +87,7 @@ async def edit(app_id: str, name: str) -> str:
     draft.apply(action)
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
-        stored = await select_scenario(conn, app_id, name) if NAME_PATTERN.match(name) else None
+        stored = await select_scenario(conn, app_id, name) if NAME_PATTERN.fullmatch(name) else None
         document, problems = draft.document()
         saved = action == "save" and not problems
         if saved:
@@ -104,6 +109,14 @@ async def _render_editor(
         "document_json": orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(),
     }
     return await render_template("_scenario_editor.html" if partial else "scenario.html", **context)
+
+
+@blueprint.post(f"{_SCENARIO}/delete")
+async def delete(app_id: str, name: str) -> Any:
+    async with services().pool.acquire() as conn:
+        await require_scenario(conn, app_id, name)
+        await delete_scenario(conn, app_id, name)
+    return redirect(url_for("scenario_pages.list_page", app_id=app_id))
 
 
 @blueprint.get(f"{_SCENARIO}/run")

@@ -37,7 +37,7 @@ def checked_session(raw: str) -> str:
 async def require_scenario(conn: Connection, app_id: str, name: str) -> StoredScenario:
     """The app's scenario of this name; 404 unknown_app or unknown_scenario."""
     await require_app(conn, app_id)
-    found = await select_scenario(conn, app_id, name) if NAME_PATTERN.match(name) else None
+    found = await select_scenario(conn, app_id, name) if NAME_PATTERN.fullmatch(name) else None
     if found is None:
         raise Rejected(404, "unknown_scenario", f"app {app_id!r} has no scenario {name!r}")
     return found

@@ -96,7 +96,7 @@ async def get_scenario(app_id: str, name: str) -> Response:
 @blueprint.put(_SCENARIO)
 async def put_scenario(app_id: str, name: str) -> Response:
     document = await json_body()
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise Rejected(400, "invalid_scenario_name", "a name is 1 to 64 of a-z, 0-9, _ and -")
     async with services().pool.acquire() as conn:
         stored, created = await save_scenario(conn, app_id, name, document)

@@ -185,6 +185,7 @@ def test_scenario_assertion_kinds(
         ([], [("", "a scenario must be a JSON object")]),
         ({"name": "x"}, [("/steps", "steps must be a list of 1 to 100 steps")]),
         ({"name": "Bad Name", "steps": [{"event": "a"}]}, [("/name", "a name is 1 to 64")]),
+        ({"name": "checkout\n", "steps": [{"event": "a"}]}, [("/name", "a name is 1 to 64")]),
         ({"name": "x", "steps": [{"event": ""}]}, [("/steps/0/event", "names its event")]),
         ({"name": "x", "steps": ["a"]}, [("/steps/0", "a step is an object")]),
         ({"name": "x", "strict": 1, "steps": [{"event": "a"}]}, [("/strict", "true or false")]),

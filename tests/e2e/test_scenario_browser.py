@@ -7,7 +7,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.conftest import LiveServer
-from tests.e2e.test_browser import Tab, browser, chromium_executable, tab  # noqa: F401 (fixtures)
+from tests.e2e.test_browser import SCREENSHOTS, Tab, browser, chromium_executable, tab  # noqa: F401 (fixtures)
 from web.core.ingest.accept import SESSION_HEADER
 
 from .helpers import unique
@@ -44,6 +44,9 @@ async def build_checkout(page: Page, base_url: str, app_id: str) -> None:
     await expect(page.locator("#step-0-event")).to_have_value("product_viewed")
     await page.get_by_role("button", name="Save").click()
     await expect(page.locator("#editor-status")).to_have_text("Saved as revision 1.")
+    await page.locator("details.scenario-json summary").click()
+    await expect(page.locator("#scenario-json")).to_contain_text('"exclusiveMinimum": 0')
+    await page.screenshot(path=SCREENSHOTS / "scenario-editor.png", full_page=True)
     await expect(page.locator("#scenario-problems")).to_have_text("The scenario is valid.")
 
 

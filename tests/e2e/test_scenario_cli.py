@@ -15,26 +15,13 @@ from lvd_client import AsyncLvdClient
 
 from lvd.client import LvdClient, new_session_id
 from tests.conftest import LiveServer
+from tests.web.test_scenarios import CHECKOUT as WEB_CHECKOUT
 
 from .helpers import run_lvd, unique
 
 pytestmark = pytest.mark.e2e
 
-CHECKOUT: dict[str, Any] = {
-    "name": "checkout",
-    "description": "Buy one thing",
-    "steps": [
-        {"event": "product_viewed"},
-        {"event": "product_added"},
-        {"event": "checkout_started"},
-        {
-            "event": "order_completed",
-            "assertions": [
-                {"path": "/properties/total", "schema": {"type": "number", "exclusiveMinimum": 0}}
-            ],
-        },
-    ],
-}
+CHECKOUT = {"name": "checkout", **WEB_CHECKOUT}
 FIRST_THREE = ("product_viewed", "product_added", "checkout_started")
 
 

@@ -261,3 +261,21 @@ async def test_scenario_editor_builds_checks_and_saves(client: Client, app: App)
     )
     assert "/steps/1/assertions/0/schema" in html and "{not json" in html
     assert "Saved as revision" not in html
+
+
+async def test_scenario_pages_list_and_delete(client: Client, app: App) -> None:
+    await put(client, app.id, "checkout", CHECKOUT)
+    listed = await (await client.get(f"/apps/{app.id}/scenarios")).get_data(as_text=True)
+    assert 'data-scenario="checkout"' in listed
+    assert "product_viewed → product_added → checkout_started → order_completed" in listed
+    refused = await client.post(f"/apps/{app.id}/scenarios", form={"name": "checkout"})
+    assert refused.status_code == 400
+    assert "The name is taken." in await refused.get_data(as_text=True)
+    opened = await client.post(f"/apps/{app.id}/scenarios", form={"name": "signup"})
+    assert opened.status_code == 302
+    assert opened.headers["Location"] == f"/apps/{app.id}/scenarios/signup"
+
+    deleted = await client.post(f"/apps/{app.id}/scenarios/checkout/delete")
+    assert (deleted.status_code, deleted.headers["Location"]) == (302, f"/apps/{app.id}/scenarios")
+    gone = await client.get(f"/api/apps/{app.id}/scenarios/checkout")
+    await assert_error(gone, 404, "unknown_scenario")

@@ -39,7 +39,7 @@ from web.core.validation.envelope import describe
 from web.core.validation.messages import pointer
 from web.core.validation.plan import PlanProblem, _schema_problems, _validator
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: $ would allow a final \n
 SCENARIO_KEYS = ("name", "description", "strict", "steps")
 STEP_KEYS = ("event", "description", "assertions")
 ASSERTION_KINDS = ("equals", "present", "schema")
@@ -164,7 +164,7 @@ def check_scenario(document: Any, name: str | None = None) -> list[PlanProblem]:
         if key not in SCENARIO_KEYS
     ]
     given = document.get("name", name)
-    if not isinstance(given, str) or not NAME_PATTERN.match(given):
+    if not isinstance(given, str) or not NAME_PATTERN.fullmatch(given):
         problems.append(
             PlanProblem(
                 "/name", "a name is 1 to 64 of a-z, 0-9, _ and -, starting with a letter or digit"
@@ -410,7 +410,7 @@ def resolve(document: Any, path: str) -> Any:
     for part in tokens:
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and _INDEX.match(part) and int(part) < len(node):
+        elif isinstance(node, list) and _INDEX.fullmatch(part) and int(part) < len(node):
             node = node[int(part)]
         else:
             return _MISSING
