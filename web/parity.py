@@ -89,7 +89,10 @@ async def _report(app_id: str) -> Report:
 @blueprint.get("/apps/<app_id>/parity")
 async def parity_page(app_id: str) -> tuple[str, int]:
     """The picker, and the table once sessions are picked; a refusal shows on the picker."""
-    given = [value for value in request.args.getlist("session") if value.strip()]
+    # The picker's free-text field is add_session: app.js drops a GET form's empty fields by
+    # name, and an empty one named session would take the ticked sessions with it.
+    asked = [*request.args.getlist("session"), *request.args.getlist("add_session")]
+    given = [value for value in asked if value.strip()]
     # ?pick= ticks a session in the picker without comparing yet (the coverage page's link).
     ticked = [*given, *request.args.getlist("pick")]
     async with services().pool.acquire() as conn:
