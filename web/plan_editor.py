@@ -228,10 +228,17 @@ async def impact_fragment(app_id: str) -> Response:
 # ---- property statistics --------------------------------------------------------------------
 
 
-async def read_stats(conn: Connection, app_id: str, hours: int) -> PlanStats:
-    await require_app(conn, app_id)
-    since = datetime.now(UTC) - timedelta(hours=hours)
-    sample = await select_recent_payloads(conn, app_id, since, STATS_PER_EVENT, STATS_RECENT)
+async def read_stats(app_id: str) -> PlanStats:
+    """The statistics of the window the request's `hours` names (default 24); Rejected (400
+    invalid_hours) for another value."""
+    raw = request.args.get("hours", str(DEFAULT_STATS_HOURS))
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_STATS_HOURS:
+        message = f"hours must be a whole number, 1 to {MAX_STATS_HOURS}"
+        raise Rejected(400, "invalid_hours", message)
+    since = datetime.now(UTC) - timedelta(hours=int(raw))
+    async with services().pool.acquire() as conn:
+        await require_app(conn, app_id)
+        sample = await select_recent_payloads(conn, app_id, since, STATS_PER_EVENT, STATS_RECENT)
     return {
         "since": since.isoformat(),
         "read": sample.read,
@@ -241,26 +248,14 @@ async def read_stats(conn: Connection, app_id: str, hours: int) -> PlanStats:
     }
 
 
-def stats_hours() -> int:
-    raw = request.args.get("hours", str(DEFAULT_STATS_HOURS))
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_STATS_HOURS:
-        raise Rejected(
-            400, "invalid_hours", f"hours must be a whole number, 1 to {MAX_STATS_HOURS}"
-        )
-    return int(raw)
-
-
 @blueprint.get("/api/apps/<app_id>/plan/stats")
 async def stats_api(app_id: str) -> Response:
-    hours = stats_hours()
-    async with services().pool.acquire() as conn:
-        answer = await read_stats(conn, app_id, hours)
-    return jsonify(answer)
+    return jsonify(await read_stats(app_id))
 
 
 @blueprint.get("/apps/<app_id>/plan/stats")
 async def stats_fragment(app_id: str) -> str:
-    hours = stats_hours()
-    async with services().pool.acquire() as conn:
-        answer = await read_stats(conn, app_id, hours)
-    return await render_template("_plan_stats.html", stats=answer, hours=hours)
+    """Property statistics as the plan page loads them, after the page itself."""
+    stats = await read_stats(app_id)
+    hours = request.args.get("hours", str(DEFAULT_STATS_HOURS))
+    return await render_template("_plan_stats.html", stats=stats, hours=hours)
