@@ -20,7 +20,8 @@ from quart import (
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
-from web.core.queries.base import App
+from web.core.queries.base import App, Connection
+from web.core.queries.pairings import select_live_pairings
 from web.core.queries.scenarios import (
     StoredScenario,
     delete_scenario,
@@ -37,6 +38,8 @@ from web.sse import RETRY_FRAME, sse_frame, sse_response
 blueprint = Blueprint("scenario_pages", __name__)
 
 KEEPALIVE_SECONDS = 15.0
+# The app's live QA sessions the editor offers to run the scenario against.
+LIVE_SESSIONS_SHOWN = 10
 _SCENARIO = "/apps/<app_id>/scenarios/<name>"
 _RUN = f"{_SCENARIO}/runs/<session>"
 
@@ -71,10 +74,11 @@ async def editor(app_id: str, name: str) -> str:
     async with services().pool.acquire() as conn:
         app = await require_app(conn, app_id)
         stored = await select_scenario(conn, app_id, name) if NAME_PATTERN.fullmatch(name) else None
+        sessions = await _live_sessions(conn, app_id)
     if stored is None and not NAME_PATTERN.fullmatch(name):
         raise Rejected(404, "unknown_scenario", f"app {app_id!r} has no scenario {name!r}")
     draft = Draft.from_document(name, stored.document) if stored else Draft(name)
-    return await _render_editor(app, draft, stored, saved=False, partial=False)
+    return await _render_editor(app, draft, stored, saved=False, sessions=sessions)
 
 
 @blueprint.post(_SCENARIO)
@@ -92,12 +96,24 @@ async def edit(app_id: str, name: str) -> str:
         saved = action == "save" and not problems
         if saved:
             stored, _ = await save_scenario(conn, app_id, name, document)
+        sessions = await _live_sessions(conn, app_id)
     partial = request.headers.get("HX-Request") == "true"
-    return await _render_editor(app, draft, stored, saved=saved, partial=partial)
+    return await _render_editor(app, draft, stored, saved=saved, partial=partial, sessions=sessions)
+
+
+async def _live_sessions(conn: Connection, app_id: str) -> list[str]:
+    """The app's live QA sessions (pairings), newest first: the editor offers to run them."""
+    return [p.session for p in await select_live_pairings(conn, app_id, LIVE_SESSIONS_SHOWN)]
 
 
 async def _render_editor(
-    app: App, draft: Draft, stored: StoredScenario | None, *, saved: bool, partial: bool
+    app: App,
+    draft: Draft,
+    stored: StoredScenario | None,
+    *,
+    saved: bool,
+    partial: bool = False,
+    sessions: list[str],
 ) -> str:
     document, problems = draft.document()
     context = {
@@ -105,6 +121,7 @@ async def _render_editor(
         "draft": draft,
         "stored": stored,
         "saved": saved,
+        "sessions": sessions,
         "problems": problems,
         "document_json": orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(),
     }

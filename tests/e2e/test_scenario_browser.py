@@ -61,8 +61,13 @@ async def test_checkout_scenario_ticks_live_and_fails_on_a_bad_order(
     saved = (await http.get(f"/api/apps/{app_id}/scenarios/checkout")).json()
     assert [step["event"] for step in saved["scenario"]["steps"]] == list(STEPS)
 
+    # Saved, the editor offers to run it against a session: the run has an address of its own.
     session = unique("qa")
-    await page.goto(f"{live_server.base_url}/apps/{app_id}/scenarios/checkout/runs/{session}")
+    await page.fill("#run-session", session)
+    await page.get_by_role("button", name="Open the run").click()
+    await page.wait_for_url(
+        f"{live_server.base_url}/apps/{app_id}/scenarios/checkout/runs/{session}"
+    )
     await expect(page.locator("#connection")).to_have_text("live")
     await page.evaluate("window.__sameDocument = true")
     verdict = page.locator("#run-verdict")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ from quart.typing import TestClientProtocol as Client
 
 from tests.web.support import assert_error, eventually, json_of, message_event
 from web.context import Services
+from web.core.pairing import start_pairing
 from web.core.queries.base import App
 from workers.store import store_events
 
@@ -279,3 +281,14 @@ async def test_scenario_pages_list_and_delete(client: Client, app: App) -> None:
     assert (deleted.status_code, deleted.headers["Location"]) == (302, f"/apps/{app.id}/scenarios")
     gone = await client.get(f"/api/apps/{app.id}/scenarios/checkout")
     await assert_error(gone, 404, "unknown_scenario")
+
+
+async def test_scenario_editor_offers_the_apps_live_qa_sessions(
+    client: Client, app: App, pool: asyncpg.Pool
+) -> None:
+    await put(client, app.id, "checkout", CHECKOUT)
+    async with pool.acquire() as conn:
+        pairing = await start_pairing(conn, app.id, datetime.now(UTC))
+    html = await (await client.get(f"/apps/{app.id}/scenarios/checkout")).get_data(as_text=True)
+    link = f'href="/apps/{app.id}/scenarios/checkout/runs/{pairing.session}"'
+    assert 'id="live-sessions"' in html and link in html
