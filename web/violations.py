@@ -1,5 +1,4 @@
-"""Violations: an app's failures, and apart its warnings, grouped by fingerprint (event name,
-path, rule) over a window."""
+"""Violations: an app's failures and warnings, each grouped by fingerprint, over a window."""
 
 from __future__ import annotations
 
