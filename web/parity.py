@@ -131,7 +131,7 @@ def _picker(recent: list[RecentSession], given: list[str]) -> list[RecentSession
         for s in given
         if s.strip() and s not in listed and len(s) <= MAX_SESSION_LENGTH and "\x00" not in s
     )
-    return [*recent, *dict.fromkeys(others)]
+    return [*recent, *list(dict.fromkeys(others))[:MAX_SESSIONS]]
 
 
 @blueprint.get("/apps/<app_id>/parity.md")

@@ -14,12 +14,9 @@ from playwright.async_api import Browser, expect
 from segment.analytics.client import Client as SegmentClient
 
 from tests.conftest import PROJECT_ROOT, LiveServer
-from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
-    UI_TIMEOUT_MS,
-    browser,
-    chromium_executable,
-)
-from tests.e2e.test_sdks import segment_clients  # noqa: F401 (fixture)
+from tests.e2e.test_browser import browser, chromium_executable  # noqa: F401 (fixtures)
+from tests.e2e.test_pairing_browser import new_page
+from tests.e2e.test_sdks import new_app, segment_clients  # noqa: F401 (fixture)
 
 from .helpers import unique, wait_for_event_ids
 
@@ -51,9 +48,7 @@ async def test_parity_table_shows_missing_event_and_type_difference_across_platf
     pool: asyncpg.Pool,
     segment_clients: list[SegmentClient],
 ) -> None:
-    created = await http.post("/api/apps", json={"id": unique("parity")})
-    assert created.status_code == 201, created.text
-    app = created.json()
+    app = await new_app(http, plan=None)
     ios, android, web = (unique(platform) for platform in ("ios", "android", "web"))
     # The mobile builds send through a session-scoped host, as a paired debug build does.
     mobile = {}
@@ -76,12 +71,9 @@ async def test_parity_table_shows_missing_event_and_type_difference_across_platf
     assert stored == {event_id: 1 for event_id in sent}
 
     console: list[str] = []
-    context = await browser.new_context(
-        viewport={"width": 1200, "height": 900}, accept_downloads=True
+    page = await new_page(
+        browser, console, viewport={"width": 1200, "height": 900}, accept_downloads=True
     )
-    page = await context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     try:
         # From the app's views, by the nav.
         await page.goto(f"{live_server.base_url}/apps/{app['id']}/coverage")
@@ -148,6 +140,6 @@ async def test_parity_table_shows_missing_event_and_type_difference_across_platf
         assert "- Verdict: **DIFFERENCES FOUND**" in text
         assert not [line for line in console if "Content Security Policy" in line], console
     finally:
-        await context.close()
+        await page.context.close()
         print("--- browser console", *console, sep="\n")
         print(live_server.logs())

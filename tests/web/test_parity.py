@@ -41,10 +41,10 @@ def event(app_id: str, session: str, name: str, errors: int = 0, **properties: A
     )
 
 
-async def three_platforms(pool: asyncpg.Pool, app: App, prefix: str = "") -> list[str]:
+async def three_platforms(pool: asyncpg.Pool, app: App) -> list[str]:
     """ios, android and web ran the same checkout; android never sent signup and sent the
     total as a string; ios's signup was invalid."""
-    ios, android, web = (f"{prefix}ios", f"{prefix}android", f"{prefix}web")
+    ios, android, web = "ios", "android", "web"
     await store(
         pool,
         [
@@ -68,6 +68,13 @@ async def get(client: Client, path: str, params: list[tuple[str, str]]) -> Any:
     return await client.get(f"{path}?{encoded}" if encoded else path)
 
 
+async def compared(client: Client, pool: asyncpg.Pool, app: App, path: str) -> tuple[Any, str]:
+    """The three platforms' sessions compared at `path`: the response and its text."""
+    sessions = await three_platforms(pool, app)
+    response = await get(client, path.format(app=app.id), query(sessions))
+    return response, await response.get_data(as_text=True)
+
+
 def rows_of(page: str) -> tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]]:
     """The event rows by name and the property rows by (event, path): their cells' text."""
     events, properties = {}, {}
@@ -82,10 +89,7 @@ def rows_of(page: str) -> tuple[dict[str, list[str]], dict[tuple[str, str], list
 async def test_parity_page_shows_missing_event_type_difference_and_invalid_counts(
     client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    sessions = await three_platforms(pool, app)
-
-    response = await get(client, f"/apps/{app.id}/parity", query(sessions))
-    page = await response.get_data(as_text=True)
+    response, page = await compared(client, pool, app, "/apps/{app}/parity")
 
     assert response.status_code == 200
     events, properties = rows_of(page)
@@ -157,10 +161,7 @@ async def test_parity_page_refusal_shows_on_the_picker(
 async def test_parity_markdown_has_the_same_differences(
     client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    sessions = await three_platforms(pool, app)
-
-    response = await get(client, f"/apps/{app.id}/parity.md", query(sessions))
-    text = await response.get_data(as_text=True)
+    response, text = await compared(client, pool, app, "/apps/{app}/parity.md")
 
     assert response.status_code == 200
     assert response.content_type == "text/markdown; charset=utf-8"
@@ -179,10 +180,8 @@ async def test_parity_markdown_has_the_same_differences(
 async def test_parity_csv_rows_per_event_and_property(
     client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    sessions = await three_platforms(pool, app)
-
-    response = await get(client, f"/apps/{app.id}/parity.csv", query(sessions))
-    rows = list(csv.reader(io.StringIO(await response.get_data(as_text=True))))
+    response, text = await compared(client, pool, app, "/apps/{app}/parity.csv")
+    rows = list(csv.reader(io.StringIO(text)))
 
     assert response.status_code == 200
     assert rows[0] == list(PARITY_COLUMNS)
@@ -202,9 +201,7 @@ async def test_parity_csv_rows_per_event_and_property(
 async def test_parity_api_answers_the_documented_shape(
     client: Client, pool: asyncpg.Pool, app: App
 ) -> None:
-    sessions = await three_platforms(pool, app)
-
-    response = await get(client, f"/api/apps/{app.id}/parity", query(sessions))
+    response, _ = await compared(client, pool, app, "/api/apps/{app}/parity")
     body = await json_of(response)
     document = await json_of(await get(client, "/openapi.json", []))
 
