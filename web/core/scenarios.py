@@ -156,13 +156,9 @@ def check_scenario(document: Any, name: str | None = None) -> list[PlanProblem]:
     """
     if not isinstance(document, dict):
         return [PlanProblem("", "a scenario must be a JSON object")]
-    problems = [
-        PlanProblem(
-            pointer([key]), f"unknown key {key!r}; a scenario has {', '.join(SCENARIO_KEYS)}"
-        )
-        for key in document
-        if key not in SCENARIO_KEYS
-    ]
+    problems = _unknown_keys(
+        document, [], SCENARIO_KEYS, f"a scenario has {', '.join(SCENARIO_KEYS)}"
+    )
     given = document.get("name", name)
     if not isinstance(given, str) or not NAME_PATTERN.fullmatch(given):
         problems.append(
@@ -184,6 +180,16 @@ def check_scenario(document: Any, name: str | None = None) -> list[PlanProblem]:
     return problems
 
 
+def _unknown_keys(
+    node: Mapping[str, Any], at: list[str | int], known: Sequence[str], hint: str
+) -> list[PlanProblem]:
+    return [
+        PlanProblem(pointer([*at, key]), f"unknown key {key!r}; {hint}")
+        for key in node
+        if key not in known
+    ]
+
+
 def _text_problems(node: Mapping[str, Any], at: list[str | int]) -> list[PlanProblem]:
     value = node.get(str(at[-1]), "")
     if isinstance(value, str) and len(value) <= MAX_DESCRIPTION:
@@ -198,11 +204,7 @@ def _step_problems(step: Any, at: list[str | int]) -> list[PlanProblem]:
         return [
             PlanProblem(pointer(at), 'a step is an object such as {"event": "order_completed"}')
         ]
-    problems = [
-        PlanProblem(pointer([*at, key]), f"unknown key {key!r}; a step has {', '.join(STEP_KEYS)}")
-        for key in step
-        if key not in STEP_KEYS
-    ]
+    problems = _unknown_keys(step, at, STEP_KEYS, f"a step has {', '.join(STEP_KEYS)}")
     event = step.get("event")
     if not isinstance(event, str) or not event.strip() or "\x00" in event:
         problems.append(PlanProblem(pointer([*at, "event"]), "a step names its event (text)"))
@@ -220,11 +222,7 @@ def _assertion_problems(assertion: Any, at: list[str | int]) -> list[PlanProblem
     shape = 'an assertion is {"path": "/properties/x"} and one of equals, present or schema'
     if not isinstance(assertion, dict):
         return [PlanProblem(pointer(at), shape)]
-    problems = [
-        PlanProblem(pointer([*at, key]), f"unknown key {key!r}; {shape}")
-        for key in assertion
-        if key not in ("path", *ASSERTION_KINDS)
-    ]
+    problems = _unknown_keys(assertion, at, ("path", *ASSERTION_KINDS), shape)
     path = assertion.get("path")
     if not isinstance(path, str) or not path or split_pointer(path) is None:
         problems.append(
