@@ -250,6 +250,19 @@ def test_scenario_bad_documents_are_problems_at_their_paths(
         compile_scenario(document)
 
 
+def test_scenario_a_schema_failure_quotes_a_long_value_shortly() -> None:
+    document = {
+        "name": "one",
+        "steps": [
+            {"event": "x", "assertions": [{"path": "/properties/n", "schema": {"type": "number"}}]}
+        ],
+    }
+    run = run_of([("x", {"n": "y" * 5000})], document)
+    failure = run.steps[0].failure
+    assert failure is not None and failure.message.endswith("...")
+    assert len(failure.message) < 400
+
+
 def test_scenario_a_document_naming_another_scenario_is_refused() -> None:
     (problem,) = check_scenario(CHECKOUT, "payment")
     assert (problem.path, problem.message) == (

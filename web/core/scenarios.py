@@ -46,6 +46,8 @@ ASSERTION_KINDS = ("equals", "present", "schema")
 MAX_STEPS = 100
 MAX_ASSERTIONS = 20
 MAX_DESCRIPTION = 2000
+# Characters of a schema error's message a finding keeps.
+MAX_SAID = 300
 
 StepState = Literal["waiting", "passed", "failed"]
 Verdict = Literal["passed", "failed", "in_progress"]
@@ -395,7 +397,13 @@ def assertion_failure(assertion: Assertion, event: Any) -> str | None:
     assert assertion.validator is not None  # compiled with its schema
     for error in assertion.validator.iter_errors(value):
         inner = pointer(list(error.instance_path))
-        return f"{assertion.describe()}: at {path}{inner}, {error.message}"
+        # The library's message quotes the value whole; a report line quotes a little of it.
+        said = (
+            error.message
+            if len(error.message) <= MAX_SAID
+            else error.message[: MAX_SAID - 3] + "..."
+        )
+        return f"{assertion.describe()}: at {path}{inner}, {said}"
     return None
 
 
