@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from web.core.validation import validate
+from web.core.validation import hygiene, validate
 from web.core.validation.hygiene import (
     NEAR_LIMIT_SHARE,
     PII_API_KEY,
@@ -268,3 +268,23 @@ def test_an_invalid_event_stays_invalid_and_keeps_its_errors() -> None:
     assert verdict.status == "invalid"
     assert verdict.issues[: len(errors)] == errors
     assert verdict.issues[-1].rule == PII_EMAIL
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "call me at 2025-12-10T15:45:00Z on +15551234567",
+        "2025-12-10 15:45 jane@example.com",
+    ],
+)
+def test_the_timestamp_and_uuid_shortcut_does_not_hide_findings(value: str) -> None:
+    assert string_findings(value) != []
+
+
+def test_a_value_seen_clean_is_remembered_and_one_with_a_finding_is_not() -> None:
+    event = {"name": "Order Completed again", "contact": "jane@example.com"}
+    check_hygiene(event, 100)
+    assert "Order Completed again" in hygiene._known_clean
+    assert "jane@example.com" not in hygiene._known_clean
+    (again,) = check_hygiene(event, 100)
+    assert again.rule == PII_EMAIL

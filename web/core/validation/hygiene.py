@@ -135,14 +135,16 @@ def json_size(text: str) -> int:
 def _walk(
     node: Mapping[str, Any] | Sequence[Any], at: tuple[str | int, ...], out: list[Issue]
 ) -> None:
-    items = node.items() if isinstance(node, Mapping) else enumerate(node)
+    items = node.items() if type(node) is dict else enumerate(node)
     for key, item in items:
         kind = type(item)
         if kind is str:
-            if len(item) >= _SHORTEST:
+            if len(item) >= _SHORTEST and item not in _known_clean:
                 found = string_findings(item)
                 if found:
                     out += _issues(found, (*at, key))
+                elif len(item) <= _CLEAN_LONGEST:
+                    _remember_clean(item)
         elif kind is dict or kind is list:
             _walk(item, (*at, key), out)
         elif kind is int and item >= 10**12:
@@ -151,9 +153,25 @@ def _walk(
                 out += _issues([card], (*at, key))
 
 
+# Strings found clean lately (event names, enum values, URLs, user agents repeat from event to
+# event): the next sight of one costs a set lookup. Never a string with a finding, so no
+# personal data is kept; cleared when full, so it holds what is common now.
+_known_clean: set[str] = set()
+_CLEAN_KEPT = 4096
+_CLEAN_LONGEST = 512
+
+
+def _remember_clean(text: str) -> None:
+    if len(_known_clean) >= _CLEAN_KEPT:
+        _known_clean.clear()
+    _known_clean.add(text)
+
+
 def string_findings(text: str) -> list[Finding]:
     """Every kind of personal data or secret one string holds (the first of each kind)."""
     found: list[Finding] = []
+    if _is_timestamp_or_uuid(text):
+        return found
     if "@" in text:
         _add(found, _email(text))
     if len(text) >= _SHORTEST_SECRET:
@@ -167,6 +185,22 @@ def string_findings(text: str) -> list[Finding]:
             _add(found, _card(numbers))
             _add(found, _phone(numbers))
     return found
+
+
+def _is_timestamp_or_uuid(text: str) -> bool:
+    """The two unique strings nearly every event carries, recognised by their punctuation
+    (2025-12-10T15:45:00Z, 022bb90c-bbac-11e4-8dfc-aa07a5b093db): nothing to find in them."""
+    size = len(text)
+    if 19 <= size <= 35:
+        return (
+            text[4] == "-"
+            and text[7] == "-"
+            and text[10] in "T "
+            and text[13] == ":"
+            and text[:4].isdigit()
+            and " " not in text[11:]
+        )
+    return size == 36 and text[8] == text[13] == text[18] == text[23] == "-" and " " not in text
 
 
 def _add(found: list[Finding], finding: Finding | None) -> None:
