@@ -156,6 +156,12 @@ def _add_token(commands: Commands) -> None:
     add_token_commands(commands, _in_database)
 
 
+def _add_scenario(commands: Commands) -> None:
+    from lvd.scenario_cli import add_scenario_commands
+
+    add_scenario_commands(commands, _add_server_url)
+
+
 def _add_purge(commands: Commands) -> None:
     purge = commands.add_parser(
         "purge", help="delete events older than each app's retention now (cron-friendly)"
@@ -456,6 +462,7 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     _add_status,
     _add_migrate,
     _add_plan,
+    _add_scenario,
     _add_loadtest,
     _add_create_user,
     _add_create_app,

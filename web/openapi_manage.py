@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from web.api_types import MAX_INT4
+from web.openapi_hygiene import TAG as HYGIENE_TAG
+from web.openapi_hygiene import hygiene_paths
 from web.openapi_micro import TAG as MICRO_TAG
 from web.openapi_micro import micro_paths
 from web.openapi_operations import READ, WRITE, answer, operation, query
+from web.openapi_parity import parity_paths
+from web.openapi_plan_editor import plan_editor_paths
 from web.openapi_refs import Schema, ref_param
+from web.openapi_scenarios import TAG as SCENARIOS_TAG
+from web.openapi_scenarios import scenario_paths
 from web.openapi_tokens import token_paths
 
 _VERSION: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT4}
@@ -26,7 +32,9 @@ TAGS: tuple[Schema, ...] = (
     {"name": "retention", "description": "How long each app's events are kept."},
     {"name": "pipeline", "description": "Dead letters and the pipeline's status."},
     {"name": "tokens", "description": "API tokens for scripts and CI (admin)."},
+    HYGIENE_TAG,
     MICRO_TAG,
+    SCENARIOS_TAG,
 )
 
 
@@ -37,10 +45,14 @@ def management_paths() -> dict[str, Schema]:
         **_plan_paths(),
         **_plan_history_paths(),
         **_plan_tool_paths(),
+        **plan_editor_paths(),
         **_settings_paths(),
+        **hygiene_paths(),
         **_pipeline_paths(),
         **token_paths(),
         **micro_paths(),
+        **parity_paths(),
+        **scenario_paths(),
     }
 
 

@@ -10,8 +10,14 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import CoreSchema
 
 from web import alerts, apps, dead_letters, plans, query_api, retention, status
+from web.openapi_hygiene import ANSWERS as HYGIENE_ANSWERS
+from web.openapi_hygiene import REQUESTS as HYGIENE_REQUESTS
 from web.openapi_micro import MicroCounts, MicroFilter
+from web.openapi_parity import PARITY_TYPES
+from web.openapi_plan_editor import PLAN_EDITOR_ANSWERS, PLAN_EDITOR_REQUESTS
 from web.openapi_refs import Schema
+from web.openapi_scenarios import ANSWERS as SCENARIO_ANSWERS
+from web.openapi_scenarios import REQUESTS as SCENARIO_REQUESTS
 from web.openapi_tokens import NewToken, NewTokenRequest, TokenList
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -27,6 +33,9 @@ REQUESTS: tuple[Any, ...] = (
     dead_letters.RetryRequest,
     NewTokenRequest,
     MicroFilter,
+    *HYGIENE_REQUESTS,
+    *PLAN_EDITOR_REQUESTS,
+    *SCENARIO_REQUESTS,
 )
 # The answers, written as the routes build them.
 ANSWERS: tuple[Any, ...] = (
@@ -52,6 +61,10 @@ ANSWERS: tuple[Any, ...] = (
     NewToken,
     TokenList,
     MicroCounts,
+    *HYGIENE_ANSWERS,
+    *PLAN_EDITOR_ANSWERS,
+    *PARITY_TYPES,
+    *SCENARIO_ANSWERS,
 )
 
 
