@@ -118,7 +118,8 @@ async def test_dashboard_app_page_shows_rows_newest_first(
             "2025-12-10 15:45:01",
             "second",
             "invalid",
-            "/timestamp timestamp must be an RFC 3339 date-time +1 more",
+            # The first error, how many more, and a marker for the warning (issue 17).
+            "/timestamp timestamp must be an RFC 3339 date-time +1 more ! 1 warning",
         ],
         ["2025-12-10 15:45:00", "first", "valid", ""],
     ]
