@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import orjson
 from quart import Blueprint, Response, jsonify, render_template, request
+from werkzeug.datastructures import MultiDict
 
 from web.api_types import refuse_null_characters
 from web.context import services
@@ -108,47 +109,50 @@ async def _known_app(app_id: str) -> None:
         await require_app(conn, app_id)
 
 
-@blueprint.post("/apps/<app_id>/plan/editor/edit")
-async def edit(app_id: str) -> Response:
-    """Apply one edit to the draft the form carries and answer the editor re-rendered."""
+async def _draft(app_id: str) -> tuple[MultiDict[str, str], dict[str, Any] | Response]:
+    """The form, and the draft it carries as a JSON object; or, when the draft is not one,
+    the JSON tab answering 400 with the reason. Checking the plan is left to the view."""
     await _known_app(app_id)
     form = await request.form
     text = form.get("document", "")
-    document, problems = parse_plan_text(text)
-    if not isinstance(document, dict):
-        return await json_view(app_id, text, problems or _not_an_object(), status=400)
     try:
-        edited = plan_editing.apply_edit(document, form.get("op", ""), form, form.getlist("types"))
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        document = None
+    if isinstance(document, dict):
+        return form, document
+    _, problems = parse_plan_text(text)  # says why: a syntax error, or not an object
+    return form, await json_view(app_id, text, problems, status=400)
+
+
+@blueprint.post("/apps/<app_id>/plan/editor/edit")
+async def edit(app_id: str) -> Response:
+    """Apply one edit to the draft the form carries and answer the editor re-rendered."""
+    form, draft = await _draft(app_id)
+    if isinstance(draft, Response):
+        return draft
+    try:
+        edited = plan_editing.apply_edit(draft, form.get("op", ""), form, form.getlist("types"))
     except EditRefused as refused:
-        return await visual_view(app_id, document, refused)
+        return await visual_view(app_id, draft, refused)
     return await visual_view(app_id, edited)
 
 
 @blueprint.post("/apps/<app_id>/plan/editor/visual")
 async def to_visual(app_id: str) -> Response:
-    """The visual tab, from the JSON tab's text; that text again with its problems if it is
-    not a JSON object."""
-    await _known_app(app_id)
-    text = (await request.form).get("document", "")
-    document, problems = parse_plan_text(text)
-    if not isinstance(document, dict):
-        return await json_view(app_id, text, problems or _not_an_object(), status=400)
-    return await visual_view(app_id, document)
+    """The visual tab, from the JSON tab's text (which stays, with why, if it is not a plan
+    object)."""
+    _, draft = await _draft(app_id)
+    return draft if isinstance(draft, Response) else await visual_view(app_id, draft)
 
 
 @blueprint.post("/apps/<app_id>/plan/editor/json")
 async def to_json(app_id: str) -> Response:
     """The JSON tab, showing the draft the visual tab carries."""
-    await _known_app(app_id)
-    text = (await request.form).get("document", "")
-    document, problems = parse_plan_text(text)
-    if document is None:
-        return await json_view(app_id, text, problems, status=400)
-    return await json_view(app_id, pretty(document), problems)
-
-
-def _not_an_object() -> list[PlanProblem]:
-    return [PlanProblem("", "a tracking plan must be a JSON object")]
+    _, draft = await _draft(app_id)
+    if isinstance(draft, Response):
+        return draft
+    return await json_view(app_id, pretty(draft), check_plan(draft))
 
 
 # ---- what would break -----------------------------------------------------------------------
