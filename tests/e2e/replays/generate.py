@@ -204,7 +204,7 @@ def segment_kotlin() -> list[Json]:
             [
                 expect(ids["ok"], "Order Completed", "valid"),
                 expect(ids["bad"], "Order Completed", "invalid", ("/properties/total", "type")),
-                expect(ids["who"], "identify", "valid"),
+                expect(ids["who"], "identify", "valid", ("/traits/email", "pii_email")),
                 expect(ids["screen"], "screen", "valid"),
             ],
             gzip_body=True,
@@ -321,7 +321,7 @@ def segment_swift() -> list[Json]:
             [
                 expect(ids["ok"], "Order Completed", "valid"),
                 expect(ids["bad"], "Order Completed", "invalid", ("/properties/total", "required")),
-                expect(ids["who"], "identify", "valid"),
+                expect(ids["who"], "identify", "valid", ("/traits/email", "pii_email")),
                 expect(ids["screen"], "screen", "valid"),
             ],
             notes=(
@@ -558,7 +558,9 @@ def amplitude_kotlin() -> list[Json]:
                 expect(
                     ids["bad"], "Order Completed", "invalid", ("/event_properties/total", "type")
                 ),
-                expect(ids["who"], "$identify", "valid"),
+                expect(
+                    ids["who"], "$identify", "valid", ("/user_properties/$set/email", "pii_email")
+                ),
             ],
             notes=(
                 "serverUrl 'https://lvd.example.com/2/httpapi': with a serverUrl set the body is"
