@@ -77,9 +77,7 @@ class LogEntry:
     created_at: datetime
 
 
-_APP_COLUMNS = (
-    "id, name, write_key, require_write_key, created_at, plan_version, hygiene_checks"
-)
+_APP_COLUMNS = "id, name, write_key, require_write_key, created_at, plan_version, hygiene_checks"
 
 
 _ENTRY_COLUMNS = (
