@@ -77,7 +77,12 @@ async def test_build_a_plan_from_empty_save_it_and_ingest_judges_by_it(
 
     total = f"{EVENT}/properties/total"
     await add_property(page, event, "total", "number", total)
+    minimum = rules(page, total).get_by_label("Minimum")
+    await minimum.fill("ten")
+    await minimum.press("Tab")
+    await expect(page.locator(".pe-refusal")).to_contain_text("invalid_value")  # a 400, shown
     await set_text(page, total, "Minimum", "0", '"minimum":0')
+    await expect(page.locator(".pe-refusal")).to_have_count(0)
 
     currency = f"{EVENT}/properties/currency"
     await add_property(page, event, "currency", "string", currency)
