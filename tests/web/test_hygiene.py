@@ -4,6 +4,7 @@ violations page and marked in the live view."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.web.support import assert_error, event_rows, json_of, queued_event, t
 from tests.web.test_openapi_api import Checker, checker, document  # noqa: F401 (fixtures)
 from tests.web.test_tokens import bearer, locked, locked_app, mint  # noqa: F401 (fixtures)
 from web.context import Services
+from web.core.plans import PLANS_CHANNEL
 from web.core.queries.apps import select_app
 from web.core.queries.base import App
 from web.core.settings import Settings
@@ -263,3 +265,18 @@ async def test_tokens_of_another_app_cannot_switch_it(
         f"/api/apps/{app.id}/hygiene", json={"enabled": False}, headers=token
     )
     assert response.status_code == 403
+
+
+async def test_a_switch_tells_every_web_process_to_forget_the_app(
+    client: Client, app: App, web_settings: Settings
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(web_settings.database_url)
+    try:
+        await listener.add_listener(PLANS_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+        await switch(client, app.id, {"enabled": False})
+        async with asyncio.timeout(10):
+            while (await heard.get()) != app.id:
+                pass
+    finally:
+        await listener.close()
