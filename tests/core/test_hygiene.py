@@ -177,7 +177,7 @@ def test_luhn() -> None:
     ],
 )
 def test_message_and_actual_are_masked(value: str, masked: str, secret: str) -> None:
-    (issue,) = check_hygiene({"properties": {"field": value}}, 100)
+    (issue,) = check_hygiene({"properties": {"field": value}}, size_bytes=100)
     assert issue.actual == masked
     assert masked in issue.message
     assert secret not in issue.message and secret not in str(issue.as_dict())
@@ -194,7 +194,7 @@ def test_walks_properties_traits_context_and_nested_values() -> None:
         "context": {"headers": [{"authorization": f"Bearer {REAL_JWT}"}]},
         "properties": {"payment": {"cards": [4111111111111111, {"note": "AKIAIOSFODNN7EXAMPLE"}]}},
     }
-    found = {(issue.path, issue.rule) for issue in check_hygiene(event, 300)}
+    found = {(issue.path, issue.rule) for issue in check_hygiene(event, size_bytes=300)}
     assert found == {
         ("/userId", PII_EMAIL),
         ("/traits/phone", PII_PHONE),
@@ -206,20 +206,20 @@ def test_walks_properties_traits_context_and_nested_values() -> None:
 
 def test_keys_are_not_flagged_only_values() -> None:
     event = {"properties": {"jane@example.com": "yes", "a/b~c": "x@example.com"}}
-    (issue,) = check_hygiene(event, 100)
+    (issue,) = check_hygiene(event, size_bytes=100)
     assert issue.path == "/properties/a~1b~0c"
 
 
 def test_numbers_that_are_not_cards_and_booleans_are_left_alone() -> None:
     event = {"ts": 1733580000000, "n": 4111111111111112, "ok": True, "price": 4111111111111111.0}
-    assert check_hygiene(event, 100) == []
+    assert check_hygiene(event, size_bytes=100) == []
 
 
 @pytest.mark.parametrize("limit", SIZE_LIMITS, ids=lambda limit: limit.destination)
 def test_size_just_under_and_over_80_percent_of_each_limit(limit: Any) -> None:
     threshold = int(limit.limit_bytes * NEAR_LIMIT_SHARE)
-    under = [i for i in check_hygiene({}, threshold - 1) if i.rule == SIZE_NEAR_LIMIT]
-    at = [i for i in check_hygiene({}, threshold + 1) if i.rule == SIZE_NEAR_LIMIT]
+    under = [i for i in check_hygiene({}, size_bytes=threshold - 1) if i.rule == SIZE_NEAR_LIMIT]
+    at = [i for i in check_hygiene({}, size_bytes=threshold + 1) if i.rule == SIZE_NEAR_LIMIT]
     named_under = under and limit.destination in under[0].message
     assert not named_under
     (issue,) = at
@@ -230,7 +230,7 @@ def test_size_just_under_and_over_80_percent_of_each_limit(limit: Any) -> None:
 
 
 def test_size_over_a_limit_says_over() -> None:
-    (issue,) = check_hygiene({}, 40_000)
+    (issue,) = check_hygiene({}, size_bytes=40_000)
     assert "over Segment's limit of 32 KB per event (122 %)" in issue.message
     assert "PostHog" not in issue.message
 
@@ -240,6 +240,13 @@ def test_size_is_measured_when_not_given() -> None:
     (issue,) = check_hygiene(event)
     assert issue.actual == len(orjson.dumps(event))
     assert json_size('{"a":"é"}') == len('{"a":"é"}'.encode())
+
+
+def test_size_is_measured_on_the_json_text_ingest_has() -> None:
+    event = {"blob": "é" * 15_000}
+    text = orjson.dumps(event).decode()
+    (issue,) = check_hygiene(event, text)
+    assert issue.actual == len(text.encode()) == 30_011
 
 
 def test_warnings_never_make_an_event_invalid() -> None:
@@ -264,7 +271,7 @@ def test_an_invalid_event_stays_invalid_and_keeps_its_errors() -> None:
         {"events": {"signed_up": {"type": "object", "required": ["plan"]}}}, 1
     ).judge(event)
     errors = verdict.issues
-    add_hygiene(verdict, event, 100)
+    add_hygiene(verdict, event, size_bytes=100)
     assert verdict.status == "invalid"
     assert verdict.issues[: len(errors)] == errors
     assert verdict.issues[-1].rule == PII_EMAIL
@@ -283,8 +290,8 @@ def test_the_timestamp_and_uuid_shortcut_does_not_hide_findings(value: str) -> N
 
 def test_a_value_seen_clean_is_remembered_and_one_with_a_finding_is_not() -> None:
     event = {"name": "Order Completed again", "contact": "jane@example.com"}
-    check_hygiene(event, 100)
+    check_hygiene(event, size_bytes=100)
     assert "Order Completed again" in hygiene._known_clean
     assert "jane@example.com" not in hygiene._known_clean
-    (again,) = check_hygiene(event, 100)
+    (again,) = check_hygiene(event, size_bytes=100)
     assert again.rule == PII_EMAIL

@@ -167,7 +167,7 @@ async def test_the_form_refuses_other_values(client: Client, app: App, value: st
 
 def hygiene_entry(app_id: str, payload: dict[str, Any], received_at: datetime) -> Any:
     """An event stored as the worker stores it, with the warnings ingest gives it."""
-    errors = [found.as_dict() for found in check_hygiene(payload, 100)]
+    errors = [found.as_dict() for found in check_hygiene(payload, size_bytes=100)]
     return stored(app_id, name="signed_up", payload=payload, errors=errors, received_at=received_at)
 
 

@@ -21,7 +21,7 @@ from web.core.ratelimit import RateLimiter
 from web.core.settings import Limits, Settings
 from web.core.validation import CompiledPlan, validate
 from web.core.validation.envelope import event_name_of
-from web.core.validation.hygiene import add_hygiene, json_size
+from web.core.validation.hygiene import add_hygiene
 
 log = logging.getLogger("lvd.ingest")
 
@@ -138,8 +138,8 @@ def _judge(
     name = event_name_of(judged)
     verdict = validate(judged, plan)
     if hygiene:
-        # The event as sent (its paths are the stored payload's), sized as it is stored.
-        add_hygiene(verdict, event, json_size(parsed.json) if parsed.json else None)
+        # The event as sent (its paths are the stored payload's), read and sized as stored.
+        add_hygiene(verdict, event, parsed.json or None)
     shown_name = name if isinstance(name, str) else None
     issues = verdict.issues_as_dicts()
     queued = QueuedEvent(

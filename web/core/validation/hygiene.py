@@ -116,12 +116,15 @@ _API_KEY_KINDS = {
 Finding = tuple[str, str, str]
 
 
-def check_hygiene(event: Mapping[str, Any], size_bytes: int | None = None) -> list[Issue]:
-    """Warnings about an event's values and size; `size_bytes`: its JSON's size if known."""
+def check_hygiene(
+    event: Mapping[str, Any], json_text: str | None = None, size_bytes: int | None = None
+) -> list[Issue]:
+    """Warnings about an event's values and size: its size measured on `json_text` (the event
+    as parsing wrote it; written here when absent), or `size_bytes` when given."""
     issues: list[Issue] = []
     _walk(event, (), issues)
     if size_bytes is None:
-        size_bytes = len(orjson.dumps(event))
+        size_bytes = json_size(json_text) if json_text is not None else len(orjson.dumps(event))
     if size_bytes >= _SMALLEST_WARNED:
         issues += size_issues(size_bytes)
     return issues
@@ -224,6 +227,7 @@ def _numbers(text: str) -> list[str]:
 
 
 def _may_hold_api_key(text: str) -> bool:
+    """Whether the string holds a substring every secret shape above holds one of."""
     return (
         "_live_" in text
         or "_test_" in text
@@ -273,20 +277,26 @@ def mask_email(local: str, domain: str) -> str:
 
 def _phone(numbers: list[str]) -> Finding | None:
     for run in numbers:
-        match = _PHONE.fullmatch(run)
-        if match is not None and 8 <= sum(1 for char in run if char.isdigit()) <= 15:
+        if _phone_shaped(run):
             return PII_PHONE, "a phone number", mask_digits(run, 2)
     return None
 
 
+def _phone_shaped(run: str) -> bool:
+    return _PHONE.fullmatch(run) is not None and 8 <= sum(1 for char in run if char.isdigit()) <= 15
+
+
 def _card(numbers: list[str]) -> Finding | None:
     for run in numbers:
-        match = _CARD.match(run)
-        if match is not None:
-            finding = _card_in_digits(match[0])
-            if finding:
-                return finding
+        finding = _card_shaped(run)
+        if finding:
+            return finding
     return None
+
+
+def _card_shaped(run: str) -> Finding | None:
+    match = _CARD.match(run)
+    return _card_in_digits(match[0]) if match is not None else None
 
 
 def _card_in_digits(number: str) -> Finding | None:
@@ -374,8 +384,13 @@ def _share(size_bytes: int, limit: SizeLimit) -> str:
     return f"{percent:.0f} % of {limit.destination}'s limit of {limit.what}"
 
 
-def add_hygiene(verdict: Verdict, event: Mapping[str, Any], size_bytes: int | None = None) -> None:
+def add_hygiene(
+    verdict: Verdict,
+    event: Mapping[str, Any],
+    json_text: str | None = None,
+    size_bytes: int | None = None,
+) -> None:
     """Add the hygiene warnings of an event to its verdict (its status cannot change)."""
-    found = check_hygiene(event, size_bytes)
+    found = check_hygiene(event, json_text, size_bytes)
     if found:
         verdict.issues += tuple(found)
