@@ -36,11 +36,19 @@ async def draft(page: Page) -> Any:
     return orjson.loads(await page.locator("#plan-draft").get_attribute("value") or "null")
 
 
+async def settled(page: Page) -> None:
+    """Until htmx has no request out and has finished swapping and settling: a field of a
+    fragment just swapped in is listened to only once htmx has processed it."""
+    busy = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
+    await page.wait_for_function(f"() => !document.querySelector('{busy}')")
+
+
 async def wait_for_draft(page: Page, fragment: str) -> None:
     """Until the draft the editor carries (compact JSON) contains this text."""
     await expect(page.locator("#plan-draft")).to_have_attribute(
         "value", re.compile(re.escape(fragment))
     )
+    await settled(page)
 
 
 async def add_property(page: Page, schema: Locator, name: str, kind: str, pointer: str) -> None:
@@ -49,6 +57,7 @@ async def add_property(page: Page, schema: Locator, name: str, kind: str, pointe
     await adder.get_by_label("of type").select_option(kind)
     await adder.get_by_role("button", name="Add property").click()
     await expect(prop(page, pointer)).to_be_visible()
+    await settled(page)
 
 
 async def set_text(page: Page, pointer: str, label: str, value: str, expected: str) -> None:
@@ -64,10 +73,13 @@ async def test_build_a_plan_from_empty_save_it_and_ingest_judges_by_it(
     page = tab.page
     await page.goto(f"{live_server.base_url}/apps/{APP_ID}/plan")
     await page.get_by_role("tab", name="Visual").click()
+    await expect(page.locator("#pe-new-event")).to_be_visible()
+    await settled(page)
     await page.locator("#pe-new-event").fill("Checkout")
     await page.get_by_role("button", name="Add event").click()
     event = page.locator(f'article.pe-event[data-pointer="{EVENT}"] > .pe-properties')
     await expect(event).to_be_visible()
+    await settled(page)
 
     order_id = f"{EVENT}/properties/orderId"
     await add_property(page, event, "orderId", "string", order_id)
@@ -81,6 +93,7 @@ async def test_build_a_plan_from_empty_save_it_and_ingest_judges_by_it(
     await minimum.fill("ten")
     await minimum.press("Tab")
     await expect(page.locator(".pe-refusal")).to_contain_text("invalid_value")  # a 400, shown
+    await settled(page)
     await set_text(page, total, "Minimum", "0", '"minimum":0')
     await expect(page.locator(".pe-refusal")).to_have_count(0)
 
@@ -93,6 +106,7 @@ async def test_build_a_plan_from_empty_save_it_and_ingest_judges_by_it(
     await prop(page, lines).get_by_role("button", name="Describe the items").click()
     items = page.locator(f'li.pe-prop[data-pointer="{lines}"] > .pe-items > .pe-properties')
     await expect(items).to_be_visible()
+    await settled(page)
     at = f"{lines}/items/properties/at"
     await add_property(page, items, "at", "string", at)
     await rules(page, at).get_by_label("Format").select_option("date-time")
@@ -192,6 +206,8 @@ async def test_a_rich_plan_round_trips_with_one_visual_change(
     assert put.status_code == 200, put.text
     await page.goto(f"{live_server.base_url}/apps/{APP_ID}/plan")
     await page.get_by_role("tab", name="Visual").click()
+    await expect(page.locator("#plan-draft")).to_have_count(1)
+    await settled(page)
     assert await draft(page) == RICH
     await expect(page.locator(".pe-kept-json").first).to_contain_text('"$defs"')
 
