@@ -5,6 +5,7 @@ invalid."""
 from __future__ import annotations
 
 import base64
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -295,3 +296,9 @@ def test_a_value_seen_clean_is_remembered_and_one_with_a_finding_is_not() -> Non
     assert "jane@example.com" not in hygiene._known_clean
     (again,) = check_hygiene(event, size_bytes=100)
     assert again.rule == PII_EMAIL
+
+
+def test_an_event_that_is_a_mapping_but_not_a_dict_is_read_by_its_values() -> None:
+    event = MappingProxyType({"contact": "jane@example.com", "nested": {"p": "+15551234567"}})
+    found = {(issue.path, issue.rule) for issue in check_hygiene(event, size_bytes=100)}
+    assert found == {("/contact", PII_EMAIL), ("/nested/p", PII_PHONE)}

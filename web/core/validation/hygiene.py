@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -122,7 +122,8 @@ def check_hygiene(
     """Warnings about an event's values and size: its size measured on `json_text` (the event
     as parsing wrote it; written here when absent), or `size_bytes` when given."""
     issues: list[Issue] = []
-    _walk(event, (), issues)
+    if _any_finding(event):
+        _walk(event, (), issues)
     if size_bytes is None:
         size_bytes = json_size(json_text) if json_text is not None else len(orjson.dumps(event))
     if size_bytes >= _SMALLEST_WARNED:
@@ -135,10 +136,39 @@ def json_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
+def _is_mapping(node: Mapping[str, Any] | Sequence[Any]) -> TypeGuard[Mapping[str, Any]]:
+    # A dict without the ABC's slow isinstance (nested values are dicts and lists only).
+    return type(node) is dict or isinstance(node, Mapping)
+
+
+def _any_finding(node: Mapping[str, Any] | Sequence[Any]) -> bool:
+    """Whether any value holds a finding: the first, quick pass (values only, no paths, so
+    most events cost little); the walk that says where runs only when one does."""
+    values: Iterable[Any] = node.values() if _is_mapping(node) else node
+    for item in values:
+        kind = type(item)
+        if kind is str:
+            # Short, seen clean lately, or an id or a time (never remembered: each is new).
+            if len(item) < _SHORTEST or item in _known_clean or _is_timestamp_or_uuid(item):
+                continue
+            if _scan(item):
+                return True
+            if len(item) <= _CLEAN_LONGEST:
+                if len(_known_clean) >= _CLEAN_KEPT:
+                    _known_clean.clear()
+                _known_clean.add(item)
+        elif kind is dict or kind is list:
+            if _any_finding(item):
+                return True
+        elif kind is int and item >= 10**12 and _card_in_digits(str(item)):
+            return True
+    return False
+
+
 def _walk(
     node: Mapping[str, Any] | Sequence[Any], at: tuple[str | int, ...], out: list[Issue]
 ) -> None:
-    items = node.items() if type(node) is dict else enumerate(node)
+    items = node.items() if _is_mapping(node) else enumerate(node)
     for key, item in items:
         kind = type(item)
         if kind is str:
@@ -146,8 +176,6 @@ def _walk(
                 found = string_findings(item)
                 if found:
                     out += _issues(found, (*at, key))
-                elif len(item) <= _CLEAN_LONGEST:
-                    _remember_clean(item)
         elif kind is dict or kind is list:
             _walk(item, (*at, key), out)
         elif kind is int and item >= 10**12:
@@ -160,21 +188,17 @@ def _walk(
 # event): the next sight of one costs a set lookup. Never a string with a finding, so no
 # personal data is kept; cleared when full, so it holds what is common now.
 _known_clean: set[str] = set()
-_CLEAN_KEPT = 4096
+_CLEAN_KEPT = 8192
 _CLEAN_LONGEST = 512
-
-
-def _remember_clean(text: str) -> None:
-    if len(_known_clean) >= _CLEAN_KEPT:
-        _known_clean.clear()
-    _known_clean.add(text)
 
 
 def string_findings(text: str) -> list[Finding]:
     """Every kind of personal data or secret one string holds (the first of each kind)."""
+    return [] if _is_timestamp_or_uuid(text) else _scan(text)
+
+
+def _scan(text: str) -> list[Finding]:
     found: list[Finding] = []
-    if _is_timestamp_or_uuid(text):
-        return found
     if "@" in text:
         _add(found, _email(text))
     if len(text) >= _SHORTEST_SECRET:
