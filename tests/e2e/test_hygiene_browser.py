@@ -87,7 +87,7 @@ async def test_email_warned_grouped_and_switched_off_in_the_browser(
 
         # The live view marks the event's warning.
         await page.goto(f"{live_server.base_url}/apps/{app_id}")
-        marker = page.locator('#event-rows tr[data-event-id="hyg-first"] .badge-warning')
+        marker = page.locator('#event-rows tr[data-event-id="hyg-first"] .warning-marker')
         await expect(marker).to_have_text("! 1 warning")
 
         # The switch on the violations page turns the checks off.

@@ -218,7 +218,7 @@ async def test_live_view_rows_mark_warnings(client: Client, app: App, pool: asyn
     page = await (await client.get(f"/apps/{app.id}")).get_data(as_text=True)
     (row,) = event_rows(page)
     assert "! 1 warning" in row.cells[-1]
-    assert "badge-warning" in page
+    assert "warning-marker" in page
 
 
 async def test_the_api_answers_as_documented(checker: Checker, app: App) -> None:
