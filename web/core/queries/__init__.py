@@ -20,4 +20,8 @@ One module per subject; callers import the subject module or its names, never th
   users               dashboard users and the secrets web processes share
   tokens              API tokens: create, look up by digest, list, revoke, last used
   pairings            QA sessions paired with a device: their short codes and expiry
+  hygiene             the per-app switch of the hygiene checks
+  property_stats      a bounded sample of recent payloads per event name, for property statistics
+  scenarios           scenarios, and a test session's events in arrival order
+  parity              the parity page's recent sessions and a session's events, capped
 """
