@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import free_port
 from web.core import db
 from web.core.db import (
+    EACH_ROW_A_STATEMENT,
     NO_TRANSACTION,
     create_database_if_missing,
     database_name,
@@ -212,6 +213,11 @@ def test_migration_statements_are_sent_one_by_one_without_the_comments_between()
     ]
 
 
+def test_migration_statements_keep_the_line_that_makes_a_query_generate_statements() -> None:
+    sql = f"{NO_TRANSACTION}\n-- why\n{EACH_ROW_A_STATEMENT}\nSELECT 'SELECT 1';\n"
+    assert migration_statements(sql) == [f"{EACH_ROW_A_STATEMENT}\nSELECT 'SELECT 1';"]
+
+
 def test_migration_statements_refuse_a_statement_without_its_semicolon() -> None:
     with pytest.raises(ValueError, match="end each statement"):
         migration_statements(f"{NO_TRANSACTION}\nCREATE INDEX CONCURRENTLY a ON t (c)\n")
@@ -306,7 +312,7 @@ async def test_partitioning_keeps_the_events_stored_before_it_as_they_are(
         assert [p["name"] for p in parts][:1] == ["log_entries_before_partitions"]
         assert await conn.fetchval("SELECT count(*) FROM log_entries_before_partitions") == 50
         assert await conn.fetchval("SELECT count(*) FROM event_receipts") == 50
-        # Its indexes were attached to the new table's, not built a second time (and 0014's
+        # Its indexes were attached to the new table's, not built a second time (and 0016's
         # index of the rows with issues built on it).
         assert (
             await conn.fetchval(
@@ -327,5 +333,88 @@ async def test_partitioning_keeps_the_events_stored_before_it_as_they_are(
             )
             == parts[1]["name"]
         )
+    finally:
+        await conn.close()
+
+
+ISSUE_ROWS_INDEX = "log_entries_app_issues_received"
+
+
+async def _issue_row_indexes(conn: asyncpg.Connection) -> dict[str, tuple[str, bool]]:
+    """Each partition's index attached to the parent's index of rows with issues: its name
+    and whether it is valid."""
+    rows = await conn.fetch(
+        """
+        SELECT t.relname AS partition, c.relname AS name, x.indisvalid AS valid
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_index x ON x.indexrelid = c.oid
+        JOIN pg_class t ON t.oid = x.indrelid
+        WHERE i.inhparent = $1::regclass
+        """,
+        ISSUE_ROWS_INDEX,
+    )
+    return {row["partition"]: (row["name"], row["valid"]) for row in rows}
+
+
+async def test_the_index_of_rows_with_issues_is_built_partition_by_partition_and_reruns(
+    throwaway_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [(version, _, sql)] = [m for m in migration_files() if m[1] == "issue_rows_index"]
+    assert sql.startswith(NO_TRANSACTION)
+    shipped = migration_files()
+    monkeypatch.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < version])
+    await create_database_if_missing(throwaway_url)
+    conn = await asyncpg.connect(throwaway_url, timeout=10)
+    try:
+        await migrate(conn)
+        await conn.execute("INSERT INTO apps (id, name, write_key) VALUES ('shop', 'shop', 'k')")
+        entry = NewLogEntry(
+            "shop",
+            "e-1",
+            None,
+            "{}",
+            "invalid",
+            '[{"rule": "required"}]',
+            None,
+            None,
+            datetime.now(UTC),
+        )
+        await insert_log_entries(conn, [entry])
+        second = await conn.fetchval("SELECT open_log_entries_partition(now())")
+        await insert_log_entries(conn, [entry._replace(event_id="e-2")])
+        first = await conn.fetchval(
+            "SELECT name FROM log_entry_partitions WHERE name <> $1", second
+        )
+        # A run cut short: the parent's index made, one partition's half built (invalid,
+        # not attached), as a crash during CREATE INDEX CONCURRENTLY leaves it.
+        half_built = f"{ISSUE_ROWS_INDEX}_{first.removeprefix('log_entries_from_')}"
+        await conn.execute(
+            f"CREATE INDEX {ISSUE_ROWS_INDEX} ON ONLY log_entries (app_id, received_at)"
+            " WHERE errors <> '[]'::jsonb"
+        )
+        await conn.execute(
+            f"CREATE INDEX {half_built} ON {first} (app_id, received_at)"
+            " WHERE errors <> '[]'::jsonb"
+        )
+        await conn.execute(
+            f"UPDATE pg_index SET indisvalid = false WHERE indexrelid = '{half_built}'::regclass"
+        )
+
+        monkeypatch.setattr(db, "migration_files", lambda: shipped)
+        assert await migrate(conn) == [m[0] for m in shipped if m[0] >= version]
+
+        # Every partition's built, named as 0012 names them, attached: the parent's is valid.
+        built = await _issue_row_indexes(conn)
+        assert built == {
+            first: (half_built, True),
+            second: (f"{ISSUE_ROWS_INDEX}_{second.removeprefix('log_entries_from_')}", True),
+        }
+        assert await conn.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = $1::regclass", ISSUE_ROWS_INDEX
+        )
+        # A partition opened later gets its own from open_log_entries_partition.
+        third = await conn.fetchval("SELECT open_log_entries_partition(now())")
+        assert (await _issue_row_indexes(conn))[third][1]
     finally:
         await conn.close()

@@ -77,6 +77,10 @@ def migration_files() -> list[tuple[int, str, str]]:
 # A migration whose first line is this runs outside a transaction, statement by statement,
 # so that it can build indexes with CREATE INDEX CONCURRENTLY while events keep being stored.
 NO_TRANSACTION = "-- lvd: no-transaction"
+# In such a migration, a query after this line is not run for itself: each row it returns is
+# a statement, run in turn (CREATE INDEX CONCURRENTLY for each partition, say, which no
+# function may run).
+EACH_ROW_A_STATEMENT = "-- lvd: each row is a statement"
 # How often a process waiting for another one's migrations tries the lock again.
 MIGRATION_LOCK_POLL_SECONDS = 0.2
 # The oldest server the migrations run on (0010's NULLS NOT DISTINCT came with 15).
@@ -138,12 +142,17 @@ async def _apply_statement_by_statement(
     the top, so its statements must be safe to repeat (DROP INDEX CONCURRENTLY IF EXISTS
     before each CREATE INDEX CONCURRENTLY, which also clears an invalid half-built index)."""
     for statement in migration_statements(sql):
-        await conn.execute(statement)
+        if statement.startswith(EACH_ROW_A_STATEMENT):
+            for row in await conn.fetch(statement):
+                await conn.execute(row[0])
+        else:
+            await conn.execute(statement)
     await _record(conn, version, name)
 
 
 def migration_statements(sql: str) -> list[str]:
-    """A no-transaction migration's statements: each ends with `;` at the end of a line.
+    """A no-transaction migration's statements: each ends with `;` at the end of a line, and
+    one that generates statements keeps its EACH_ROW_A_STATEMENT line first.
 
     One string of several statements would run as one implicit transaction, in which
     CREATE INDEX CONCURRENTLY is refused; so they are sent one by one.
@@ -151,7 +160,8 @@ def migration_statements(sql: str) -> list[str]:
     statements: list[str] = []
     current: list[str] = []
     for line in sql.splitlines():
-        if not current and (not line.strip() or line.lstrip().startswith("--")):
+        directive = line.strip() == EACH_ROW_A_STATEMENT
+        if not current and not directive and (not line.strip() or line.lstrip().startswith("--")):
             continue  # a comment between statements
         current.append(line)
         if line.rstrip().endswith(";"):
