@@ -387,11 +387,7 @@ async def assert_rollups_as_rebuilt(pool: asyncpg.Pool, app_id: str) -> None:
     [warnings_sql] = [text for version, _, text in migration_files() if version == 14]
     backfill = (
         sql[sql.index("-- The events stored so far.") :]
-        + warnings_sql[
-            warnings_sql.index("-- The warnings stored so far") : warnings_sql.index(
-                "-- The rows with any issue"
-            )
-        ]
+        + warnings_sql[warnings_sql.index("-- The warnings stored so far") :]
     )
     hours = f"SELECT * FROM event_counts_hourly WHERE app_id = '{app_id}' ORDER BY 2, 3, 4, 5"
     failures = (
