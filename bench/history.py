@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import orjson
 import redis
@@ -264,6 +265,21 @@ def _revision() -> str:
     return done.stdout.strip() or "unknown"
 
 
+# The PostgreSQL settings the figures depend on most: the buffer cache that holds the hot
+# indexes, and how much WAL may pass between checkpoints (after each one, the first change to
+# every page writes the whole page to the WAL: random inserts into the receipts' index).
+POSTGRES_SETTINGS = ("shared_buffers", "max_wal_size", "wal_compression")
+
+
+async def postgres_settings(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        values = [f"{name} {await conn.fetchval(f'SHOW {name}')}" for name in POSTGRES_SETTINGS]
+    finally:
+        await conn.close()
+    return ", ".join(values)
+
+
 def run(events: int, rebuild: bool, quick: bool) -> dict[str, Any]:
     """Build or reuse the history, time the requests, measure ingest: the results."""
     with environment(events, rebuild) as (env, database_url, history):
@@ -274,12 +290,13 @@ def run(events: int, rebuild: bool, quick: bool) -> dict[str, Any]:
             requests = time_requests(url)
             ingest = measure_ingest(url, database_url, quick)
         asyncio.run(forget_ingest(database_url))
+        postgres = asyncio.run(postgres_settings(database_url))
     # Everything (web, worker, PostgreSQL, Redis, the load) shares this machine, and so may
     # whatever else runs on it.
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
         f" {platform.python_version()}, 1 web process, 1 worker; code {_revision()};"
-        f" load average {os.getloadavg()[0]:.1f} after the run",
+        f" load average {os.getloadavg()[0]:.1f} after the run; PostgreSQL {postgres}",
         "history": orjson.loads(history.as_json()),
         "requests": requests,
         "ingest": ingest,
