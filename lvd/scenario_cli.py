@@ -6,14 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 from urllib.parse import quote
 
-import httpx
-import orjson
+from lvd.api_files import Unreadable, call, print_refusal, read_document, write_document
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-TIMEOUT_SECONDS = 30.0
 
 
 def add_scenario_commands(
@@ -45,22 +43,18 @@ def _pull(args: argparse.Namespace) -> int:
 
 def push_scenario(url: str, app_id: str, path: Path, *, token: str | None = None) -> int:
     """Save the file as the app's scenario of the name it holds (else the file's stem)."""
+    command = "lvd scenario push"
     try:
-        document = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        print(f"lvd scenario push: cannot read {path}: {exc}", file=sys.stderr)
+        document = read_document(command, path)
+    except Unreadable:
         return 1
     name = document.get("name", path.stem) if isinstance(document, dict) else path.stem
-    response = _request("PUT", _scenario_url(url, app_id, str(name)), token, document)
+    response = call(command, "PUT", _scenario_url(url, app_id, str(name)), token, document)
     if response is None:
         return 1
-    body = response.json()
     if response.status_code not in (200, 201):
-        error = body.get("error", {})
-        print(f"lvd scenario push: {error.get('message', response.text)}", file=sys.stderr)
-        for problem in error.get("problems", []):
-            print(f"  {problem['path'] or '/'}: {problem['message']}", file=sys.stderr)
-        return 1
+        return print_refusal(command, response)
+    body = response.json()
     print(f"Saved {path} as revision {body['revision']} of {app_id}'s scenario {body['name']}")
     return 0
 
@@ -68,19 +62,15 @@ def push_scenario(url: str, app_id: str, path: Path, *, token: str | None = None
 def pull_scenario(
     url: str, app_id: str, name: str, output: Path | None, *, token: str | None = None
 ) -> int:
-    response = _request("GET", _scenario_url(url, app_id, name), token)
+    command = "lvd scenario pull"
+    response = call(command, "GET", _scenario_url(url, app_id, name), token)
     if response is None:
         return 1
-    body = response.json()
     if response.status_code != 200:
-        message = body.get("error", {}).get("message", response.text)
-        print(f"lvd scenario pull: {message}", file=sys.stderr)
-        return 1
-    text = orjson.dumps(body["scenario"], option=orjson.OPT_INDENT_2).decode() + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
+        return print_refusal(command, response)
+    body = response.json()
+    write_document(body["scenario"], output)
+    if output is not None:
         print(
             f"Wrote revision {body['revision']} of {app_id}'s scenario {name} to {output}",
             file=sys.stderr,
@@ -90,16 +80,3 @@ def pull_scenario(
 
 def _scenario_url(url: str, app_id: str, name: str) -> str:
     return f"{url.rstrip('/')}/api/apps/{quote(app_id, safe='')}/scenarios/{quote(name, safe='')}"
-
-
-def _request(method: str, url: str, token: str | None, body: Any = None) -> httpx.Response | None:
-    """The server's answer, or None (said on stderr) when it cannot be reached."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    content = orjson.dumps(body) if body is not None else None
-    if content is not None:
-        headers["Content-Type"] = "application/json"
-    try:
-        return httpx.request(method, url, headers=headers, content=content, timeout=TIMEOUT_SECONDS)
-    except httpx.HTTPError as exc:
-        print(f"lvd scenario: cannot reach {url}: {exc}", file=sys.stderr)
-        return None
