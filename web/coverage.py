@@ -9,6 +9,7 @@ from typing import Any
 
 from quart import Blueprint, Response, render_template, request, url_for
 
+from web.attachments import text_file
 from web.context import services
 from web.core.apps import require_app
 from web.core.exports import ScenarioRunLine, coverage_csv_rows, coverage_markdown, csv_lines
@@ -118,12 +119,8 @@ async def coverage_csv_file(app_id: str) -> Response:
 
 
 def _download(text: str, mimetype: str, report: Report, extension: str) -> Response:
-    response = Response(text, content_type=f"{mimetype}; charset=utf-8")
-    stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
-    # App ids are [a-z0-9_-] (checked at creation), so the name needs no quoting.
-    name = f"{report.app.id}-coverage-{stamp}.{extension}"
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    stem = f"{report.app.id}-coverage"
+    return text_file(text, mimetype, stem, report.generated_at, extension)
 
 
 def _view_url(report: Report) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 from quart import Blueprint, Response, request, stream_with_context
 
+from web.attachments import as_attachment
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
@@ -55,11 +56,11 @@ async def _export(
             async for page in _pages(pool, app_id, filters, span, limit):
                 yield encode(page)
 
-    response = Response(chunks(), content_type=content_type)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    # App ids are [a-z0-9_-] (checked at creation), so the name needs no quoting.
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{app_id}-events-{stamp}.{extension}"'
+    response = as_attachment(
+        Response(chunks(), content_type=content_type),
+        f"{app_id}-events",
+        datetime.now(UTC),
+        extension,
     )
     response.headers["Cache-Control"] = "no-store"
     # As long as there are rows: a client that goes away cancels the stream (and the query

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from quart import Blueprint, Response, jsonify, render_template, request, url_for
 
+from web.attachments import text_file
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
@@ -169,9 +170,4 @@ async def parity_api(app_id: str) -> Response:
 
 
 def _download(text: str, mimetype: str, report: Report, extension: str) -> Response:
-    response = Response(text, content_type=f"{mimetype}; charset=utf-8")
-    stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
-    # App ids are [a-z0-9_-] (checked at creation), so the name needs no quoting.
-    name = f"{report.app.id}-parity-{stamp}.{extension}"
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return text_file(text, mimetype, f"{report.app.id}-parity", report.generated_at, extension)

@@ -17,6 +17,7 @@ from quart import (
     url_for,
 )
 
+from web.attachments import text_file
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
@@ -167,13 +168,8 @@ async def run_markdown_file(app_id: str, name: str, session: str) -> Response:
         generated_at=now,
         base_url=request.host_url.rstrip("/"),
     )
-    response = Response(text, content_type="text/markdown; charset=utf-8")
-    # Names and app ids are [a-z0-9_-]; the session may be anything, so it is left out.
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{app_id}-{name}-run-{stamp}.md"'
-    )
-    return response
+    # The session may be anything, so the file's name leaves it out.
+    return text_file(text, "text/markdown", f"{app_id}-{name}-run", now, "md")
 
 
 @blueprint.get(f"{_RUN}/stream")
