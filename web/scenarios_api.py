@@ -12,6 +12,7 @@ from web.api_types import refuse_null_characters
 from web.context import services
 from web.core.apps import require_app
 from web.core.errors import Rejected
+from web.core.plans import reject_problems
 from web.core.queries.base import Connection
 from web.core.queries.scenarios import (
     StoredScenario,
@@ -61,16 +62,7 @@ async def save_scenario(
 ) -> tuple[StoredScenario, bool]:
     """Check and save; Rejected 400 invalid_scenario with every problem located."""
     refuse_null_characters(document)
-    problems = check_scenario(document, name)
-    if problems:
-        first = problems[0]
-        raise Rejected(
-            400,
-            "invalid_scenario",
-            f"the scenario has {len(problems)} problem(s); the first: "
-            f"{first.path or '/'}: {first.message}",
-            {"problems": [problem.as_dict() for problem in problems]},
-        )
+    reject_problems("invalid_scenario", "scenario", check_scenario(document, name))
     # The file in git carries its name; the stored document does too, first.
     named = {"name": name, **{k: v for k, v in document.items() if k != "name"}}
     async with conn.transaction():

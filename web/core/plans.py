@@ -14,7 +14,7 @@ from web.core.queries.events import notify
 from web.core.queries.plans import insert_plan_version
 from web.core.validation import Verdict
 from web.core.validation.envelope import is_rfc3339, json_type
-from web.core.validation.plan import CompiledPlan, check_plan, compile_plan
+from web.core.validation.plan import CompiledPlan, PlanProblem, check_plan, compile_plan
 from web.core.validation.verdict import Issue
 
 # Postgres NOTIFY channel that tells every web process an app's plan changed (payload: app id).
@@ -43,12 +43,17 @@ async def save_plan(conn: Connection, app_id: str, document: Any) -> PlanVersion
 
 def refuse_problems(document: Any) -> None:
     """Rejected (400 invalid_plan, the problems in its details) unless the plan checks."""
-    problems = check_plan(document)
+    reject_problems("invalid_plan", "plan", check_plan(document))
+
+
+def reject_problems(code: str, what: str, problems: list[PlanProblem]) -> None:
+    """Rejected (400 `code`, every problem located in its details) when a document has any:
+    a plan's, a scenario's."""
     if problems:
         raise Rejected(
             400,
-            "invalid_plan",
-            f"the plan has {len(problems)} problem(s); the first: "
+            code,
+            f"the {what} has {len(problems)} problem(s); the first: "
             f"{problems[0].path or '/'}: {problems[0].message}",
             {"problems": [problem.as_dict() for problem in problems]},
         )
