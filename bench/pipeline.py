@@ -30,6 +30,7 @@ from lvd import loadtest
 from lvd.devservices.services import DevServices
 from web.core.apps import add_app
 from web.core.db import drop_database, prepare_database, with_database
+from web.core.queries.hygiene import update_app_hygiene_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -43,6 +44,9 @@ SATURATING = 6000.0
 # One web process: on 2 cores shared with the worker, PostgreSQL, Redis and the load tool,
 # a second one adds more contention than capacity (p99 at 1 000/s about 3 times higher).
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "1"))
+# The hygiene checks (on by default for every app) cost CPU per event: BENCH_HYGIENE=0
+# measures the app with them off, for the comparison.
+HYGIENE = os.environ.get("BENCH_HYGIENE", "1") != "0"
 # Single-event rates tried, in order, for the highest held with p99 <= 50 ms.
 LADDER = (1500, 1750, 2000, 2250, 2500, 3000, 3500, 4000)
 
@@ -207,7 +211,8 @@ def main() -> None:
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores,"
             f" {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()},"
-            f" web processes {WEB_WORKERS}, 1 worker process; everything on this machine",
+            f" web processes {WEB_WORKERS}, 1 worker process;"
+            f" hygiene checks {'on' if HYGIENE else 'off'}; everything on this machine",
             flush=True,
         )
         hypercorn = [str(BIN / "hypercorn"), "--worker-class", "uvloop"]
@@ -348,6 +353,7 @@ async def fresh_database(database_url: str, app_name: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         await add_app(conn, APP_ID, app_name)
+        await update_app_hygiene_checks(conn, APP_ID, HYGIENE)
     finally:
         await conn.close()
 
