@@ -289,16 +289,27 @@ async def test_two_migrators_started_together_both_finish(throwaway_url: str) ->
     assert sorted(applied, key=len) == [[], [version for version, _, _ in migration_files()]]
 
 
+async def _migrated_before(
+    name: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, list[tuple[int, str, str]], asyncpg.Connection]:
+    """A new database at the schema just before the migration `name`: its version, every
+    shipped migration (for the test to ship them all again) and a connection."""
+    shipped = migration_files()
+    [version] = [m[0] for m in shipped if m[1] == name]
+    monkeypatch.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < version])
+    await create_database_if_missing(url)
+    conn = await asyncpg.connect(url, timeout=10)
+    await migrate(conn)
+    return version, shipped, conn
+
+
 async def test_partitioning_keeps_the_events_stored_before_it_as_they_are(
     throwaway_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    [(version, _, _)] = [m for m in migration_files() if m[1] == "partitioned_log_entries"]
-    shipped = migration_files()
-    monkeypatch.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < version])
-    await create_database_if_missing(throwaway_url)
-    conn = await asyncpg.connect(throwaway_url, timeout=10)
+    version, shipped, conn = await _migrated_before(
+        "partitioned_log_entries", throwaway_url, monkeypatch
+    )
     try:
-        await migrate(conn)
         # Written as that schema takes it (add_app writes today's columns).
         await conn.execute("INSERT INTO apps (id, name, write_key) VALUES ('shop', 'shop', 'k')")
         await conn.execute(
@@ -360,14 +371,9 @@ async def _issue_row_indexes(conn: asyncpg.Connection) -> dict[str, tuple[str, b
 async def test_the_index_of_rows_with_issues_is_built_partition_by_partition_and_reruns(
     throwaway_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    [(version, _, sql)] = [m for m in migration_files() if m[1] == "issue_rows_index"]
-    assert sql.startswith(NO_TRANSACTION)
-    shipped = migration_files()
-    monkeypatch.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < version])
-    await create_database_if_missing(throwaway_url)
-    conn = await asyncpg.connect(throwaway_url, timeout=10)
+    version, shipped, conn = await _migrated_before("issue_rows_index", throwaway_url, monkeypatch)
     try:
-        await migrate(conn)
+        assert next(m[2] for m in shipped if m[0] == version).startswith(NO_TRANSACTION)
         await conn.execute("INSERT INTO apps (id, name, write_key) VALUES ('shop', 'shop', 'k')")
         entry = NewLogEntry(
             "shop",
