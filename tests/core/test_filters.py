@@ -21,6 +21,7 @@ ROWS = [
     ("e3", "Order Completed", "invalid", ["type", "required"], "s2", 10, {"total": "12.99"}),
     ("e4", "Order Completed", "valid", [], None, 15, {"total": 12.99}),
     ("e5", None, "invalid", ["required"], "s2", 20, {"note": "<script>"}),
+    ("e6", "user_login", "valid", [], "s3", 25, {"shop": "CAFÉ CRÈME"}),
 ]
 
 
@@ -66,23 +67,29 @@ FILTERS = {
     },
     "nothing matches": {"event_name": "nope"},
     "hostile text": {"q": "' OR 1=1 --"},
+    # Non-ASCII text: every letter folded (ILIKE in the database's collation).
+    "text non-ascii any case": {"q": "é crè"},
+    # ASCII text (folded byte by byte) beside non-ASCII letters.
+    "text ascii beside non-ascii": {"q": "caf"},
 }
 EXPECTED = {
-    "none": {"e1", "e2", "e3", "e4", "e5"},
+    "none": {"e1", "e2", "e3", "e4", "e5", "e6"},
     "status": {"e2", "e3", "e5"},
-    "all is none": {"e1", "e2", "e3", "e4", "e5"},
-    "one name": {"e1", "e2"},
-    "two names": {"e1", "e2", "e3", "e4"},
+    "all is none": {"e1", "e2", "e3", "e4", "e5", "e6"},
+    "one name": {"e1", "e2", "e6"},
+    "two names": {"e1", "e2", "e3", "e4", "e6"},
     "text any case": {"e1", "e2"},
     "text with % and _ literal": {"e2"},
     "text html": {"e5"},
     "rule": {"e3", "e5"},
     "session": {"e3", "e5"},
-    "since": {"e2", "e3", "e4", "e5"},
+    "since": {"e2", "e3", "e4", "e5", "e6"},
     "until": {"e1", "e2"},
     "window and status": {"e2", "e3", "e5"},
     "nothing matches": set(),
     "hostile text": set(),
+    "text non-ascii any case": {"e6"},
+    "text ascii beside non-ascii": {"e6"},
 }
 
 

@@ -26,7 +26,7 @@ SEARCH_WINDOW = timedelta(hours=1)
 class EventFilter:
     status: str | None = None
     event_names: tuple[str, ...] = ()
-    text: str | None = None  # case-insensitive substring of the payload's JSON
+    text: str | None = None  # case-insensitive substring of the payload's JSON (contains_text)
     rule: str | None = None  # some error of the event has this rule
     session: str | None = None
     since: datetime | None = None
@@ -99,7 +99,15 @@ class EventFilter:
             return False
         if self.until and entry.received_at >= self.until:
             return False
-        return not self.text or self.text.lower() in orjson.dumps(entry.payload).decode().lower()
+        return not self.text or contains_text(orjson.dumps(entry.payload), self.text)
+
+
+def contains_text(payload_json: bytes, text: str) -> bool:
+    """Whether text is in the payload's JSON, in any case, folded as the SQL folds it
+    (queries.filtering): ASCII letters alone for ASCII text, every letter otherwise."""
+    if text.isascii():
+        return text.encode().lower() in payload_json.lower()
+    return text.lower() in payload_json.decode().lower()
 
 
 def _all(args: Mapping[str, Any], key: str) -> list[str]:
