@@ -117,12 +117,11 @@ _VIOLATION_GROUPS = f"""
         FROM failure_counts_hourly
         WHERE app_id = $1 AND hour >= (SELECT {_HOURS_FROM})
     ), counted AS (
-        -- Plain aggregates only: an ordered one (the latest message) would force a sort of
-        -- every piece on its text keys; the message is looked up for the chosen groups below.
         SELECT event_name, path, rule, severity,
                sum(n)::bigint AS count,
                min(first_seen) AS first_seen,
-               max(last_seen) AS last_seen
+               max(last_seen) AS last_seen,
+               (array_agg(message ORDER BY last_seen DESC))[1] AS message
         FROM pieces
         GROUP BY event_name, path, rule, severity
         HAVING sum(n) > 0
@@ -137,41 +136,26 @@ _VIOLATION_GROUPS = f"""
             FROM counted
         ) AS ranked
         WHERE place <= $6
-    ), chosen AS (
-        -- The chosen groups' pieces, each named by (severity, place). The event name may be
-        -- NULL: compared as two hashable equalities rather than IS NOT DISTINCT FROM.
-        SELECT g.severity, g.place, g.last_seen AS group_last_seen,
-               p.n, p.at, p.last_seen, p.message
-        FROM pieces p
-        JOIN groups g
-          ON coalesce(p.event_name, '') = coalesce(g.event_name, '')
-         AND (p.event_name IS NULL) = (g.event_name IS NULL)
-         AND p.path = g.path
-         AND p.rule = g.rule
-         AND p.severity = g.severity
-    ), latest AS (
-        -- The message of the group's latest piece (the least one, should two tie).
-        SELECT severity, place, min(message) AS message
-        FROM chosen
-        WHERE last_seen = group_last_seen
-        GROUP BY severity, place
     ), bucketed AS (
-        SELECT severity, place,
+        SELECT event_name, path, rule, severity,
                floor(extract(epoch FROM at - $3)::float8 / $4::float8)::integer AS bucket,
                sum(n)::bigint AS n
-        FROM chosen
+        FROM pieces
         WHERE n > 0
-        GROUP BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4, 5
     ), buckets AS (
-        SELECT severity, place, jsonb_object_agg(bucket, n) AS buckets
+        SELECT event_name, path, rule, severity, jsonb_object_agg(bucket, n) AS buckets
         FROM bucketed
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3, 4
     )
-    SELECT g.event_name, g.path, g.rule, g.severity, l.message, g.count, g.first_seen,
+    SELECT g.event_name, g.path, g.rule, g.severity, g.message, g.count, g.first_seen,
            g.last_seen, b.buckets
     FROM groups g
-    JOIN latest l USING (severity, place)
-    JOIN buckets b USING (severity, place)
+    JOIN buckets b
+      ON b.event_name IS NOT DISTINCT FROM g.event_name
+     AND b.path = g.path
+     AND b.rule = g.rule
+     AND b.severity = g.severity
     ORDER BY g.severity, g.count DESC, g.last_seen DESC, g.event_name, g.path, g.rule
     """
 
