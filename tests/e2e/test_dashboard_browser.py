@@ -339,7 +339,9 @@ async def test_violations_group_click_opens_the_filtered_live_view(
     await expect(groups.first).to_contain_text("/currency")
     await expect(groups.first.locator("td.num")).to_have_text("2")
     await expect(groups.first.locator(".badge-new")).to_have_text("new")
-    await expect(groups.first.locator("svg rect")).to_have_count(1)
+    # One bar: one move in the sparkline's outline.
+    bars = groups.first.locator("svg path.bar-invalid")
+    await expect(bars).to_have_attribute("d", re.compile(r"^M[^M]+z$"))
     await tab.screenshot("violations.png")
 
     await groups.nth(1).locator("a.show-events").click()

@@ -524,3 +524,16 @@ async def test_a_cursor_the_api_did_not_give_is_refused(
     answer = await client.get(f"/api/logs/{app.id}", query_string={"q": "x", "cursor": cursor})
     assert answer.status_code == 400
     assert (await answer.get_json())["error"]["code"] == "invalid_cursor"
+
+
+def test_insights_chart_outlines_draw_untitled_rects_as_one_path_per_class() -> None:
+    chart = column_chart([[2, 0, 4], [1, 0, 0]], ["a", "b"], width=30, height=10, label="x")
+
+    a, b = chart.outlines
+    assert (a.css, b.css) == ("a", "b")
+    # Column 0 of layer a: x 0, width 9, from the bottom up to 2/5 of the height less a pixel.
+    assert a.d.count("M") == 2 and a.d.startswith("M0 ") and "h9v" in a.d and a.d.endswith("z")
+    assert b.d.count("M") == 1
+    assert chart.titled == ()
+    titled = column_chart([[1, 2]], ["a"], width=20, height=10, label="x", titles=["t0", "t1"])
+    assert titled.outlines == () and [rect.title for rect in titled.titled] == ["t0", "t1"]

@@ -27,6 +27,14 @@ class Rect:
 
 
 @dataclass(frozen=True, slots=True)
+class Outline:
+    """Rectangles of one class as one SVG path's `d`."""
+
+    css: str
+    d: str
+
+
+@dataclass(frozen=True, slots=True)
 class Chart:
     """An SVG drawing of rectangles in a width x height viewBox."""
 
@@ -38,6 +46,23 @@ class Chart:
     @property
     def view_box(self) -> str:
         return f"0 0 {self.width} {self.height}"
+
+    @property
+    def outlines(self) -> tuple[Outline, ...]:
+        """The rectangles without a title, one SVG path per class: a page of a hundred
+        sparklines draws a hundred paths, not thousands of rects to escape and lay out."""
+        drawn: dict[str, list[str]] = {}
+        for rect in self.rects:
+            if not rect.title:
+                drawn.setdefault(rect.css, []).append(
+                    f"M{rect.x:g} {rect.y:g}h{rect.width:g}v{rect.height:g}h{-rect.width:g}z"
+                )
+        return tuple(Outline(css, "".join(moves)) for css, moves in drawn.items())
+
+    @property
+    def titled(self) -> tuple[Rect, ...]:
+        """The rectangles with a title (a tooltip), each drawn on its own."""
+        return tuple(rect for rect in self.rects if rect.title)
 
 
 def column_chart(
