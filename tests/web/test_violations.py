@@ -166,6 +166,38 @@ async def test_violations_without_name_link_by_rule_only(
     assert "(no name)" in groups(page)[0][0]
 
 
+async def test_violations_show_the_latest_message_with_and_without_the_hourly_counts(
+    client: Client, pool: asyncpg.Pool, app: App
+) -> None:
+    now = datetime.now(UTC)
+    await store(
+        pool,
+        [
+            stored(app.id, name="pay", errors=[issue("/a", "type", "older")], received_at=now),
+            stored(
+                app.id,
+                name="pay",
+                errors=[issue("/a", "type", "latest")],
+                received_at=now + timedelta(milliseconds=5),
+            ),
+        ],
+    )
+    assert groups(await violations(client, app.id))[0][2] == "type latest"
+    # As retention leaves an app: its hours counted from the next one on, the counts of the
+    # hours before dropped; these failures are then read from the events alone.
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO rollup_horizons (app_id, counted_from) VALUES ($1, $2)",
+            app.id,
+            now + timedelta(hours=1),
+        )
+        await conn.execute("DELETE FROM failure_counts_hourly WHERE app_id = $1", app.id)
+
+    assert [row[:4] for row in groups(await violations(client, app.id))] == [
+        ["pay new", "/a", "type latest", "2"]
+    ]
+
+
 @pytest.mark.parametrize("window", ["bogus", "2h", "<script>"])
 async def test_violations_unknown_window_is_400(client: Client, app: App, window: str) -> None:
     response = await client.get(f"/apps/{app.id}/violations", query_string={"window": window})

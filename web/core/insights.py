@@ -83,22 +83,25 @@ def column_chart(
     columns = max((len(layer) for layer in layers), default=0)
     if columns == 0:
         return Chart(width, height, label)
-    totals = [sum(layer[i] for layer in layers if i < len(layer)) for i in range(columns)]
-    peak = top or max(totals) or 1
+    if len(layers) != len(classes):
+        raise ValueError("one class per layer")
+    # Column by column, each layer's value (0 where a layer is shorter).
+    stacks = list(zip(*(list(layer) + [0] * (columns - len(layer)) for layer in layers)))
+    peak = top or max(sum(stack) for stack in stacks) or 1
     slot = width / columns
-    bar = max(slot - gap, 0.5)
+    bar = _r(max(slot - gap, 0.5))
     rects = []
-    for i in range(columns):
+    for i, stack in enumerate(stacks):
         bottom = float(height)
-        for layer, css in zip(layers, classes, strict=True):
-            value = layer[i] if i < len(layer) else 0
+        x = _r(i * slot)
+        title = titles[i] if i < len(titles) else ""
+        for value, css in zip(stack, classes):
             if value <= 0:
                 continue
             # At least a pixel, so one event among thousands still shows.
             size = max(min(value / peak, 1.0) * (height - 1), 1.0)
             bottom -= size
-            title = titles[i] if i < len(titles) else ""
-            rects.append(Rect(_r(i * slot), _r(bottom), _r(bar), _r(size), css, title))
+            rects.append(Rect(x, _r(bottom), bar, _r(size), css, title))
     return Chart(width, height, label, rects=tuple(rects))
 
 

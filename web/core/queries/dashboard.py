@@ -117,11 +117,12 @@ _VIOLATION_GROUPS = f"""
         FROM failure_counts_hourly
         WHERE app_id = $1 AND hour >= (SELECT {_HOURS_FROM})
     ), counted AS (
+        -- Plain aggregates, hashed: an ordered one (for the latest message) would sort every
+        -- piece on its text keys. The chosen groups' messages are looked up below.
         SELECT event_name, path, rule, severity,
                sum(n)::bigint AS count,
                min(first_seen) AS first_seen,
-               max(last_seen) AS last_seen,
-               (array_agg(message ORDER BY last_seen DESC))[1] AS message
+               max(last_seen) AS last_seen
         FROM pieces
         GROUP BY event_name, path, rule, severity
         HAVING sum(n) > 0
@@ -148,8 +149,25 @@ _VIOLATION_GROUPS = f"""
         FROM bucketed
         GROUP BY 1, 2, 3, 4
     )
-    SELECT g.event_name, g.path, g.rule, g.severity, g.message, g.count, g.first_seen,
-           g.last_seen, b.buckets
+    SELECT g.event_name, g.path, g.rule, g.severity,
+           -- The latest failure's message: its hour's count keeps the message of the hour's
+           -- latest failure (an index probe per group). Failing that (before the app's
+           -- retention horizon, where no hour is counted), the pieces' own.
+           coalesce(
+               (SELECT min(f.message)
+                FROM failure_counts_hourly f
+                WHERE f.app_id = $1
+                  AND f.hour = date_bin('1 hour', g.last_seen, 'epoch')
+                  AND f.event_name IS NOT DISTINCT FROM g.event_name
+                  AND f.path = g.path AND f.rule = g.rule AND f.severity = g.severity
+                  AND f.last_seen = g.last_seen),
+               (SELECT min(p.message)
+                FROM pieces p
+                WHERE p.event_name IS NOT DISTINCT FROM g.event_name
+                  AND p.path = g.path AND p.rule = g.rule AND p.severity = g.severity
+                  AND p.last_seen = g.last_seen)
+           ) AS message,
+           g.count, g.first_seen, g.last_seen, b.buckets
     FROM groups g
     JOIN buckets b
       ON b.event_name IS NOT DISTINCT FROM g.event_name
