@@ -83,10 +83,9 @@ def column_chart(
     columns = max((len(layer) for layer in layers), default=0)
     if columns == 0:
         return Chart(width, height, label)
-    if len(layers) != len(classes):
-        raise ValueError("one class per layer")
     # Column by column, each layer's value (0 where a layer is shorter).
-    stacks = list(zip(*(list(layer) + [0] * (columns - len(layer)) for layer in layers)))
+    padded = [list(layer) + [0] * (columns - len(layer)) for layer in layers]
+    stacks = list(zip(*padded, strict=True))
     peak = top or max(sum(stack) for stack in stacks) or 1
     slot = width / columns
     bar = _r(max(slot - gap, 0.5))
@@ -95,7 +94,7 @@ def column_chart(
         bottom = float(height)
         x = _r(i * slot)
         title = titles[i] if i < len(titles) else ""
-        for value, css in zip(stack, classes):
+        for value, css in zip(stack, classes, strict=True):
             if value <= 0:
                 continue
             # At least a pixel, so one event among thousands still shows.
