@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from web.core.filters import EventFilter
 from web.core.queries.base import Connection
@@ -117,12 +119,16 @@ _VIOLATION_GROUPS = f"""
         FROM failure_counts_hourly
         WHERE app_id = $1 AND hour >= (SELECT {_HOURS_FROM})
     ), counted AS (
-        -- Plain aggregates, hashed: an ordered one (for the latest message) would sort every
-        -- piece on its text keys. The chosen groups' messages are looked up below.
+        -- One hashed pass, no sort on the text keys: plain aggregates, and each piece's
+        -- bucket and failures as two arrays (summed per bucket by the caller). An ordered
+        -- aggregate for the latest message would sort every piece: it is looked up below.
         SELECT event_name, path, rule, severity,
                sum(n)::bigint AS count,
                min(first_seen) AS first_seen,
-               max(last_seen) AS last_seen
+               max(last_seen) AS last_seen,
+               array_agg(floor(extract(epoch FROM at - $3)::float8 / $4::float8)::integer)
+                   FILTER (WHERE n > 0) AS piece_buckets,
+               array_agg(n::bigint) FILTER (WHERE n > 0) AS piece_failures
         FROM pieces
         GROUP BY event_name, path, rule, severity
         HAVING sum(n) > 0
@@ -137,17 +143,6 @@ _VIOLATION_GROUPS = f"""
             FROM counted
         ) AS ranked
         WHERE place <= $6
-    ), bucketed AS (
-        SELECT event_name, path, rule, severity,
-               floor(extract(epoch FROM at - $3)::float8 / $4::float8)::integer AS bucket,
-               sum(n)::bigint AS n
-        FROM pieces
-        WHERE n > 0
-        GROUP BY 1, 2, 3, 4, 5
-    ), buckets AS (
-        SELECT event_name, path, rule, severity, jsonb_object_agg(bucket, n) AS buckets
-        FROM bucketed
-        GROUP BY 1, 2, 3, 4
     )
     SELECT g.event_name, g.path, g.rule, g.severity,
            -- The latest failure's message: its hour's count keeps the message of the hour's
@@ -167,13 +162,8 @@ _VIOLATION_GROUPS = f"""
                   AND p.path = g.path AND p.rule = g.rule AND p.severity = g.severity
                   AND p.last_seen = g.last_seen)
            ) AS message,
-           g.count, g.first_seen, g.last_seen, b.buckets
+           g.count, g.first_seen, g.last_seen, g.piece_buckets, g.piece_failures
     FROM groups g
-    JOIN buckets b
-      ON b.event_name IS NOT DISTINCT FROM g.event_name
-     AND b.path = g.path
-     AND b.rule = g.rule
-     AND b.severity = g.severity
     ORDER BY g.severity, g.count DESC, g.last_seen DESC, g.event_name, g.path, g.rule
     """
 
@@ -208,7 +198,16 @@ async def select_violation_groups(
         ceil_hour(horizon),
         ceil_hour(window) if hourly else None,
     )
-    return [ViolationGroup(**dict(row)) for row in rows]
+    return [_violation_group(row) for row in rows]
+
+
+def _violation_group(row: Mapping[str, Any]) -> ViolationGroup:
+    """A row as a ViolationGroup, its pieces' failures summed per bucket."""
+    buckets: dict[str, int] = {}
+    for bucket, failures in zip(row["piece_buckets"], row["piece_failures"], strict=True):
+        buckets[str(bucket)] = buckets.get(str(bucket), 0) + failures
+    fields = {k: v for k, v in row.items() if k not in ("piece_buckets", "piece_failures")}
+    return ViolationGroup(**fields, buckets=buckets)
 
 
 @dataclass(frozen=True, slots=True)
