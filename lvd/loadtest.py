@@ -127,17 +127,28 @@ def _ms(seconds: float) -> float:
 # Events are written from a template: on a 2-core machine the load tool shares the CPU with
 # the server it measures, and building dicts and serialising them cost it 5 times as much.
 _EVENT_TEMPLATE = (
-    '{"event_id":"%s-%d","eventName":"load_test_event","userId":%d,"timestamp":"%s",'
+    '{"event_id":"%s","eventName":"load_test_event","userId":%d,"timestamp":"%s",'
     '"properties":{"step":%d,"source":"lvd loadtest"}}'
 )
+# SDKs send ids of 36 characters or more (UUIDs, "ajs-next-" + 32 hex). Shorter ones would
+# make the load test's receipts smaller than real traffic's, and PostgreSQL would put them
+# into the gaps vacuumed pages leave, which real traffic's do not fit (issue 18).
+EVENT_ID_LENGTH = 36
 _GOOD_TIMESTAMP = "2025-12-10T15:45:00Z"
 _BAD_TIMESTAMP = "not a date"  # fails the envelope's RFC 3339 check
 
 
+def event_id(run_id: str, index: int) -> str:
+    """The run's index-th event id: the run id, then the index zero-padded to at least
+    EVENT_ID_LENGTH characters in all."""
+    return f"{run_id}-{index:0{max(EVENT_ID_LENGTH - len(run_id) - 1, 1)}d}"
+
+
 def event_json(index: int, invalid: bool, run_id: str) -> bytes:
-    """One event as JSON; run_id is hex, so it needs no escaping."""
+    """One event as JSON; run ids are hex or plain words, so they need no escaping."""
     timestamp = _BAD_TIMESTAMP if invalid else _GOOD_TIMESTAMP
-    return (_EVENT_TEMPLATE % (run_id, index, index, timestamp, index % 10)).encode()
+    fields = (event_id(run_id, index), index, timestamp, index % 10)
+    return (_EVENT_TEMPLATE % fields).encode()
 
 
 def request_body(
@@ -149,7 +160,7 @@ def request_body(
         event_json(i, bool(invalid_every) and i % invalid_every == 0, run_id) for i in indexes
     ]
     body = events[0] if batch == 1 else b"[" + b",".join(events) + b"]"
-    return body, [f"{run_id}-{i}" for i in indexes]
+    return body, [event_id(run_id, i) for i in indexes]
 
 
 class HttpConnection:

@@ -20,12 +20,14 @@ import asyncpg
 
 from web.core.queries.partitions import (
     Partition,
+    analyze_partition,
     delete_partition_receipts,
     drop_partition,
     forget_partition,
     open_partition_if_due,
     select_newest_received,
     select_partitions,
+    vacuum_partition,
 )
 from web.core.queries.rollups import advance_horizon
 
@@ -64,6 +66,7 @@ async def maintain_partitions(
     if report.opened:
         log.info("Opened the events partition %s", report.opened)
     live = [p for p in partitions if p.dropped_at is None]
+    await _tend_statistics(pool, live, vacuum_closed=report.opened is not None)
     for partition, successor in itertools.pairwise(live):
         if successor.opened_at > now - SETTLE:
             break
@@ -79,6 +82,18 @@ async def maintain_partitions(
             report.finished = False
             break
     return report
+
+
+async def _tend_statistics(
+    pool: asyncpg.Pool, live: list[Partition], *, vacuum_closed: bool
+) -> None:
+    """Fresh statistics for the partition being written, which autovacuum leaves alone
+    (open_partition_if_due says why); on the day one closes, its VACUUM (ANALYZE)."""
+    async with pool.acquire() as conn:
+        if vacuum_closed and len(live) >= 2:
+            await vacuum_partition(conn, live[-2])
+        if live:
+            await analyze_partition(conn, live[-1])
 
 
 async def _drop_if_expired(

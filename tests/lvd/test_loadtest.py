@@ -89,7 +89,9 @@ def test_report_summary_counts_statuses_latencies_and_storage() -> None:
 def test_events_mark_the_invalid_share_and_keep_ids_unique() -> None:
     body, ids = request_body(0, 4, 2, "r")
     events = orjson.loads(body)
-    assert [e["event_id"] for e in events] == ids == ["r-0", "r-1", "r-2", "r-3"]
+    # As long as an SDK's ids (a UUID's 36 characters), unique within the run.
+    assert [e["event_id"] for e in events] == ids == [f"r-{i:034d}" for i in range(4)]
+    assert {len(i) for i in ids} == {36}
     assert [e["timestamp"] == "not a date" for e in events] == [True, False, True, False]
     assert all(e["eventName"] == "load_test_event" for e in events)
 
@@ -98,13 +100,13 @@ def test_a_single_event_is_sent_as_an_object() -> None:
     body, ids = request_body(7, 1, 0, "abc")
     event = orjson.loads(body)
     assert event == {
-        "event_id": "abc-7",
+        "event_id": "abc-" + "7".rjust(32, "0"),
         "eventName": "load_test_event",
         "userId": 7,
         "timestamp": "2025-12-10T15:45:00Z",
         "properties": {"step": 7, "source": "lvd loadtest"},
     }
-    assert ids == ["abc-7"]
+    assert ids == ["abc-" + "7".rjust(32, "0")]
 
 
 def test_retryable_statuses_are_the_ones_a_client_may_send_again() -> None:

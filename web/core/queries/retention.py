@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from web.core.queries.base import Connection
+from web.core.queries.partitions import select_partitions
 from web.core.queries.rollups import FORGET_RECEIPTS
 
 
@@ -87,13 +88,15 @@ async def select_dead_log_entries(conn: Connection) -> int:
 
 
 async def vacuum_log_entries(conn: Connection, timeout_seconds: float) -> bool:
-    """VACUUM (ANALYZE) the events (each partition) and their receipts: purged rows' space
-    reusable, statistics fresh, the first read of a purged range fast, whether or not
-    autovacuum runs. False if it took longer than `timeout_seconds` and was stopped
-    (autovacuum, if on, finishes the job)."""
+    """VACUUM (ANALYZE) the events (each partition but the one being written, which
+    retention never purges and which fills in order, see open_partition_if_due) and their
+    receipts: purged rows' space reusable, statistics fresh, the first read of a purged
+    range fast, whether or not autovacuum runs. False if it took longer than
+    `timeout_seconds` and was stopped (autovacuum, if on, finishes the job)."""
+    closed = [p.table for p in await select_partitions(conn) if p.dropped_at is None][:-1]
     await conn.execute(f"SET statement_timeout = {int(timeout_seconds * 1000)}")
     try:
-        await conn.execute("VACUUM (ANALYZE) log_entries, event_receipts")
+        await conn.execute(f"VACUUM (ANALYZE) {', '.join([*closed, 'event_receipts'])}")
     except asyncpg.QueryCanceledError:
         return False
     finally:
