@@ -103,6 +103,40 @@ async def test_a_new_partition_opens_each_day_and_new_ids_go_there(db: asyncpg.P
     assert [part for *_, part in await _stored(db, app_id)] == [name]
 
 
+async def test_the_partition_being_written_is_left_unvacuumed_until_the_next_opens(
+    db: asyncpg.Pool,
+) -> None:
+    app_id = await add_app(db)
+    await add_events(db, app_id, [DAY / 2 + timedelta(seconds=n) for n in range(500)])
+    async with db.acquire() as conn:
+        await conn.execute("UPDATE log_entry_partitions SET opened_at = $1", NOW - 2 * DAY)
+
+    report = await purge_expired(db, default_days=7, batch_size=500, pause=0, now=NOW)
+
+    closed, current = await _partitions(db)
+    assert report.partitions.opened == current.name
+    async with db.acquire() as conn:
+        options = dict(
+            await conn.fetch(
+                "SELECT relname, reloptions FROM pg_class WHERE relname = ANY($1::text[])",
+                [closed.name, current.name],
+            )
+        )
+        stats = {
+            row["relname"]: row
+            for row in await conn.fetch(
+                "SELECT relname, last_vacuum, last_analyze FROM pg_stat_user_tables"
+                " WHERE relname = ANY($1::text[])",
+                [closed.name, current.name],
+            )
+        }
+    # Autovacuum is off for the partition being written and back on for the one it closed.
+    assert options == {closed.name: None, current.name: ["autovacuum_enabled=off"]}
+    # The run that opened it vacuumed the one it closed, and analysed the new one only.
+    assert stats[closed.name]["last_vacuum"] and stats[closed.name]["last_analyze"]
+    assert stats[current.name]["last_vacuum"] is None and stats[current.name]["last_analyze"]
+
+
 async def test_an_event_is_stored_once_whichever_partition_its_retry_meets(
     db: asyncpg.Pool,
 ) -> None:
