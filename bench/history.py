@@ -41,6 +41,7 @@ from lvd import loadtest
 from lvd.devservices.services import DevServices
 from web.core.db import with_database
 from web.core.queries.events import delete_log_entries
+from web.core.queries.retention import vacuum_log_entries
 
 DEFAULT_EVENTS = 20_000_000
 QUICK_EVENTS = 500_000
@@ -199,13 +200,15 @@ def ingest_lines(ingest: dict[str, Any]) -> list[str]:
 
 
 async def forget_ingest(database_url: str) -> None:
-    """Reset the ingest session (as a QA engineer resets one) and vacuum what it left."""
+    """Reset the ingest session (as a QA engineer resets one) and vacuum what it left as the
+    worker's purge does: every partition but the one being written, which stays unvacuumed
+    (web/core/queries/partitions.py, open_partition_if_due)."""
     conn = await history_data.connect_if_exists(database_url)
     if conn is None:
         return
     try:
         if await delete_log_entries(conn, INGEST_APP, INGEST_SESSION):
-            await conn.execute("VACUUM")
+            await vacuum_log_entries(conn, timeout_seconds=600)
     finally:
         await conn.close()
 
