@@ -28,7 +28,7 @@ from web.core.db import drop_database, init_connection, migration_files, prepare
 from web.core.plans import save_plan
 from web.core.queries.apps import update_app_retention_days
 from web.core.queries.events import insert_log_entries
-from web.core.queries.partitions import select_partitions
+from web.core.queries.partitions import select_live_partitions, set_autovacuum
 from web.core.validation import validate
 from web.core.validation.plan import compile_plan
 
@@ -371,10 +371,10 @@ async def _fill(conn: asyncpg.Connection, events: int, start: datetime) -> None:
     # hint bits, and the first queries to read each page would write it. The newest
     # partition is left as the worker leaves the one being written (open_partition_if_due):
     # unvacuumed, autovacuum off for it, analysed below.
-    *closed, newest = [p for p in await select_partitions(conn) if p.dropped_at is None]
+    *closed, newest = await select_live_partitions(conn)
     if closed:
         await conn.execute(f"VACUUM {', '.join(p.table for p in closed)}")
-    await conn.execute(f"ALTER TABLE {newest.table} SET (autovacuum_enabled = off)")
+    await set_autovacuum(conn, newest, enabled=False)
     print(f"  vacuumed at {time.monotonic() - began:.0f} s", flush=True)
     await conn.execute("SET maintenance_work_mem = '1GB'")
     for index in indexes:

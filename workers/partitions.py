@@ -25,6 +25,7 @@ from web.core.queries.partitions import (
     drop_partition,
     forget_partition,
     open_partition_if_due,
+    select_live_partitions,
     select_newest_received,
     select_partitions,
     vacuum_partition,
@@ -62,10 +63,9 @@ async def maintain_partitions(
     report = PartitionReport()
     async with pool.acquire() as conn:
         report.opened = await open_partition_if_due(conn, now, PARTITION_EVERY.total_seconds())
-        partitions = await select_partitions(conn)
+        live = await select_live_partitions(conn)
     if report.opened:
         log.info("Opened the events partition %s", report.opened)
-    live = [p for p in partitions if p.dropped_at is None]
     await _tend_statistics(pool, live, vacuum_closed=report.opened is not None)
     for partition, successor in itertools.pairwise(live):
         if successor.opened_at > now - SETTLE:

@@ -61,30 +61,28 @@ async def open_partition_if_due(
         )
         if not due:
             return None
-        previous = await select_current_partition(conn)
+        live = await select_live_partitions(conn)
         name: str = await conn.fetchval("SELECT open_log_entries_partition($1)", now)
         # The partition being written is left to fill page after page: a VACUUM would note
         # the bytes left at the end of each full page, and each smaller event would then go
         # to another old page, read and written whole to the WAL (issue 18: half the batch
         # throughput over a big history). The closed one is vacuumed as any other table.
-        await conn.execute(f"ALTER TABLE {partition_table(name)} SET (autovacuum_enabled = off)")
-        if previous is not None:
-            await conn.execute(f"ALTER TABLE {previous.table} RESET (autovacuum_enabled)")
+        await set_autovacuum(conn, name, enabled=False)
+        if live:
+            await set_autovacuum(conn, live[-1], enabled=True)
     return name
 
 
-async def select_current_partition(conn: Connection) -> Partition | None:
-    """The partition new events go to: the newest not dropped."""
-    row = await conn.fetchrow(
-        """
-        SELECT name, first_id, end_id, opened_at, dropped_at
-        FROM log_entry_partitions
-        WHERE dropped_at IS NULL
-        ORDER BY first_id DESC
-        LIMIT 1
-        """
-    )
-    return Partition(**dict(row)) if row else None
+async def select_live_partitions(conn: Connection) -> list[Partition]:
+    """The partitions not dropped, oldest first: the last is the one being written."""
+    return [p for p in await select_partitions(conn) if p.dropped_at is None]
+
+
+async def set_autovacuum(conn: Connection, partition: Partition | str, enabled: bool) -> None:
+    """Autovacuum off for a partition (the one being written), or back to the default."""
+    table = partition.table if isinstance(partition, Partition) else partition_table(partition)
+    setting = "RESET (autovacuum_enabled)" if enabled else "SET (autovacuum_enabled = off)"
+    await conn.execute(f"ALTER TABLE {table} {setting}")
 
 
 async def vacuum_partition(conn: Connection, partition: Partition) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from web.core.queries.base import Connection
-from web.core.queries.partitions import select_partitions
+from web.core.queries.partitions import select_live_partitions
 from web.core.queries.rollups import FORGET_RECEIPTS
 
 
@@ -93,7 +93,7 @@ async def vacuum_log_entries(conn: Connection, timeout_seconds: float) -> bool:
     receipts: purged rows' space reusable, statistics fresh, the first read of a purged
     range fast, whether or not autovacuum runs. False if it took longer than
     `timeout_seconds` and was stopped (autovacuum, if on, finishes the job)."""
-    closed = [p.table for p in await select_partitions(conn) if p.dropped_at is None][:-1]
+    closed = [p.table for p in await select_live_partitions(conn)][:-1]
     await conn.execute(f"SET statement_timeout = {int(timeout_seconds * 1000)}")
     try:
         await conn.execute(f"VACUUM (ANALYZE) {', '.join([*closed, 'event_receipts'])}")
