@@ -172,7 +172,10 @@ class HttpConnection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self._writer is None or self._writer.is_closing():
+        # A kept-alive connection the server closed while idle (its keep-alive timeout) is
+        # opened again, not counted as a failure: the request was never sent on it.
+        if self._writer is None or self._writer.is_closing() or self._server_hung_up():
+            await self.close()
             self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
         assert self._reader is not None
         head = f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
@@ -201,6 +204,9 @@ class HttpConnection:
         if close:
             await self.close()
         return status, payload
+
+    def _server_hung_up(self) -> bool:
+        return self._reader is not None and self._reader.at_eof()
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -193,6 +193,36 @@ async def test_client_reports_a_connection_closed_without_an_answer(hang_up_port
         await conn.close()
 
 
+async def test_a_connection_the_server_closed_while_idle_is_opened_again() -> None:
+    """A server's keep-alive timeout closes idle connections: the next request goes on a new
+    one instead of failing (a load at a low rate over many connections met this)."""
+    answered = 0
+
+    async def answer_once_then_hang_up(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal answered
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        writer.write(REPLIES[0])
+        await writer.drain()
+        answered += 1
+        writer.close()  # no "Connection: close": the client believes it is kept alive
+
+    server = await asyncio.start_server(answer_once_then_hang_up, "127.0.0.1", 0)
+    conn = HttpConnection("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        assert await conn.post("/api/logs/a", b"{}", {}) == (202, b'{"ok":true}')
+        await asyncio.sleep(0.1)  # the server's close reaches the client while it is idle
+        assert await conn.post("/api/logs/a", b"{}", {}) == (202, b'{"ok":true}')
+        assert answered == 2
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_pool_gives_the_status_or_the_failures_name_and_keeps_the_connection(
     scripted_server: tuple[int, list[bytes]], hang_up_port: int
 ) -> None:
