@@ -348,6 +348,39 @@ async def test_batching_enqueuer_linger_does_not_delay_a_request_after_a_quiet_s
     assert second >= 0.3
 
 
+async def test_batching_enqueuer_sends_every_waiting_full_request_while_the_loop_is_busy(
+    enqueue_broker: RedisBroker, queue_reader: QueueReader
+) -> None:
+    """Large batches being judged keep the event loop busy, and the flusher resumes once per
+    turn of it. 40 full requests waiting must all go in a turn or two, not one message per
+    turn: at a turn of 30 ms that took 1.2 s and timed out requests already judged."""
+    enqueuer = BatchingEnqueuer(enqueue_broker, max_batch=5, timeout=1.0, max_depth=100_000)
+    requests = [[queued(f"busy-{r}-{i}") for i in range(5)] for r in range(40)]
+    busy = True
+
+    async def judging_elsewhere() -> None:
+        while busy:
+            time.sleep(0.03)  # noqa: ASYNC251 (a large batch judged: the loop waits meanwhile)
+            await asyncio.sleep(0)
+
+    hog = asyncio.create_task(judging_elsewhere())
+    try:
+        outcomes = await asyncio.gather(
+            *(enqueuer.enqueue(events) for events in requests), return_exceptions=True
+        )
+    finally:
+        busy = False
+        await hog
+        await enqueuer.close()
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert refused == []
+    message_ids = [str(o) for o in outcomes]
+    stored = queue_reader.messages(set(message_ids))
+    assert len(stored) == 40  # still a message per full request
+    for events, message_id in zip(requests, message_ids, strict=True):
+        assert stored[message_id] == [e.event_id for e in events]
+
+
 # ---------------------------------------------------------------- Redis down or hung
 
 

@@ -114,29 +114,53 @@ class BatchingEnqueuer:
     async def _flush_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            # At most one message per `linger` unless a full one is waiting: under load,
+            # At most one flush per `linger` unless a full message is waiting: under load,
             # requests that arrive meanwhile share it. One after a quiet spell goes at once.
             wait = self._last_flush + self._linger - time.monotonic()
             if wait > 0 and not self._full_message_waits():
                 await asyncio.sleep(wait)
             self._last_flush = time.monotonic()
-            batch = self._take_batch()
-            message = build_store_message([e for waiting in batch for e in waiting.events])
+            # Every waiting request goes in this one trip to the thread, however many
+            # messages they fill: a busy event loop (large batches being judged) resumes
+            # this task once per turn, and a message per turn fell behind and timed out
+            # requests that were already judged.
+            batches = self._take_batches()
+            messages = [
+                build_store_message([e for waiting in batch for e in waiting.events])
+                for batch in batches
+            ]
             try:
-                await loop.run_in_executor(self._executor, self._send, message)
-            except Exception as exc:  # any broker failure is reported to every waiting caller
-                log.warning("Enqueue failed: %s", exc)
-                error = EnqueueUnavailable(f"the queue is unavailable: {exc}")
+                sent, failure = await loop.run_in_executor(
+                    self._executor, self._send_in_order, messages
+                )
+            except Exception as exc:  # the thread is gone (shutting down): nothing was sent
+                sent, failure = 0, exc
+            for batch, message in zip(batches[:sent], messages, strict=False):
+                for waiting in batch:
+                    if not waiting.done.done():
+                        waiting.done.set_result(message.message_id)
+            if failure is None:
+                continue
+            log.warning("Enqueue failed: %s", failure)
+            error = EnqueueUnavailable(f"the queue is unavailable: {failure}")
+            for batch in batches[sent:]:
                 for waiting in batch:
                     if not waiting.done.done():
                         waiting.done.set_exception(error)
-                continue
-            for waiting in batch:
-                if not waiting.done.done():
-                    waiting.done.set_result(message.message_id)
+
+    def _send_in_order(
+        self, messages: Sequence[dramatiq.Message[Any]]
+    ) -> tuple[int, Exception | None]:
+        """Runs on the enqueue thread: how many messages went, and why the next did not."""
+        for count, message in enumerate(messages):
+            try:
+                self._send(message)
+            except Exception as exc:  # any broker failure is reported to its callers
+                return count, exc
+        return len(messages), None
 
     def _send(self, message: dramatiq.Message[Any]) -> None:
-        """Runs on the enqueue thread: refuse when the queue is too deep, else enqueue."""
+        """Refuse when the queue is too deep, else enqueue."""
         now = time.monotonic()
         if now - self._depth_read_at > DEPTH_CHECK_INTERVAL:
             self._depth = queue_depth(self._broker)
@@ -151,19 +175,21 @@ class BatchingEnqueuer:
         size = sum(waiting.payload_bytes for waiting in self._pending)
         return events >= self._max_batch or size >= self._max_bytes
 
-    def _take_batch(self) -> list[_Waiting]:
-        # Up to max_batch events and max_bytes of payloads. A request's events are never
-        # split across messages; one large request may exceed the limits on its own.
-        first = self._pending.pop(0)
-        batch, count, size = [first], len(first.events), first.payload_bytes
-        while self._pending:
-            following = self._pending[0]
-            count += len(following.events)
-            size += following.payload_bytes
-            if count > self._max_batch or size > self._max_bytes:
-                break
-            batch.append(self._pending.pop(0))
-        return batch
+    def _take_batches(self) -> list[list[_Waiting]]:
+        """Every waiting request, in messages of up to max_batch events and max_bytes of
+        payloads. A request's events are never split across messages; one large request
+        may exceed the limits on its own."""
+        batches: list[list[_Waiting]] = []
+        count = size = 0
+        for waiting in self._pending:
+            count += len(waiting.events)
+            size += waiting.payload_bytes
+            if not batches or count > self._max_batch or size > self._max_bytes:
+                batches.append([])
+                count, size = len(waiting.events), waiting.payload_bytes
+            batches[-1].append(waiting)
+        self._pending.clear()
+        return batches
 
     def ping(self) -> None:
         """Blocking round trip to the broker (call it from a thread); raises if it is away."""
