@@ -8,6 +8,7 @@ import asyncpg
 from quart import current_app
 
 from web.core.directory import AppDirectory
+from web.core.ingest.budget import JudgingBudget
 from web.core.queue.enqueuer import BatchingEnqueuer
 from web.core.ratelimit import RateLimiter
 from web.core.settings import Settings
@@ -22,6 +23,7 @@ class Services:
     apps: AppDirectory
     hub: Hub
     limiter: RateLimiter
+    judging: JudgingBudget
 
 
 def services() -> Services:

@@ -15,6 +15,7 @@ from web.context import Services
 from web.core.db import create_pool
 from web.core.directory import AppDirectory
 from web.core.heap import freeze_startup_objects
+from web.core.ingest.budget import JudgingBudget
 from web.core.queries.users import instance_secret
 from web.core.queue.brokers import build_broker, persistence_warning
 from web.core.queue.enqueuer import BatchingEnqueuer
@@ -79,7 +80,8 @@ async def open_services(settings: Settings) -> Services:
     hub = Hub(settings.database_url, pool, on_app_changed=directory.forget)
     await hub.start()
     limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
-    return Services(settings, pool, enqueuer, directory, hub, limiter)
+    judging = JudgingBudget(settings.ingest_budget_bytes)
+    return Services(settings, pool, enqueuer, directory, hub, limiter, judging)
 
 
 async def close_services(svc: Services) -> None:

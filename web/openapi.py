@@ -154,7 +154,7 @@ INGEST_REFUSALS = {
     "413": ("request_too_large", "event_too_large", "too_many_events"),
     "415": ("unsupported_media_type", "unsupported_encoding"),
     "429": ("rate_limited",),
-    "503": ("queue_unavailable",),
+    "503": ("queue_unavailable", "busy"),
 }
 
 

@@ -147,7 +147,7 @@ _ERROR_TEXT = {
     "404": "unknown_app",
     "415": "unsupported_media_type, unsupported_encoding",
     "429": "rate_limited, with Retry-After",
-    "503": "queue_unavailable, with Retry-After: nothing was stored; retry",
+    "503": "queue_unavailable or busy, with Retry-After: nothing was stored; retry",
 }
 # Each error schema's responses are components named <prefix><status>.
 _ERROR_RESPONSE_PREFIXES = {

@@ -646,6 +646,31 @@ async def test_ingest_responses_allow_any_origin(client: Client, app: App) -> No
     assert no_origin.headers["Access-Control-Allow-Origin"] == "*"
 
 
+# --- more load than the process can judge ------------------------------------------------
+
+
+async def test_ingest_refuses_busy_without_reading_a_request_whose_turn_does_not_come(
+    web_settings: Settings, make_app: MakeApp
+) -> None:
+    app_row = await make_app()
+    app: Quart = create_app(replace(web_settings, ingest_budget_bytes=4096, enqueue_timeout=0.3))
+    async with app.test_app():
+        client = app.test_client()
+        judging = app.extensions["lvd"].judging
+        async with judging.turn(4096, within=1.0):  # the whole budget, as other requests would
+            busy = await client.post(f"/api/logs/{app_row.id}", json=QUICK_START)
+            # Not parsed: broken JSON is refused as busy too, not as invalid_json.
+            unread = await post_raw(client, app_row.id, b"{not json", JSON)
+        afterwards = await client.post(f"/api/logs/{app_row.id}", json=QUICK_START)
+
+    await assert_error(busy, 503, "busy")
+    assert busy.headers["Retry-After"] == "2"
+    await assert_error(unread, 503, "busy")
+    assert afterwards.status_code == 202  # the turn given back, the next request goes in
+    accepted = await afterwards.get_json()
+    await queued_event(web_settings.redis_url, accepted["task_id"], accepted["event_id"])
+
+
 # --- Redis unavailable ------------------------------------------------------------------
 
 

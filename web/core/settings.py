@@ -58,6 +58,9 @@ class Settings:
     max_deliveries: int = 5
     # Messages waiting in the queue above which ingest answers 503 (backpressure).
     max_queue_depth: int = 20_000
+    # Body bytes a web process parses, judges and enqueues at once; more wait their turn
+    # for up to enqueue_timeout (web/core/ingest/budget.py).
+    ingest_budget_bytes: int = 2 * 1024 * 1024
     # Rows the live page shows and the stream back-fills at most.
     page_size: int = 100
     log_json: bool = False
@@ -145,6 +148,7 @@ class Settings:
             maintenance_chance=_int(env, "LVD_MAINTENANCE_CHANCE", 100_000),
             max_deliveries=_int(env, "LVD_MAX_DELIVERIES", 5),
             max_queue_depth=_int(env, "LVD_MAX_QUEUE_DEPTH", 20_000),
+            ingest_budget_bytes=_int(env, "LVD_INGEST_BUDGET_BYTES", 2 * 1024 * 1024),
             page_size=_int(env, "LVD_PAGE_SIZE", 100),
             log_json=env.get("LVD_LOG_FORMAT", "text").lower() == "json",
             log_level=_log_level(env),

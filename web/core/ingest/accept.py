@@ -13,6 +13,7 @@ import orjson
 from web.core.directory import AppDirectory, AppView
 from web.core.errors import RETRY_AFTER_SECONDS, Rejected
 from web.core.ingest.admission import admit, find_app
+from web.core.ingest.budget import JudgingBudget, NoTurn
 from web.core.ingest.wire import Answer, Delivery, JudgedAs, WireFormat, WireRequest
 from web.core.parsing import ParsedEvent
 from web.core.queue.contract import QueuedEvent
@@ -38,6 +39,7 @@ class IngestServices(Protocol):
     apps: AppDirectory
     enqueuer: BatchingEnqueuer
     limiter: RateLimiter
+    judging: JudgingBudget
 
 
 async def accept(
@@ -47,7 +49,25 @@ async def accept(
 
     `formats` are the ones whose route matched (usually one); the first whose body shape
     it recognises reads it. Returns the format that answered, for the metrics label.
+    Nothing is parsed before the request has its turn (web/core/ingest/budget.py).
     """
+    try:
+        async with svc.judging.turn(len(request.body), within=svc.settings.enqueue_timeout):
+            return await _accept_in_turn(svc, formats, request)
+    except NoTurn:
+        busy = Rejected(
+            503,
+            "busy",
+            "this server has more events to judge than it can take in time; nothing was"
+            " stored, retry",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+        return formats[0], formats[0].refused(busy)
+
+
+async def _accept_in_turn(
+    svc: IngestServices, formats: Sequence[WireFormat], request: WireRequest
+) -> tuple[WireFormat, Answer]:
     fmt = formats[0]
     delivery: Delivery | None = None
     try:
