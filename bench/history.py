@@ -191,7 +191,8 @@ def ingest_lines(ingest: dict[str, Any]) -> list[str]:
     if batches:
         lines.append(
             f"ingest, 500-event batches offered at 50 000 events/s for {batches['seconds']} s:"
-            f" {batches['events_per_second']:.0f} events/s accepted,"
+            f" {batches['events_per_second']:.0f} events/s sent,"
+            f" {batches['accepted_per_second']:.0f} accepted (answers {batches['status_counts']}),"
             f" {batches['stored_per_second']:.0f} events/s through to the database,"
             f" p99 {batches['latency_ms']['p99']} ms, lost {batches['lost']},"
             f" doubled {batches['doubled']}"

@@ -91,7 +91,11 @@ class Report:
             "responses": len(self.outcomes),
             "achieved_rate": round(len(self.outcomes) / self.duration, 1) if self.duration else 0,
             "events_sent": events_sent,
+            # Sent, whatever the answer; accepted_per_second counts the 202s alone.
             "events_per_second": round(events_sent / self.duration, 1) if self.duration else 0,
+            "accepted_per_second": (
+                round(len(self.accepted_ids) / self.duration, 1) if self.duration else 0
+            ),
             "status_counts": dict(statuses),
             "client_errors": dict(self.errors),
             "latency_ms": {
@@ -415,7 +419,8 @@ def format_report(summary: dict[str, Any]) -> str:
     latency, queue = summary["latency_ms"], summary["queue_to_db_ms"]
     lines = [
         f"requests      {summary['responses']}/{summary['requests']} answered,"
-        f" {summary['achieved_rate']} req/s, {summary['events_per_second']} events/s",
+        f" {summary['achieved_rate']} req/s, {summary['events_per_second']} events/s sent,"
+        f" {summary['accepted_per_second']} accepted",
         f"status codes  {summary['status_counts']}"
         + (f"  client errors {summary['client_errors']}" if summary["client_errors"] else ""),
         f"latency ms    p50 {latency['p50']}  p95 {latency['p95']}  p99 {latency['p99']}"

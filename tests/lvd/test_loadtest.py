@@ -74,6 +74,8 @@ def test_report_summary_counts_statuses_latencies_and_storage() -> None:
     assert summary["events_sent"] == 5
     assert summary["status_counts"] == {"202": 3, "503": 1}
     assert summary["accepted_events"] == 4
+    # Sent counts the refused event too; accepted only the 202s' events.
+    assert (summary["events_per_second"], summary["accepted_per_second"]) == (2.5, 2.0)
     assert summary["latency_ms"] == {"p50": 20.0, "p95": 40.0, "p99": 40.0, "max": 40.0}
     assert summary["queue_to_db_ms"]["p50"] == 7.0
     assert (summary["lost"], summary["doubled"], summary["stored_once"]) == (1, 0, 3)
@@ -84,6 +86,7 @@ def test_report_summary_counts_statuses_latencies_and_storage() -> None:
     text = format_report(summary)
     assert "1 lost" in text and "p99 40.0" in text
     assert "2.0 events/s from first accepted to last committed" in text
+    assert "2.5 events/s sent, 2.0 accepted" in text
 
 
 def test_events_mark_the_invalid_share_and_keep_ids_unique() -> None:
