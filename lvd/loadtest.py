@@ -175,13 +175,18 @@ class HttpConnection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        # A kept-alive connection the server closed while idle (its keep-alive timeout) is
-        # opened again, not counted as a failure: the request was never sent on it.
+    async def connect(self) -> None:
+        """Open the connection unless it is open: a kept-alive one the server closed while
+        idle (its keep-alive timeout) is opened again."""
         if self._writer is None or self._writer.is_closing() or self._server_hung_up():
             await self.close()
             self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
-        assert self._reader is not None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        # On a connection the server closed while idle the request was never sent: not a
+        # failure, a new connection.
+        await self.connect()
+        assert self._reader is not None and self._writer is not None
         head = f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
         head += f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
@@ -240,6 +245,14 @@ class ConnectionPool:
         finally:
             self._idle.put_nowait(conn)
 
+    async def connect_all(self) -> None:
+        """Open every connection now, so that no request of the run pays for a handshake; a
+        server that cannot be reached is reported by the requests themselves."""
+        connections = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
+        await asyncio.gather(*(c.connect() for c in connections), return_exceptions=True)
+        for connection in connections:
+            self._idle.put_nowait(connection)
+
     async def close(self) -> None:
         while not self._idle.empty():
             await self._idle.get_nowait().close()
@@ -281,6 +294,7 @@ async def send_load(
     report = Report(requested=len(due), duration=duration)
     pool = ConnectionPool(url, connections)
     invalid_every = round(1 / invalid_share) if invalid_share > 0 else 0
+    await pool.connect_all()  # the clock measures the server, not TCP handshakes
     started = time.perf_counter()
 
     async def one(index: int, due_at: float) -> None:

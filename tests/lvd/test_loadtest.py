@@ -24,6 +24,7 @@ from lvd.loadtest import (
     request_body,
     send_load,
 )
+from tests.conftest import free_port
 
 
 @pytest.mark.parametrize(
@@ -224,6 +225,36 @@ async def test_a_connection_the_server_closed_while_idle_is_opened_again() -> No
         await conn.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_pool_opens_every_connection_before_the_run_and_reuses_them(
+    scripted_server: tuple[int, list[bytes]],
+) -> None:
+    port, received = scripted_server
+    pool = ConnectionPool(f"http://127.0.0.1:{port}", 3)
+    opened: list[int] = []
+    original = asyncio.open_connection
+
+    async def counting_open(*args: Any, **kwargs: Any) -> Any:
+        opened.append(1)
+        return await original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asyncio, "open_connection", counting_open)
+        await pool.connect_all()
+        assert len(opened) == 3 and received == []  # open, nothing sent yet
+        answers = [await pool.post("/api/logs/a", b"{}", {}) for _ in range(2)]
+    await pool.close()
+    assert answers == [(202, ""), (202, "")] and len(opened) == 3
+
+
+async def test_pool_to_a_server_that_is_not_there_reports_it_per_request() -> None:
+    pool = ConnectionPool(f"http://127.0.0.1:{free_port()}", 2)
+    try:
+        await pool.connect_all()  # no exception: the requests say what happened
+        assert await pool.post("/api/logs/a", b"{}", {}) == (0, "ConnectionRefusedError")
+    finally:
+        await pool.close()
 
 
 async def test_pool_gives_the_status_or_the_failures_name_and_keeps_the_connection(
