@@ -5,10 +5,9 @@ it has that many events and the current schema, `--rebuild` makes it again), sta
 web` and `lvd worker` on it as bench/pipeline.py does, then times each request 10 times
 after one warm-up (p50 and p95) and measures ingest into that history: 1 000 events/s
 open-loop after two seconds of warm-up, and 500-event batches offered faster than they
-can be stored, each checked
-event by event in the database (lost, doubled). The ingest's events go to one of the
-smaller apps in a test session of their own, deleted through the product's reset
-afterwards, so the history stays as built. The table is printed as Markdown and written
+can be stored, each checked event by event in the database (lost, doubled). The ingest's
+events go to one of the smaller apps in a test session of their own, deleted through the
+product's reset afterwards, so the history stays as built. The table is printed as Markdown and written
 to artifacts/bench-history.json.
 
     .venv/bin/python -m bench.history [--events N | --quick] [--rebuild]
