@@ -7,8 +7,8 @@ after one warm-up (p50 and p95) and measures ingest into that history: 1 000 eve
 open-loop after two seconds of warm-up, and 500-event batches offered faster than they
 can be stored, each checked event by event in the database (lost, doubled). The ingest's
 events go to one of the smaller apps in a test session of their own, deleted through the
-product's reset afterwards, so the history stays as built. The table is printed as Markdown and written
-to artifacts/bench-history.json.
+product's reset afterwards, so the history stays as built. The table is printed as
+Markdown and written to artifacts/bench-history.json.
 
     .venv/bin/python -m bench.history [--events N | --quick] [--rebuild]
 """

@@ -87,6 +87,8 @@ def test_settings_are_frozen(frozen: object) -> None:
         ({"LVD_ENQUEUE_TIMEOUT": "0.5"}, "enqueue_timeout", 0.5),
         ({"LVD_ENQUEUE_TIMEOUT": "3"}, "enqueue_timeout", 3.0),
         ({"LVD_ENQUEUE_BATCH_SIZE": "50"}, "enqueue_batch_size", 50),
+        ({"LVD_INGEST_BUDGET_BYTES": "65536"}, "ingest_budget_bytes", 65_536),
+        ({"LVD_INGEST_BUDGET_BYTES": ""}, "ingest_budget_bytes", 2 * 1024 * 1024),
         ({"LVD_HEARTBEAT_TIMEOUT_MS": "5000"}, "heartbeat_timeout_ms", 5000),
         ({"LVD_MAINTENANCE_CHANCE": "1000000"}, "maintenance_chance", 1_000_000),
         ({"LVD_PAGE_SIZE": "25"}, "page_size", 25),
