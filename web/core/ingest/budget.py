@@ -47,7 +47,7 @@ class JudgingBudget:
 
     @property
     def waiting(self) -> int:
-        """Requests waiting for their turn (for the metrics and tests)."""
+        """Requests waiting for their turn now."""
         return sum(1 for _, granted in self._waiting if not granted.done())
 
     async def _take(self, size: int, within: float) -> None:
