@@ -152,7 +152,7 @@ def time_requests(url: str) -> list[dict[str, Any]]:
 
 
 async def _ingest(
-    url: str, database_url: str, rate: float, seconds: float, batch: int
+    url: str, database_url: str, rate: float, seconds: float, batch: int, warmup: float = 0.0
 ) -> dict[str, Any]:
     """Open-loop load on INGEST_APP in INGEST_SESSION, then every event counted stored."""
     report = await loadtest.send_load(
@@ -164,6 +164,7 @@ async def _ingest(
         progress=False,
         connections=128,
         headers={"X-LVD-Session": INGEST_SESSION},
+        warmup=warmup,
     )
     await loadtest.verify_storage(report, database_url, INGEST_APP, drain_limit=180)
     return report.summary()
@@ -172,11 +173,10 @@ async def _ingest(
 def measure_ingest(url: str, database_url: str, quick: bool) -> dict[str, Any]:
     """1 000 single events/s, then 500-event batches offered at 50 000 events/s."""
     singles_seconds, batches_seconds = (10, 5) if quick else (20, 10)
-    # Two seconds not measured first, as the page timings have one request: a web process's
-    # first ingest requests (its first look at the app, the worker's first statements)
-    # took 30-56 ms for about 150 ms, which alone moved the p99 of 20 000 by several ms.
-    asyncio.run(_ingest(url, database_url, 1000, 2, 1))
-    singles = asyncio.run(_ingest(url, database_url, 1000, singles_seconds, 1))
+    # Two seconds over the same connections not measured first, as the page timings have a
+    # warm-up request: the first request on each connection and a web process's first
+    # ingest requests took 30-56 ms for about 150 ms, which alone moved the p99 by several ms.
+    singles = asyncio.run(_ingest(url, database_url, 1000, singles_seconds, 1, warmup=2))
     singles["seconds"] = singles_seconds
     print(f"  {ingest_lines({'singles': singles})[0]}", flush=True)
     batches = asyncio.run(_ingest(url, database_url, 100, batches_seconds, 500))

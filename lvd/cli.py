@@ -106,6 +106,9 @@ def _add_loadtest(commands: Commands) -> None:
     load.add_argument("--batch", type=int, default=1, help="events per request")
     load.add_argument("--invalid-share", type=float, default=0.0, help="0.1 = every tenth invalid")
     load.add_argument("--connections", type=int, default=64)
+    load.add_argument(
+        "--warmup", type=float, default=0.0, help="seconds of the same load first, not counted"
+    )
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     load.add_argument("--no-verify", action="store_true", help="skip the database check")
     load.set_defaults(command=_loadtest)
@@ -268,6 +271,7 @@ def _loadtest(args: argparse.Namespace) -> int:
             connections=args.connections,
             progress=not args.json,
             headers=headers,
+            warmup=args.warmup,
         )
         if not args.no_verify:
             await loadtest.verify_storage(report, Settings.from_env().database_url, args.app)

@@ -287,40 +287,70 @@ async def send_load(
     progress: bool = True,
     run_id: str | None = None,
     headers: dict[str, str] | None = None,
+    warmup: float = 0.0,
 ) -> Report:
-    path = f"/api/logs/{app_id}"
+    """Open-loop load for `duration` seconds, after `warmup` seconds of the same load over
+    the same connections that the report leaves out (their events are stored all the same)."""
     run_id = run_id or uuid.uuid4().hex[:12]
+    load = _Load(
+        ConnectionPool(url, connections),
+        f"/api/logs/{app_id}",
+        batch,
+        round(1 / invalid_share) if invalid_share > 0 else 0,
+        headers or {},
+    )
+    await load.pool.connect_all()  # the clock measures the server, not TCP handshakes
+    if warmup > 0:
+        # A connection's first request and a server's first second cost more than the rest.
+        warm = Report(requested=0, duration=warmup)
+        await load.run(due_times(rate, warmup), f"{run_id}w", warm, progress_every=0)
     due = due_times(rate, duration)
     report = Report(requested=len(due), duration=duration)
-    pool = ConnectionPool(url, connections)
-    invalid_every = round(1 / invalid_share) if invalid_share > 0 else 0
-    await pool.connect_all()  # the clock measures the server, not TCP handshakes
-    started = time.perf_counter()
-
-    async def one(index: int, due_at: float) -> None:
-        body, event_ids = request_body(index * batch, batch, invalid_every, run_id)
-        status, error = await pool.post(path, body, headers or {})
-        if error:
-            report.errors[error] += 1
-        latency = time.perf_counter() - (started + due_at)
-        report.outcomes.append(Outcome(status, latency, event_ids))
-
-    tasks = []
-    with garbage_collector_paused():
-        for index, due_at in enumerate(due):
-            delay = started + due_at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(index, due_at)))
-            if progress and index % max(1, int(rate)) == 0:
-                _progress(index, len(due), len(report.outcomes))
-        await asyncio.gather(*tasks)
-    report.duration = time.perf_counter() - started
+    await load.run(due, run_id, report, progress_every=max(1, int(rate)) if progress else 0)
     if progress:
         _progress(len(due), len(due), len(report.outcomes))
         print(file=sys.stderr)
-    await pool.close()
+    await load.pool.close()
     return report
+
+
+@dataclass
+class _Load:
+    """What every request of a run shares: where it goes and how its bodies are made."""
+
+    pool: ConnectionPool
+    path: str
+    batch: int
+    invalid_every: int
+    headers: dict[str, str]
+
+    async def run(
+        self, due: Sequence[float], run_id: str, report: Report, *, progress_every: int
+    ) -> None:
+        """Send a request at each due time (seconds from now), open-loop, into `report`."""
+        started = time.perf_counter()
+
+        async def one(index: int, due_at: float) -> None:
+            body, event_ids = request_body(
+                index * self.batch, self.batch, self.invalid_every, run_id
+            )
+            status, error = await self.pool.post(self.path, body, self.headers)
+            if error:
+                report.errors[error] += 1
+            latency = time.perf_counter() - (started + due_at)
+            report.outcomes.append(Outcome(status, latency, event_ids))
+
+        tasks = []
+        with garbage_collector_paused():
+            for index, due_at in enumerate(due):
+                delay = started + due_at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(index, due_at)))
+                if progress_every and index % progress_every == 0:
+                    _progress(index, len(due), len(report.outcomes))
+            await asyncio.gather(*tasks)
+        report.duration = time.perf_counter() - started
 
 
 @contextmanager

@@ -318,3 +318,33 @@ async def test_requests_are_sent_while_the_collector_is_paused(
     assert len(report.outcomes) == len(received) == 2
     assert enabled_when_answered == [False, False]
     assert gc.isenabled()
+
+
+async def test_warmup_is_sent_over_the_same_connections_and_left_out_of_the_report(
+    scripted_server: tuple[int, list[bytes]],
+) -> None:
+    port, received = scripted_server  # two answers per connection, then it closes
+    opened: list[int] = []
+    original = asyncio.open_connection
+
+    async def counting_open(*args: Any, **kwargs: Any) -> Any:
+        opened.append(1)
+        return await original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asyncio, "open_connection", counting_open)
+        report = await send_load(
+            f"http://127.0.0.1:{port}",
+            "a",
+            10,
+            0.1,
+            connections=1,
+            progress=False,
+            run_id="run",
+            warmup=0.1,
+        )
+    assert [o.event_ids for o in report.outcomes] == [["run-" + "0" * 32]]
+    assert report.requested == 1
+    bodies = [r.rsplit(b"\r\n", 1)[1] for r in received]
+    assert b'"event_id":"runw-' in bodies[0] and b'"event_id":"run-' in bodies[1]
+    assert len(opened) == 1  # the run went on the connection the warm-up used
