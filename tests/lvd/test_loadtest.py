@@ -227,23 +227,28 @@ async def test_a_connection_the_server_closed_while_idle_is_opened_again() -> No
         await server.wait_closed()
 
 
-async def test_pool_opens_every_connection_before_the_run_and_reuses_them(
-    scripted_server: tuple[int, list[bytes]],
-) -> None:
-    port, received = scripted_server
-    pool = ConnectionPool(f"http://127.0.0.1:{port}", 3)
-    opened: list[int] = []
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per connection the client opens from now on."""
+    count: list[int] = []
     original = asyncio.open_connection
 
     async def counting_open(*args: Any, **kwargs: Any) -> Any:
-        opened.append(1)
+        count.append(1)
         return await original(*args, **kwargs)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(asyncio, "open_connection", counting_open)
-        await pool.connect_all()
-        assert len(opened) == 3 and received == []  # open, nothing sent yet
-        answers = [await pool.post("/api/logs/a", b"{}", {}) for _ in range(2)]
+    monkeypatch.setattr(asyncio, "open_connection", counting_open)
+    return count
+
+
+async def test_pool_opens_every_connection_before_the_run_and_reuses_them(
+    scripted_server: tuple[int, list[bytes]], opened: list[int]
+) -> None:
+    port, received = scripted_server
+    pool = ConnectionPool(f"http://127.0.0.1:{port}", 3)
+    await pool.connect_all()
+    assert len(opened) == 3 and received == []  # open, nothing sent yet
+    answers = [await pool.post("/api/logs/a", b"{}", {}) for _ in range(2)]
     await pool.close()
     assert answers == [(202, ""), (202, "")] and len(opened) == 3
 
@@ -321,28 +326,19 @@ async def test_requests_are_sent_while_the_collector_is_paused(
 
 
 async def test_warmup_is_sent_over_the_same_connections_and_left_out_of_the_report(
-    scripted_server: tuple[int, list[bytes]],
+    scripted_server: tuple[int, list[bytes]], opened: list[int]
 ) -> None:
     port, received = scripted_server  # two answers per connection, then it closes
-    opened: list[int] = []
-    original = asyncio.open_connection
-
-    async def counting_open(*args: Any, **kwargs: Any) -> Any:
-        opened.append(1)
-        return await original(*args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(asyncio, "open_connection", counting_open)
-        report = await send_load(
-            f"http://127.0.0.1:{port}",
-            "a",
-            10,
-            0.1,
-            connections=1,
-            progress=False,
-            run_id="run",
-            warmup=0.1,
-        )
+    report = await send_load(
+        f"http://127.0.0.1:{port}",
+        "a",
+        10,
+        0.1,
+        connections=1,
+        progress=False,
+        run_id="run",
+        warmup=0.1,
+    )
     assert [o.event_ids for o in report.outcomes] == [["run-" + "0" * 32]]
     assert report.requested == 1
     bodies = [r.rsplit(b"\r\n", 1)[1] for r in received]
